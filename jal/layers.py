@@ -1,0 +1,152 @@
+"""Convolution layers with a per-backend, per-shape choice of formulation.
+
+XLA's CPU convolution is slow on the small spatial maps that deep ResNet stacks reach (measured here, batch 128,
+forward + backward: a 3x3 conv on a 2x2x512 map took 1,628 ms with XLA's conv and 20 ms as one matrix product
+over the nine shifted views -- "im2col"; a strided 4x4x256 -> 512 conv 332 ms against 11 ms), and on the
+one-channel stem (54 ms against 13 ms as nine shifted matrix products). On mid-sized maps (14x14x64) XLA's conv
+is the fastest (36 ms against 60 ms). All formulations hold the same parameters
+(`kernel: [kh, kw, C_in, C_out]`, `bias: [C_out]`, the names and shapes of `flax.linen.Conv`), compute the same
+function with the same 'SAME' padding as `lax.conv_general_dilated`, and differ only in speed. The choice is
+made in one place, `choose_conv_impl`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+ConvImpl = Literal['auto', 'xla', 'im2col', 'shifted_matmul']
+CONV_IMPLS = ('auto', 'xla', 'im2col', 'shifted_matmul')
+
+
+def choose_conv_impl(
+    impl: str,
+    backend: str,
+    height: int,
+    width: int,
+    in_channels: int,
+    kernel_size: int,
+    strides: int,
+) -> str:
+  """Resolves `impl` to a concrete formulation: 'xla', 'im2col' or 'shifted_matmul'.
+
+  'auto' keeps XLA's convolution on accelerators (cuDNN and the TPU conv units are fast at every size) and for
+  1x1 kernels. On the CPU it follows the per-shape measurement in this module's docstring (reproduced by
+  `benchmarks/conv_formulations.py`): shifted matmuls for few input channels (the stem), im2col for strided
+  convs and maps of at most 4x4, XLA's conv elsewhere.
+  """
+  if impl not in CONV_IMPLS:
+    raise ValueError(f'Unknown conv_impl {impl!r}; valid: {CONV_IMPLS}.')
+  if impl != 'auto':
+    return impl
+  if backend != 'cpu' or kernel_size == 1:
+    return 'xla'
+  if in_channels <= 4:
+    return 'shifted_matmul'
+  if strides > 1 or max(height, width) <= 4:
+    return 'im2col'
+  return 'xla'
+
+
+def _shifted_views(x: jax.Array, kernel_shape, strides: int) -> list[jax.Array]:
+  """The kh*kw strided views of 'SAME'-padded `x` that each kernel tap multiplies."""
+  kh, kw, c_in, _ = kernel_shape
+  n, h, w, _ = x.shape
+  (pad_top, pad_bottom), (pad_left, pad_right) = lax.padtype_to_pads(
+      (h, w), (kh, kw), (strides, strides), 'SAME'
+  )
+  x = jnp.pad(x, ((0, 0), (pad_top, pad_bottom), (pad_left, pad_right), (0, 0)))
+  out_h = -(-h // strides)
+  out_w = -(-w // strides)
+  return [
+      lax.slice(
+          x,
+          (0, dy, dx, 0),
+          (n, dy + (out_h - 1) * strides + 1, dx + (out_w - 1) * strides + 1, c_in),
+          (1, strides, strides, 1),
+      )
+      for dy in range(kh)
+      for dx in range(kw)
+  ]
+
+
+def shifted_matmul_conv(x: jax.Array, kernel: jax.Array, strides: int) -> jax.Array:
+  """'SAME' convolution as a sum of kh*kw matrix products, one per kernel tap.
+
+  Same contract as `im2col_conv`; cheaper when C_in is small because no patch matrix is written.
+  """
+  kh, kw = kernel.shape[:2]
+  views = _shifted_views(x, kernel.shape, strides)
+  out = jnp.dot(views[0], kernel[0, 0])
+  for tap, view in enumerate(views[1:], start=1):
+    out = out + jnp.dot(view, kernel[tap // kw, tap % kw])
+  return out
+
+
+def im2col_conv(x: jax.Array, kernel: jax.Array, strides: int) -> jax.Array:
+  """'SAME' convolution as one matrix product over the kh*kw shifted views of `x`.
+
+  Args:
+    x: [N, H, W, C_in] input.
+    kernel: [kh, kw, C_in, C_out] weights.
+    strides: the stride in both spatial dimensions.
+
+  Returns:
+    [N, ceil(H / strides), ceil(W / strides), C_out], equal to
+    `lax.conv_general_dilated(x, kernel, (strides,) * 2, 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))`.
+  """
+  kh, kw, c_in, c_out = kernel.shape
+  views = _shifted_views(x, kernel.shape, strides)
+  patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
+  return jnp.dot(patches, kernel.reshape(kh * kw * c_in, c_out))
+
+
+class Conv(nn.Module):
+  """A square 'SAME' convolution whose formulation is chosen per backend and map size.
+
+  Attributes:
+    features: output channels.
+    kernel_size: side of the square kernel.
+    strides: stride in both spatial dimensions.
+    use_bias: add a per-channel bias (Keras' default, which the official active-iNAS model keeps before BN).
+    impl: 'auto' (see `choose_conv_impl`), 'xla', 'im2col' or 'shifted_matmul'.
+  """
+
+  features: int
+  kernel_size: int = 3
+  strides: int = 1
+  use_bias: bool = True
+  impl: str = 'auto'
+  kernel_init: nn.initializers.Initializer = nn.initializers.variance_scaling(
+      2.0, 'fan_out', 'normal'
+  )
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Maps [N, H, W, C_in] to [N, ceil(H/s), ceil(W/s), features]."""
+    k = self.kernel_size
+    kernel = self.param(
+        'kernel', self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32
+    )
+    impl = choose_conv_impl(
+        self.impl, jax.default_backend(), x.shape[1], x.shape[2], x.shape[3], k, self.strides
+    )
+    if impl == 'im2col':
+      y = im2col_conv(x, kernel, self.strides)
+    elif impl == 'shifted_matmul':
+      y = shifted_matmul_conv(x, kernel, self.strides)
+    else:
+      y = lax.conv_general_dilated(
+          x,
+          kernel,
+          (self.strides, self.strides),
+          'SAME',
+          dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+      )
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
+    return y

@@ -1,0 +1,171 @@
+"""The A(B, i, j) ResNet family as a Flax Linen module (active-iNAS §4.1; SPEC §1).
+
+Stem: conv3x3(width) - BN - ReLU - max-pool 3x3/2. Stack s = 0..j-1: i blocks of width `width * 2**s`, the first
+block of every stack s > 0 striding by 2 with a 1x1 projection shortcut. Head: global average pool (the
+embedding that coreset, k-means and BADGE use) - dropout slot (rate 0 except for MC-dropout) - dense to C.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jal import search_space
+from jal.layers import CONV_IMPLS, Conv
+from jal.search_space import Architecture
+
+
+@struct.dataclass
+class ModelOutput:
+  """What a forward pass returns.
+
+  Attributes:
+    logits: [N, C] float32.
+    embedding: [N, D] the pooled features before the dropout slot (D = width * 2**(j-1)).
+    stages: the output of the stem and of every stack, [N, H_s, W_s, C_s] each, when requested; else ().
+  """
+
+  logits: jax.Array
+  embedding: jax.Array
+  stages: tuple[jax.Array, ...] = ()
+
+
+class BasicBlock(nn.Module):
+  """ResNet basic block: conv3x3(stride)-BN-ReLU-conv3x3-BN, plus the (projected) shortcut, then ReLU."""
+
+  features: int
+  strides: int
+  conv: Any
+  norm: Any
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    residual = x
+    y = self.conv(self.features, 3, self.strides)(x)
+    y = nn.relu(self.norm()(y))
+    y = self.conv(self.features, 3, 1)(y)
+    y = self.norm()(y)
+    if self.strides != 1 or x.shape[-1] != self.features:
+      residual = self.norm()(self.conv(self.features, 1, self.strides)(x))
+    return nn.relu(y + residual)
+
+
+BLOCK_MODULES: dict[str, type[nn.Module]] = {'basic': BasicBlock}
+
+
+def register_block(name: str, module: type[nn.Module], spec: search_space.BlockSpec) -> None:
+  """Makes a new block type available to the search space and to `build_model`.
+
+  Args:
+    name: the block's name in `Architecture(block=name)`.
+    module: a Linen module with fields (features, strides, conv, norm) mapping [N, H, W, C_in] to
+      [N, H/strides, W/strides, features], like `BasicBlock`.
+    spec: its depth β and trainable-parameter count, so the search space needs no model build.
+  """
+  BLOCK_MODULES[name] = module
+  search_space.BLOCKS[name] = spec
+
+
+class Head(nn.Module):
+  """The dropout slot and the dense classifier over the pooled embedding."""
+
+  num_classes: int
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, embedding: jax.Array, dropout: bool = False) -> jax.Array:
+    """Maps [N, D] embeddings to [N, C] logits; `dropout=True` needs a 'dropout' PRNG stream."""
+    x = nn.Dropout(self.dropout_rate, deterministic=not dropout)(embedding)
+    return nn.Dense(self.num_classes, name='dense')(x)
+
+
+class ResNet(nn.Module):
+  """A(B, i, j) for `num_classes` classes at base width `width` (64 in the paper)."""
+
+  arch: Architecture
+  num_classes: int
+  width: int = 64
+  conv_bias: bool = True
+  dropout_rate: float = 0.0
+  conv_impl: str = 'auto'
+  bn_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(
+      self,
+      images: jax.Array,
+      train: bool = False,
+      dropout: bool | None = None,
+      return_stages: bool = False,
+  ) -> ModelOutput:
+    """Runs the network.
+
+    Args:
+      images: [N, H, W, C_in] float32.
+      train: BatchNorm uses batch statistics and updates `batch_stats` (pass `mutable=['batch_stats']`).
+      dropout: activate the dropout slot; defaults to `train`. MC-dropout passes `train=False, dropout=True`.
+      return_stages: also return the stem's and every stack's output (AutoAL's loss-prediction module).
+
+    Returns:
+      A ModelOutput with logits [N, C], embedding [N, D] and the stages if requested.
+    """
+    conv = functools.partial(Conv, use_bias=self.conv_bias, impl=self.conv_impl)
+    norm = functools.partial(
+        nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-5
+    )
+    block = BLOCK_MODULES[self.arch.block]
+    x = conv(self.width, 3, 1, name='stem_conv')(images)
+    x = nn.relu(norm(name='stem_bn')(x))
+    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
+    stages = [x]
+    for stack, features in enumerate(self.arch.widths(self.width)):
+      for index in range(self.arch.blocks):
+        strides = 2 if (stack > 0 and index == 0) else 1
+        x = block(features, strides, conv, norm, name=f'stack{stack}_block{index}')(x)
+      stages.append(x)
+    embedding = jnp.mean(x, axis=(1, 2))
+    logits = Head(self.num_classes, self.dropout_rate, name='head')(
+        embedding, dropout=train if dropout is None else dropout
+    )
+    return ModelOutput(logits, embedding, tuple(stages) if return_stages else ())
+
+
+def build_model(
+    arch: Architecture,
+    num_classes: int,
+    width: int = 64,
+    conv_bias: bool = True,
+    dropout_rate: float = 0.0,
+    conv_impl: str = 'auto',
+) -> ResNet:
+  """Builds A(B, i, j) for `num_classes` classes; see `ResNet`.
+
+  Raises:
+    ValueError: on an unknown block type, conv formulation, or a non-positive size.
+  """
+  if arch.block not in BLOCK_MODULES:
+    raise ValueError(f'No module for block {arch.block!r}; registered: {sorted(BLOCK_MODULES)}.')
+  if num_classes < 2:
+    raise ValueError(f'num_classes must be >= 2, got {num_classes}.')
+  if width < 1:
+    raise ValueError(f'width must be >= 1, got {width}.')
+  if not 0.0 <= dropout_rate < 1.0:
+    raise ValueError(f'dropout_rate must be in [0, 1), got {dropout_rate}.')
+  if conv_impl not in CONV_IMPLS:
+    raise ValueError(f'Unknown conv_impl {conv_impl!r}; valid: {CONV_IMPLS}.')
+  return ResNet(arch, num_classes, width, conv_bias, dropout_rate, conv_impl)
+
+
+def init_variables(model: ResNet, rng: jax.Array, image_shape: tuple[int, int, int]) -> dict:
+  """Initialises {'params', 'batch_stats'} for images of shape [H, W, C]."""
+  return model.init(rng, jnp.zeros((1, *image_shape), jnp.float32), train=False)
+
+
+def count_params(params) -> int:
+  """Number of scalars in a parameter tree."""
+  return sum(x.size for x in jax.tree_util.tree_leaves(params))

@@ -1,0 +1,517 @@
+"""The training engine: SGD on a labelled subset with a round-independent step count (active-iNAS §5.1; SPEC §3).
+
+An "epoch" is a fixed number of examples drawn from the labelled set (the paper over-samples S to 50,000), so the
+number of steps and every shape are the same whatever |L| is: the labelled set is a mask over the pool, each
+epoch visits the labelled items in a fresh random order (cycling when |L| is smaller than the epoch), and one
+jitted, donated step gathers its batch on the device. Nothing recompiles between active-learning rounds.
+
+Several seeds train at once (`train(..., rngs=[R keys])`), either vmapped or one after another; `SEED_STRATEGY`
+picks per backend from `benchmarks/train_throughput.py`. Data parallelism uses `jax.jit` with a `NamedSharding`
+over a 'data' mesh axis: the batch is split across devices, parameters are replicated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jal.augment import AugmentConfig, augment
+from jal.models import ResNet, init_variables
+
+# Measured by benchmarks/train_throughput.py: on this 2-core CPU, 3 vmapped seeds trained ~3x slower than the
+# same three models in turn; on accelerators vmap batches the seeds into wider kernels.
+SEED_STRATEGY = {'cpu': 'sequential', 'gpu': 'vmap', 'tpu': 'vmap'}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Optimisation hyper-parameters; the defaults are the paper's (SPEC §3).
+
+  Attributes:
+    epochs: number of epochs (200 in the paper).
+    examples_per_epoch: examples drawn from the labelled set per epoch (50,000 in the paper), whatever |L| is.
+    batch_size: global batch size; must divide evenly over the devices of the mesh.
+    learning_rate: initial SGD learning rate.
+    momentum: SGD momentum.
+    nesterov: use Nesterov momentum (as the official code does).
+    weight_decay: decoupled L2 coefficient on convolution kernels only.
+    lr_boundaries: fractions of training at which the learning rate is multiplied by `lr_decay`.
+    lr_decay: the factor applied at each boundary.
+    augment: on-device augmentation.
+    eval_every: evaluate on the validation set every this many epochs (0: only at the end).
+    eval_batch_size: chunk size for inference.
+    seeds: 'auto' (per backend, `SEED_STRATEGY`), 'vmap' or 'sequential'.
+  """
+
+  epochs: int = 200
+  examples_per_epoch: int = 50_000
+  batch_size: int = 128
+  learning_rate: float = 0.1
+  momentum: float = 0.9
+  nesterov: bool = True
+  weight_decay: float = 5e-4
+  lr_boundaries: tuple[float, ...] = (0.5, 0.75)
+  lr_decay: float = 0.1
+  augment: AugmentConfig = AugmentConfig()
+  eval_every: int = 0
+  eval_batch_size: int = 1024
+  seeds: str = 'auto'
+
+  def __post_init__(self):
+    if self.epochs < 1 or self.batch_size < 1 or self.examples_per_epoch < self.batch_size:
+      raise ValueError(
+          'TrainConfig needs epochs >= 1, batch_size >= 1 and examples_per_epoch >= batch_size; got '
+          f'epochs={self.epochs}, batch_size={self.batch_size}, '
+          f'examples_per_epoch={self.examples_per_epoch}.'
+      )
+    if self.seeds not in ('auto', 'vmap', 'sequential'):
+      raise ValueError(f"TrainConfig.seeds must be 'auto', 'vmap' or 'sequential', got {self.seeds!r}.")
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return self.examples_per_epoch // self.batch_size
+
+  @property
+  def total_steps(self) -> int:
+    return self.epochs * self.steps_per_epoch
+
+
+@struct.dataclass
+class TrainState:
+  """Everything that changes during training. With several seeds, every leaf has a leading [R] axis."""
+
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+  @property
+  def variables(self) -> dict:
+    """The variables `model.apply` takes."""
+    return {'params': self.params, 'batch_stats': self.batch_stats}
+
+
+@struct.dataclass
+class Predictions:
+  """Model outputs over a set of examples.
+
+  Attributes:
+    logits: [N, C] float32.
+    probs: [N, C] softmax of the logits.
+    embeddings: [N, D] pooled features.
+  """
+
+  logits: jax.Array
+  probs: jax.Array
+  embeddings: jax.Array
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """What `train` returns.
+
+  Attributes:
+    state: the R trained states, stacked along a leading axis (use `unstack` or `state_for_seed`).
+    history: per seed, one dict per logged epoch: 'epoch', 'train/loss', 'train/accuracy', and
+      'val/loss', 'val/accuracy' when a validation set was given.
+    seconds: wall time of the whole call, compilation included.
+  """
+
+  state: TrainState
+  history: list[list[dict[str, float]]]
+  seconds: float
+
+  @property
+  def num_seeds(self) -> int:
+    return len(self.history)
+
+  def state_for_seed(self, seed_index: int) -> TrainState:
+    """The trained state of one seed."""
+    return jax.tree_util.tree_map(lambda x: x[seed_index], self.state)
+
+  def best_val_accuracy(self) -> list[float]:
+    """Per seed, the best validation accuracy over the evaluations (the official iNAS score)."""
+    return [max(e['val/accuracy'] for e in h if 'val/accuracy' in e) for h in self.history]
+
+  def final_val_accuracy(self) -> list[float]:
+    """Per seed, the validation accuracy at the end of training."""
+    return [h[-1]['val/accuracy'] for h in self.history]
+
+
+def _conv_kernel_mask(params) -> Any:
+  """True for convolution kernels ([kh, kw, C_in, C_out]); weight decay touches nothing else."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, x: getattr(path[-1], 'key', None) == 'kernel' and x.ndim == 4, params
+  )
+
+
+@functools.lru_cache(maxsize=None)
+def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
+  """SGD with (Nesterov) momentum, piecewise-constant lr, and weight decay on conv kernels only.
+
+  Cached so that the same config gives the same (hashable) transformation and jitted steps are reused.
+  """
+  boundaries = {
+      max(1, int(round(fraction * total_steps))): config.lr_decay
+      for fraction in config.lr_boundaries
+  }
+  schedule = optax.piecewise_constant_schedule(config.learning_rate, boundaries)
+  return optax.chain(
+      optax.masked(optax.add_decayed_weights(config.weight_decay), _conv_kernel_mask),
+      optax.sgd(schedule, momentum=config.momentum, nesterov=config.nesterov),
+  )
+
+
+def create_train_state(
+    model: ResNet,
+    tx: optax.GradientTransformation,
+    rng: jax.Array,
+    image_shape: tuple[int, int, int],
+) -> TrainState:
+  """Initialises parameters, batch statistics and optimiser state for images of shape [H, W, C]."""
+  variables = init_variables(model, rng, image_shape)
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=variables['params'],
+      batch_stats=variables['batch_stats'],
+      opt_state=tx.init(variables['params']),
+  )
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Mean softmax cross-entropy of [N, C] logits against [N] int labels."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def train_step(
+    state: TrainState,
+    images: jax.Array,
+    labels: jax.Array,
+    rng: jax.Array,
+    *,
+    model: ResNet,
+    tx: optax.GradientTransformation,
+    augment_config: AugmentConfig,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One SGD step on a [B, H, W, C] batch with [B] int labels. Pure; `train` jits it with the batch gather.
+
+  Returns:
+    The new state and {'train/loss', 'train/accuracy'} scalars.
+  """
+  augment_rng, dropout_rng = jax.random.split(rng)
+  images = augment(images, augment_rng, augment_config)
+
+  def loss_fn(params):
+    output, updates = model.apply(
+        {'params': params, 'batch_stats': state.batch_stats},
+        images,
+        train=True,
+        rngs={'dropout': dropout_rng},
+        mutable=['batch_stats'],
+    )
+    return cross_entropy(output.logits, labels), (output.logits, updates['batch_stats'])
+
+  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+  new_state = TrainState(state.step + 1, params, batch_stats, opt_state)
+  return new_state, {'train/loss': loss, 'train/accuracy': accuracy}
+
+
+def epoch_order(labeled_mask: jax.Array, rng: jax.Array) -> jax.Array:
+  """A random order of the labelled items: [N] pool indices, the labelled ones first in random order."""
+  keys = jax.random.uniform(rng, labeled_mask.shape)
+  return jnp.argsort(jnp.where(labeled_mask, keys, 2.0)).astype(jnp.int32)
+
+
+def _sample_and_step(
+    state, images, labels, order, num_labeled, step_in_epoch, rng, *, model, tx, augment_config,
+    batch_size, data_sharding,
+):
+  """Gathers the batch for `step_in_epoch` from the epoch's order (cycling over |L|) and takes one step."""
+  positions = (step_in_epoch * batch_size + jnp.arange(batch_size)) % num_labeled
+  indices = order[positions]
+  batch_images, batch_labels = images[indices], labels[indices]
+  if data_sharding is not None:
+    batch_images = jax.lax.with_sharding_constraint(batch_images, data_sharding)
+    batch_labels = jax.lax.with_sharding_constraint(batch_labels, data_sharding)
+  return train_step(
+      state, batch_images, batch_labels, rng, model=model, tx=tx, augment_config=augment_config
+  )
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_step(model, tx, augment_config, batch_size, data_sharding, vmapped):
+  """The jitted, donated step for one (model, optimiser, batch layout); cached so rounds reuse it."""
+  body = functools.partial(
+      _sample_and_step, model=model, tx=tx, augment_config=augment_config, batch_size=batch_size,
+      data_sharding=data_sharding,
+  )
+  if vmapped:
+    body = jax.vmap(body, in_axes=(0, None, None, 0, None, None, 0))
+  return jax.jit(body, donate_argnums=0)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_init(model, tx, image_shape, vmapped):
+  init = functools.partial(create_train_state, model, tx, image_shape=image_shape)
+  return jax.jit(jax.vmap(init) if vmapped else init)
+
+
+_compiled_epoch_order = jax.jit(epoch_order)
+_compiled_epoch_orders = jax.jit(jax.vmap(epoch_order, in_axes=(None, 0)))
+
+
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A 1-D mesh with a 'data' axis over `devices` (default: all local devices)."""
+  devices = jax.local_devices() if devices is None else list(devices)
+  return Mesh(np.asarray(devices), ('data',))
+
+
+def as_key_batch(rngs: jax.Array) -> jax.Array:
+  """Returns [R] typed PRNG keys from one key or R keys, typed (`jax.random.key`) or raw (`PRNGKey`)."""
+  rngs = jnp.asarray(rngs) if not isinstance(rngs, jax.Array) else rngs
+  if not jnp.issubdtype(rngs.dtype, jax.dtypes.prng_key):
+    if rngs.dtype != jnp.uint32 or rngs.shape[-1:] != (2,) or rngs.ndim > 2:
+      raise ValueError(
+          f'rngs must be PRNG keys (jax.random.key(seed), or a stack of them), got {rngs.dtype} '
+          f'{rngs.shape}.')
+    rngs = jax.random.wrap_key_data(rngs)
+  if rngs.ndim > 1:
+    raise ValueError(f'rngs must be one key or a 1-D stack of keys, got key shape {rngs.shape}.')
+  return rngs[None] if rngs.ndim == 0 else rngs
+
+
+def _split_named(rng: jax.Array, batched: bool) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(init_rng, order_rng, step_rng) of one seed's key, or of each of [R] keys."""
+  if batched:
+    split = jax.vmap(lambda k: jax.random.split(k, 3))(rng)
+    return split[:, 0], split[:, 1], split[:, 2]
+  init_rng, order_rng, step_rng = jax.random.split(rng, 3)
+  return init_rng, order_rng, step_rng
+
+
+def _validate_training_data(images, labels, labeled_mask, num_classes):
+  if images.ndim != 4:
+    raise ValueError(f'images must be [N, H, W, C], got shape {images.shape}.')
+  if labels.shape != (images.shape[0],):
+    raise ValueError(
+        f'labels must be [N] with N = {images.shape[0]} (one per image), got shape {labels.shape}.'
+    )
+  if not jnp.issubdtype(labels.dtype, jnp.integer):
+    raise ValueError(f'labels must be integers, got dtype {labels.dtype}; cast with labels.astype(int).')
+  if labeled_mask.shape != labels.shape or labeled_mask.dtype != bool:
+    raise ValueError(
+        f'labeled_mask must be a bool [N] array with N = {labels.shape[0]}, got '
+        f'{labeled_mask.dtype} {labeled_mask.shape}.'
+    )
+  num_labeled = int(np.sum(np.asarray(labeled_mask)))
+  if num_labeled == 0:
+    raise ValueError('labeled_mask selects no example: label at least one item before training.')
+  used = np.asarray(labels)[np.asarray(labeled_mask)]
+  if used.min() < 0 or used.max() >= num_classes:
+    raise ValueError(
+        f'labels of labelled items must lie in [0, {num_classes}), found range '
+        f'[{used.min()}, {used.max()}]; check num_classes or the label encoding.'
+    )
+  return num_labeled
+
+
+def train(
+    model: ResNet,
+    config: TrainConfig,
+    images: jax.Array | np.ndarray,
+    labels: jax.Array | np.ndarray,
+    rngs: jax.Array,
+    labeled_mask: jax.Array | np.ndarray | None = None,
+    validation: tuple[Any, Any] | None = None,
+    fraction: float = 1.0,
+    mesh: Mesh | None = None,
+) -> TrainResult:
+  """Trains R independent models of one architecture on the labelled items of a pool.
+
+  Args:
+    model: the network (`jal.models.build_model`).
+    config: optimisation hyper-parameters.
+    images: [N, H, W, C] float32 pool images (normalised).
+    labels: [N] int labels; only entries where `labeled_mask` is True are read.
+    rngs: [R] PRNG keys, one per seed (a single key trains one model); each key fixes the initialisation, the
+      example order, the augmentation and dropout of its model.
+    labeled_mask: [N] bool, the labelled set L (default: every item).
+    validation: optional (images [M, H, W, C], labels [M]) scored every `config.eval_every` epochs and at the
+      end; the test set never belongs here.
+    fraction: train for this fraction of the full schedule and stop ("premature evaluation", iNAS §4.3): the
+      learning-rate schedule is the full one, truncated.
+    mesh: devices to run data-parallel on (default: all local devices on a 'data' axis).
+
+  Returns:
+    A TrainResult with the R states stacked and a per-seed history.
+
+  Raises:
+    ValueError: on malformed images, labels or mask, or a batch that does not divide over the devices.
+  """
+  start = time.perf_counter()
+  rngs = as_key_batch(rngs)
+  num_seeds = rngs.shape[0]
+  images = np.asarray(images) if not isinstance(images, jax.Array) else images
+  labels = np.asarray(labels) if not isinstance(labels, jax.Array) else labels
+  if labeled_mask is None:
+    labeled_mask = np.ones(labels.shape, bool)
+  labeled_mask = np.asarray(labeled_mask)
+  num_labeled = _validate_training_data(images, labels, labeled_mask, model.num_classes)
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f'fraction must be in (0, 1], got {fraction}.')
+
+  mesh = make_mesh() if mesh is None else mesh
+  num_devices = mesh.devices.size
+  if config.batch_size % num_devices:
+    raise ValueError(
+        f'batch_size {config.batch_size} does not divide over {num_devices} devices; use a multiple of '
+        f'{num_devices}.'
+    )
+  replicated = NamedSharding(mesh, P())
+  data_sharding = NamedSharding(mesh, P('data')) if num_devices > 1 else None
+  images = jax.device_put(jnp.asarray(images, jnp.float32), replicated)
+  labels = jax.device_put(jnp.asarray(np.where(labeled_mask, labels, 0), jnp.int32), replicated)
+  mask = jax.device_put(jnp.asarray(labeled_mask), replicated)
+  num_labeled_arr = jax.device_put(jnp.int32(num_labeled), replicated)
+
+  strategy = config.seeds
+  if strategy == 'auto':
+    strategy = SEED_STRATEGY.get(jax.default_backend(), 'sequential')
+  vmapped = strategy == 'vmap' and num_seeds > 1
+  total_steps = config.total_steps
+  tx = make_optimizer(config, total_steps)
+  image_shape = tuple(images.shape[1:])
+  step_fn = _compiled_step(
+      model, tx, config.augment, config.batch_size, data_sharding, vmapped
+  )
+  init_fn = _compiled_init(model, tx, image_shape, vmapped)
+  run_steps = max(1, int(round(fraction * total_steps)))
+  steps_per_epoch = config.steps_per_epoch
+
+  def run(seed_rng, state):
+    """Trains one seed's state, or R stacked states when vmapped; returns it and the per-seed histories."""
+    num_histories = seed_rng.shape[0] if vmapped else 1
+    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None)) if vmapped else jax.random.fold_in
+    order_rng, step_rng = _split_named(seed_rng, vmapped)[1:]
+    histories = [[] for _ in range(num_histories)]
+    step = epoch = 0
+    while step < run_steps:
+      order = (_compiled_epoch_orders if vmapped else _compiled_epoch_order)(
+          mask, fold(order_rng, epoch))
+      epoch_metrics = []
+      for step_in_epoch in range(min(steps_per_epoch, run_steps - step)):
+        state, metrics = step_fn(
+            state, images, labels, order, num_labeled_arr, jnp.int32(step_in_epoch),
+            fold(step_rng, step),
+        )
+        epoch_metrics.append(metrics)
+        step += 1
+      epoch += 1
+      # One host transfer per epoch, not per step.
+      means = jax.device_get(
+          jax.tree_util.tree_map(lambda *m: jnp.mean(jnp.stack(m), 0), *epoch_metrics))
+      evaluate_now = validation is not None and (
+          step >= run_steps or (config.eval_every and epoch % config.eval_every == 0))
+      for seed_index, history in enumerate(histories):
+        record = {'epoch': epoch, 'step': step}
+        record.update({k: float(np.reshape(v, -1)[seed_index]) for k, v in means.items()})
+        if evaluate_now:
+          seed_state = jax.tree_util.tree_map(lambda x, i=seed_index: x[i], state) if vmapped else state
+          scores = evaluate(model, seed_state.variables, *validation,
+                            batch_size=config.eval_batch_size, mesh=mesh)
+          record.update({f'val/{k}': v for k, v in scores.items()})
+        history.append(record)
+    return state, histories
+
+  if vmapped:
+    state, histories = run(rngs, init_fn(_split_named(rngs, True)[0]))
+  else:
+    states, histories = [], []
+    for seed_index in range(num_seeds):
+      seed_rng = rngs[seed_index]
+      seed_state, seed_history = run(seed_rng, init_fn(_split_named(seed_rng, False)[0]))
+      states.append(seed_state)
+      histories.extend(seed_history)
+    state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
+  jax.block_until_ready(state)
+  return TrainResult(state, histories, time.perf_counter() - start)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_forward(model, data_sharding):
+  def forward(variables, images):
+    if data_sharding is not None:
+      images = jax.lax.with_sharding_constraint(images, data_sharding)
+    output = model.apply(variables, images, train=False)
+    return output.logits, jax.nn.softmax(output.logits), output.embedding
+
+  return jax.jit(forward)
+
+
+def predict(
+    model: ResNet,
+    variables: dict,
+    images: jax.Array | np.ndarray,
+    batch_size: int = 1024,
+    mesh: Mesh | None = None,
+) -> Predictions:
+  """Inference in eval mode over any number of images, one fixed-size chunk at a time.
+
+  Only one chunk's activations are alive at once; the last chunk is padded so nothing recompiles.
+
+  Args:
+    model: the network.
+    variables: {'params', 'batch_stats'} of one model.
+    images: [N, H, W, C] float32, on the host or the device.
+    batch_size: chunk size; rounded up to a multiple of the device count.
+    mesh: devices to shard each chunk over (default: all local devices).
+
+  Returns:
+    Predictions with logits and probs [N, C] and embeddings [N, D].
+  """
+  if images.ndim != 4:
+    raise ValueError(f'images must be [N, H, W, C], got shape {images.shape}.')
+  mesh = make_mesh() if mesh is None else mesh
+  num_devices = mesh.devices.size
+  batch_size = -(-batch_size // num_devices) * num_devices
+  data_sharding = NamedSharding(mesh, P('data')) if num_devices > 1 else None
+  forward = _compiled_forward(model, data_sharding)
+  num_images = images.shape[0]
+  outputs = []
+  for start in range(0, num_images, batch_size):
+    chunk = jnp.asarray(images[start:start + batch_size], jnp.float32)
+    if chunk.shape[0] < batch_size:
+      chunk = jnp.pad(chunk, ((0, batch_size - chunk.shape[0]), (0, 0), (0, 0), (0, 0)))
+    outputs.append(forward(variables, chunk))
+  logits, probs, embeddings = (jnp.concatenate(parts)[:num_images] for parts in zip(*outputs))
+  return Predictions(logits, probs, embeddings)
+
+
+def evaluate(
+    model: ResNet,
+    variables: dict,
+    images: jax.Array | np.ndarray,
+    labels: jax.Array | np.ndarray,
+    batch_size: int = 1024,
+    mesh: Mesh | None = None,
+) -> dict[str, float]:
+  """Accuracy and mean cross-entropy of one model on [N] labelled images: {'accuracy', 'loss'}."""
+  predictions = predict(model, variables, images, batch_size, mesh)
+  labels = jnp.asarray(labels)
+  accuracy = jnp.mean(jnp.argmax(predictions.logits, -1) == labels)
+  loss = cross_entropy(predictions.logits, labels)
+  return {'accuracy': float(accuracy), 'loss': float(loss)}
