@@ -1,0 +1,320 @@
+"""Image-classification data: one container, three loaders, normalisation and seeded splits (SPEC §3).
+
+Loaders: the embedded default, Fashion-MNIST from the IDX files of Debian's `dataset-fashion-mnist` package
+(`load_fashion_mnist`); any TFDS image-classification dataset by name (`load_tfds`); a user's own arrays
+(`from_arrays`). `load_splits` turns any of them into normalised, seeded pool / validation / test splits.
+Everything returns host numpy arrays; the training engine moves them to the devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import struct
+
+import numpy as np
+
+FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist'
+FASHION_MNIST_CLASSES = (
+    'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
+    'Ankle boot',
+)
+# The name of the embedded default dataset (read from local IDX files, no download).
+DEFAULT_DATASET = 'fashion_mnist_idx'
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+  """One split of an image-classification dataset, validated on construction.
+
+  Attributes:
+    images: [N, H, W, C] float32 (normalised) or uint8 (raw) NHWC images.
+    labels: [N] int32 class indices in [0, num_classes).
+    num_classes: C.
+    name: e.g. 'fashion_mnist_idx/train'.
+    class_names: optional C human-readable names.
+  """
+
+  images: np.ndarray
+  labels: np.ndarray
+  num_classes: int
+  name: str = 'dataset'
+  class_names: tuple[str, ...] | None = None
+
+  def __post_init__(self):
+    _validate(self.images, self.labels, self.num_classes, self.name)
+    if self.class_names is not None and len(self.class_names) != self.num_classes:
+      raise ValueError(
+          f'{self.name}: {len(self.class_names)} class names for {self.num_classes} classes.')
+
+  def __len__(self) -> int:
+    return int(self.labels.shape[0])
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return tuple(self.images.shape[1:])
+
+  def subset(self, indices: np.ndarray, name: str | None = None) -> Dataset:
+    """The examples at `indices`, in that order."""
+    indices = np.asarray(indices)
+    return dataclasses.replace(
+        self, images=self.images[indices], labels=self.labels[indices], name=name or self.name)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Splits:
+  """The three splits of an experiment and the normalisation they share.
+
+  Attributes:
+    pool: the unlabelled pool U (labels are the simulated oracle's answers).
+    validation: held out from the training split, for model selection (iNAS scores on its own split of L).
+    test: the dataset's official test split; used for reporting only, never for a choice.
+    mean, std: [C] per-channel statistics of the pool used to normalise every split.
+  """
+
+  pool: Dataset
+  validation: Dataset | None
+  test: Dataset
+  mean: np.ndarray
+  std: np.ndarray
+
+  def __post_init__(self):
+    others = [s for s in (self.validation, self.test) if s is not None]
+    for split in others:
+      if split.image_shape != self.pool.image_shape:
+        raise ValueError(
+            f'{split.name} images are {split.image_shape} but the pool is {self.pool.image_shape}; all '
+            'splits must share one image shape (resize them before loading).')
+      if split.num_classes != self.pool.num_classes:
+        raise ValueError(
+            f'{split.name} has {split.num_classes} classes but the pool has {self.pool.num_classes}.')
+
+
+def _validate(images, labels, num_classes, name):
+  if not isinstance(images, np.ndarray) or not isinstance(labels, np.ndarray):
+    raise TypeError(f'{name}: images and labels must be numpy arrays (use np.asarray).')
+  if images.ndim != 4:
+    raise ValueError(
+        f'{name}: images must be [N, H, W, C] (NHWC), got shape {images.shape}; add a channel axis to '
+        'grayscale images with images[..., None].')
+  if images.dtype not in (np.uint8, np.float32):
+    raise ValueError(
+        f'{name}: images must be uint8 (raw) or float32, got {images.dtype}; convert with '
+        '.astype(np.float32).')
+  if images.shape[0] == 0:
+    raise ValueError(f'{name}: the split is empty (0 images).')
+  if labels.shape != (images.shape[0],):
+    raise ValueError(
+        f'{name}: labels must be [N] with N = {images.shape[0]} (one per image), got shape {labels.shape}.')
+  if not np.issubdtype(labels.dtype, np.integer):
+    raise ValueError(
+        f'{name}: labels must be integer class indices, got {labels.dtype}; map class names to '
+        'indices first.')
+  if not isinstance(num_classes, int | np.integer) or num_classes < 2:
+    raise ValueError(f'{name}: num_classes must be an int >= 2, got {num_classes!r}.')
+  low, high = int(labels.min()), int(labels.max())
+  if low < 0 or high >= num_classes:
+    raise ValueError(
+        f'{name}: labels must lie in [0, {num_classes}), found [{low}, {high}]; fix num_classes or the '
+        'label encoding.')
+  if images.dtype == np.float32 and not np.isfinite(images).all():
+    bad = int(np.count_nonzero(~np.isfinite(images).reshape(images.shape[0], -1).all(axis=1)))
+    raise ValueError(f'{name}: {bad} images contain NaN or inf; clean or drop them before loading.')
+
+
+def from_arrays(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int | None = None,
+    name: str = 'arrays',
+    class_names: tuple[str, ...] | None = None,
+) -> Dataset:
+  """A Dataset from a user's arrays.
+
+  Args:
+    images: [N, H, W, C] or, for grayscale, [N, H, W]; uint8 in [0, 255] or float in any range.
+    labels: [N] integer class indices.
+    num_classes: C; default: max(labels) + 1.
+    name: used in messages and results.
+    class_names: optional names of the C classes.
+
+  Raises:
+    ValueError / TypeError: naming the problem (rank, dtype, length mismatch, labels out of range, NaN/inf,
+    empty) and the fix.
+  """
+  images = np.asarray(images)
+  labels = np.asarray(labels)
+  if images.ndim == 3:
+    images = images[..., None]
+  if images.dtype != np.uint8:
+    if not (np.issubdtype(images.dtype, np.floating) or np.issubdtype(images.dtype, np.integer)):
+      raise ValueError(f'{name}: images must be numeric, got dtype {images.dtype}.')
+    images = images.astype(np.float32)
+  if num_classes is None:
+    if labels.size == 0 or not np.issubdtype(labels.dtype, np.integer):
+      _validate(images, labels, 2, name)
+    num_classes = max(int(labels.max()) + 1, 2)
+  if np.issubdtype(labels.dtype, np.integer):
+    labels = labels.astype(np.int32)
+  return Dataset(images, labels, int(num_classes), name, class_names)
+
+
+def _read_idx(path: str) -> np.ndarray:
+  opener = gzip.open if path.endswith('.gz') else open
+  with opener(path, 'rb') as f:
+    data = f.read()
+  if len(data) < 4:
+    raise ValueError(f'{path} is truncated (no IDX header); reinstall dataset-fashion-mnist.')
+  zero, dtype_code, ndim = struct.unpack('>HBB', data[:4])
+  if zero != 0 or dtype_code != 0x08:
+    raise ValueError(f'{path} is not an unsigned-byte IDX file; reinstall dataset-fashion-mnist.')
+  shape = struct.unpack(f'>{ndim}I', data[4:4 + 4 * ndim])
+  body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+  if body.size != int(np.prod(shape)):
+    raise ValueError(
+        f'{path} holds {body.size} bytes for shape {shape}; the file is corrupt, reinstall '
+        'dataset-fashion-mnist.')
+  return body.reshape(shape)
+
+
+def _find(directory: str, stem: str) -> str:
+  for candidate in (stem + '.gz', stem):
+    path = os.path.join(directory, candidate)
+    if os.path.exists(path):
+      return path
+  raise FileNotFoundError(
+      f'Fashion-MNIST file {stem}(.gz) not found in {directory}. Install the Debian package '
+      '(apt-get install dataset-fashion-mnist) or pass the directory holding the IDX files '
+      '(data_dir=... / --config.data.data_dir=...).')
+
+
+def load_fashion_mnist(split: str = 'train', data_dir: str | None = None) -> Dataset:
+  """Fashion-MNIST ('train': 60,000, 'test': 10,000 28x28x1 uint8 images) from local IDX files.
+
+  Args:
+    split: 'train' or 'test'.
+    data_dir: directory with the (gzipped) IDX files; default `/usr/share/datasets/fashion-mnist`, where
+      Debian's `dataset-fashion-mnist` puts them.
+  """
+  if split not in ('train', 'test'):
+    raise ValueError(f"Fashion-MNIST split must be 'train' or 'test', got {split!r}.")
+  directory = data_dir or FASHION_MNIST_DIR
+  prefix = 'train' if split == 'train' else 't10k'
+  images = _read_idx(_find(directory, f'{prefix}-images-idx3-ubyte'))
+  labels = _read_idx(_find(directory, f'{prefix}-labels-idx1-ubyte'))
+  return Dataset(images[..., None], labels.astype(np.int32), 10, f'{DEFAULT_DATASET}/{split}',
+                 FASHION_MNIST_CLASSES)
+
+
+def load_tfds(name: str, split: str, data_dir: str | None = None) -> Dataset:
+  """Any TFDS image-classification dataset with 'image' and 'label' features (cifar10, svhn_cropped, ...).
+
+  Reads through `tfds.data_source`, which needs no TensorFlow once the dataset is prepared. Preparing
+  (downloading) one needs TensorFlow: `pip install 'jal[tf]'`, then
+  `python -c "import tensorflow_datasets as tfds; tfds.builder('cifar10').download_and_prepare()"`.
+  """
+  import tensorflow_datasets as tfds  # Imported here: it is slow to import and only this loader needs it.
+
+  try:
+    source = tfds.data_source(name, split=split, data_dir=data_dir)
+  except Exception as error:  # TFDS raises several types for "not prepared"/"unknown".
+    raise FileNotFoundError(
+        f'TFDS dataset {name!r} (split {split!r}) could not be opened: {error}. If it is not prepared yet, '
+        "install TensorFlow (pip install 'jal[tf]') and run "
+        f"python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}').download_and_prepare()\", "
+        f"or use the offline default '{DEFAULT_DATASET}'.") from error
+  features = source.dataset_info.features
+  if 'image' not in features or 'label' not in features:
+    raise ValueError(f'TFDS dataset {name!r} has no image/label features: {list(features)}.')
+  label_feature = features['label']
+  examples = [source[i] for i in range(len(source))]
+  images = np.stack([np.asarray(e['image']) for e in examples]) if examples else np.zeros((0, 1, 1, 1))
+  labels = np.asarray([e['label'] for e in examples], np.int32)
+  return from_arrays(
+      images, labels, int(label_feature.num_classes), f'{name}/{split}',
+      tuple(label_feature.names) if getattr(label_feature, 'names', None) else None)
+
+
+def load(name: str = DEFAULT_DATASET, split: str = 'train', data_dir: str | None = None) -> Dataset:
+  """A split by name: `DEFAULT_DATASET` reads local Fashion-MNIST IDX files, any other name goes to TFDS."""
+  if name == DEFAULT_DATASET:
+    return load_fashion_mnist(split, data_dir)
+  return load_tfds(name, split, data_dir)
+
+
+def normalization_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel mean and std [C] of [N, H, W, C] images scaled to [0, 1] when uint8."""
+  scaled = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
+  mean = scaled.mean(axis=(0, 1, 2))
+  std = scaled.std(axis=(0, 1, 2))
+  return mean, np.maximum(std, 1e-6)
+
+
+def normalize(dataset: Dataset, mean: np.ndarray, std: np.ndarray) -> Dataset:
+  """(x / 255 - mean) / std per channel (x / 255 only for uint8 inputs); returns float32 images."""
+  scaled = dataset.images.astype(np.float32) / (255.0 if dataset.images.dtype == np.uint8 else 1.0)
+  return dataclasses.replace(dataset, images=((scaled - mean) / std).astype(np.float32))
+
+
+def _sample(count: int | None, total: int, rng: np.random.Generator, what: str) -> np.ndarray:
+  if count is None:
+    return rng.permutation(total)
+  if not 0 < count <= total:
+    raise ValueError(f'{what} must be in [1, {total}], got {count}.')
+  return rng.permutation(total)[:count]
+
+
+def make_splits(
+    train: Dataset,
+    test: Dataset,
+    validation_size: int = 0,
+    pool_size: int | None = None,
+    test_size: int | None = None,
+    seed: int = 0,
+) -> Splits:
+  """Seeded pool / validation / test splits, normalised with the pool's per-channel statistics.
+
+  Args:
+    train: the dataset's training split; validation and pool are drawn from it without overlap.
+    test: the official test split (optionally subsampled to `test_size`).
+    validation_size: examples held out for validation (0: none).
+    pool_size: cap on the pool (default: all remaining training examples); CPU-scale configs shrink it.
+    test_size: cap on the test split.
+    seed: fixes every draw.
+  """
+  rng = np.random.default_rng(seed)
+  if validation_size < 0 or validation_size >= len(train):
+    raise ValueError(
+        f'validation_size must be in [0, {len(train)}) for {train.name}, got {validation_size}.')
+  order = rng.permutation(len(train))
+  validation_idx, rest = order[:validation_size], order[validation_size:]
+  pool_idx = rest[_sample(pool_size, len(rest), rng, 'pool_size')] if pool_size else rest
+  test_idx = _sample(test_size, len(test), rng, 'test_size')
+  pool = train.subset(np.sort(pool_idx), f'{train.name}:pool')
+  mean, std = normalization_stats(pool.images)
+  validation = (
+      normalize(train.subset(np.sort(validation_idx), f'{train.name}:validation'), mean, std)
+      if validation_size else None)
+  return Splits(
+      pool=normalize(pool, mean, std),
+      validation=validation,
+      test=normalize(test.subset(np.sort(test_idx)), mean, std),
+      mean=mean,
+      std=std,
+  )
+
+
+def load_splits(
+    name: str = DEFAULT_DATASET,
+    data_dir: str | None = None,
+    validation_size: int = 0,
+    pool_size: int | None = None,
+    test_size: int | None = None,
+    seed: int = 0,
+    test_split: str = 'test',
+) -> Splits:
+  """`load` the train and test splits of `name`, then `make_splits`."""
+  return make_splits(
+      load(name, 'train', data_dir), load(name, test_split, data_dir), validation_size, pool_size,
+      test_size, seed)
