@@ -156,7 +156,7 @@ def _conv_kernel_mask(params) -> Any:
   )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
   """SGD with (Nesterov) momentum, piecewise-constant lr, and weight decay on conv kernels only.
 
@@ -265,9 +265,10 @@ def _compiled_step(model, tx, augment_config, batch_size, data_sharding, vmapped
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_init(model, tx, image_shape, vmapped):
+def _compiled_init(model, tx, image_shape, vmapped, replicated):
+  """Initialises state already placed as the step returns it (replicated), so the step traces once."""
   init = functools.partial(create_train_state, model, tx, image_shape=image_shape)
-  return jax.jit(jax.vmap(init) if vmapped else init)
+  return jax.jit(jax.vmap(init) if vmapped else init, out_shardings=replicated)
 
 
 _compiled_epoch_order = jax.jit(epoch_order)
@@ -398,7 +399,7 @@ def train(
   step_fn = _compiled_step(
       model, tx, config.augment, config.batch_size, data_sharding, vmapped
   )
-  init_fn = _compiled_init(model, tx, image_shape, vmapped)
+  init_fn = _compiled_init(model, tx, image_shape, vmapped, replicated)
   run_steps = max(1, int(round(fraction * total_steps)))
   steps_per_epoch = config.steps_per_epoch
 

@@ -1,0 +1,25 @@
+"""Shared fixtures: tiny synthetic problems and a Fashion-MNIST subset."""
+
+import os
+
+import numpy as np
+import pytest
+
+from jal import data
+
+
+@pytest.fixture(scope='session')
+def fashion_mnist():
+  """Normalised Fashion-MNIST splits (2,000-image pool, 1,000 test images), or skip if the package is absent."""
+  if not os.path.isdir(data.FASHION_MNIST_DIR):
+    pytest.skip('Debian package dataset-fashion-mnist is not installed (.ci/run installs it).')
+  return data.load_splits(pool_size=2000, test_size=1000, seed=0)
+
+
+@pytest.fixture(scope='session')
+def tiny_problem():
+  """64 8x8x1 images whose class (of 2) is the sign of a central patch: learnable in a few steps."""
+  rng = np.random.default_rng(0)
+  images = rng.normal(size=(64, 8, 8, 1)).astype(np.float32)
+  labels = (images[:, 2:6, 2:6, 0].mean(axis=(1, 2)) > 0).astype(np.int32)
+  return images, labels
