@@ -12,6 +12,7 @@ made in one place, `choose_conv_impl`.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import flax.linen as nn
@@ -35,16 +36,18 @@ def choose_conv_impl(
   """Resolves `impl` to a concrete formulation: 'xla', 'im2col' or 'shifted_matmul'.
 
   'auto' keeps XLA's convolution on accelerators (cuDNN and the TPU conv units are fast at every size) and for
-  1x1 kernels. On the CPU it follows the per-shape measurement in this module's docstring (reproduced by
-  `benchmarks/conv_formulations.py`): shifted matmuls for few input channels (the stem), im2col for strided
-  convs and maps of at most 4x4, XLA's conv elsewhere.
+  On the CPU it follows the per-shape measurement in this module's docstring (reproduced by
+  `benchmarks/conv_formulations.py`): shifted matmuls for few input channels (the stem), im2col for 1x1 and
+  strided convs and maps of at most 4x4, XLA's conv elsewhere.
   """
   if impl not in CONV_IMPLS:
     raise ValueError(f'Unknown conv_impl {impl!r}; valid: {CONV_IMPLS}.')
   if impl != 'auto':
     return impl
-  if backend != 'cpu' or kernel_size == 1:
+  if backend != 'cpu':
     return 'xla'
+  if kernel_size == 1:
+    return 'im2col'  # A strided slice and one matmul.
   if in_channels <= 4:
     return 'shifted_matmul'
   if strides > 1 or max(height, width) <= 4:
@@ -54,8 +57,8 @@ def choose_conv_impl(
 
 def _shifted_views(x: jax.Array, kernel_shape, strides: int) -> list[jax.Array]:
   """The kh*kw strided views of 'SAME'-padded `x` that each kernel tap multiplies."""
-  kh, kw, c_in, _ = kernel_shape
-  n, h, w, _ = x.shape
+  kh, kw = kernel_shape[:2]
+  n, h, w, c_in = x.shape
   (pad_top, pad_bottom), (pad_left, pad_right) = lax.padtype_to_pads(
       (h, w), (kh, kw), (strides, strides), 'SAME'
   )
@@ -103,6 +106,44 @@ def im2col_conv(x: jax.Array, kernel: jax.Array, strides: int) -> jax.Array:
   views = _shifted_views(x, kernel.shape, strides)
   patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
   return jnp.dot(patches, kernel.reshape(kh * kw * c_in, c_out))
+
+
+def choose_pool_impl(impl: str, backend: str) -> str:
+  """'auto' -> 'separable' on the CPU, 'xla' elsewhere.
+
+  On the CPU XLA's select-and-scatter gradient of a `reduce_window` max is slow: the stem (conv-BN-ReLU-pool on
+  a 128x28x28x64 batch) took 136 ms forward + backward with it, 110 ms as the max of nine strided views, and
+  57 ms as a max over three column views followed by a max over three row views.
+  """
+  if impl not in POOL_IMPLS:
+    raise ValueError(f'Unknown pool impl {impl!r}; valid: {POOL_IMPLS}.')
+  if impl != 'auto':
+    return impl
+  return 'separable' if backend == 'cpu' else 'xla'
+
+
+POOL_IMPLS = ('auto', 'xla', 'separable')
+
+
+def max_pool(x: jax.Array, window: int = 3, strides: int = 2, impl: str = 'auto') -> jax.Array:
+  """'SAME' max-pooling of [N, H, W, C] over square windows, equal to `flax.linen.max_pool`.
+
+  'separable' takes the max over `window` strided column views of the -inf-padded input, then over `window`
+  strided row views of that, so its gradient is a short chain of selects instead of a select-and-scatter.
+  """
+  if choose_pool_impl(impl, jax.default_backend()) == 'xla':
+    return nn.max_pool(x, (window, window), strides=(strides, strides), padding='SAME')
+  n, h, w, c = x.shape
+  (pad_top, pad_bottom), (pad_left, pad_right) = lax.padtype_to_pads(
+      (h, w), (window, window), (strides, strides), 'SAME')
+  x = jnp.pad(x, ((0, 0), (pad_top, pad_bottom), (pad_left, pad_right), (0, 0)), constant_values=-jnp.inf)
+  out_h, out_w = -(-h // strides), -(-w // strides)
+  columns = functools.reduce(jnp.maximum, [
+      lax.slice(x, (0, 0, d, 0), (n, x.shape[1], d + (out_w - 1) * strides + 1, c), (1, 1, strides, 1))
+      for d in range(window)])
+  return functools.reduce(jnp.maximum, [
+      lax.slice(columns, (0, d, 0, 0), (n, d + (out_h - 1) * strides + 1, out_w, c), (1, strides, 1, 1))
+      for d in range(window)])
 
 
 class Conv(nn.Module):

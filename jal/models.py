@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jal import search_space
-from jal.layers import CONV_IMPLS, Conv
+from jal.layers import CONV_IMPLS, Conv, max_pool
 from jal.search_space import Architecture
 
 
@@ -121,7 +121,7 @@ class ResNet(nn.Module):
     block = BLOCK_MODULES[self.arch.block]
     x = conv(self.width, 3, 1, name='stem_conv')(images)
     x = nn.relu(norm(name='stem_bn')(x))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
+    x = max_pool(x, 3, 2, impl='xla' if self.conv_impl == 'xla' else 'auto')
     stages = [x]
     for stack, features in enumerate(self.arch.widths(self.width)):
       for index in range(self.arch.blocks):

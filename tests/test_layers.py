@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 from jax import lax
 
-from jal.layers import Conv, choose_conv_impl, im2col_conv, shifted_matmul_conv
+from jal.layers import Conv, choose_conv_impl, im2col_conv, max_pool, shifted_matmul_conv
 
 
 def _xla(x, kernel, strides):
@@ -47,7 +47,18 @@ def test_choose_conv_impl():
   assert choose_conv_impl('auto', 'cpu', 2, 2, 512, 3, 1) == 'im2col'
   assert choose_conv_impl('auto', 'cpu', 14, 14, 64, 3, 2) == 'im2col'
   assert choose_conv_impl('auto', 'cpu', 14, 14, 64, 3, 1) == 'xla'
-  assert choose_conv_impl('auto', 'cpu', 14, 14, 64, 1, 2) == 'xla'
+  assert choose_conv_impl('auto', 'cpu', 14, 14, 64, 1, 2) == 'im2col'
   assert choose_conv_impl('im2col', 'gpu', 14, 14, 64, 3, 1) == 'im2col'
   with pytest.raises(ValueError, match='Unknown conv_impl'):
     choose_conv_impl('winograd', 'cpu', 1, 1, 1, 3, 1)
+
+
+@pytest.mark.parametrize('size, window, strides', [(8, 3, 2), (7, 3, 2), (5, 2, 1), (1, 3, 2)])
+def test_max_pool_separable_equals_xla_values_and_gradients(size, window, strides):
+  x = jax.random.normal(jax.random.key(0), (2, size, size, 3))
+  chex.assert_trees_all_close(max_pool(x, window, strides, 'separable'), max_pool(x, window, strides, 'xla'))
+
+  def loss(impl):
+    return lambda x: jnp.sum(jnp.sin(max_pool(x, window, strides, impl)))
+
+  chex.assert_trees_all_close(jax.grad(loss('separable'))(x), jax.grad(loss('xla'))(x), atol=1e-6)

@@ -1,0 +1,221 @@
+r"""Training and inference throughput of the A(i, j) family, JAX (jal) against PyTorch, side by side.
+
+  python benchmarks/train_throughput.py                      # the issue's table: width 64, 28x28x1, batch 128
+  python benchmarks/train_throughput.py --archs=1,1 --width=16 --steps=5
+
+Each (framework, architecture) runs in its own subprocess so that peak memory (max RSS) is its own. PyTorch is
+optional (`pip install torch==2.13.0`, CPU build); it is never a dependency of jal. Train: forward, backward and
+an SGD-Nesterov update on a fixed batch (no augmentation in either framework). Infer: eval-mode forward at
+batch 1024. Also: compile time per architecture, each conv formulation, and vmap vs sequential for 3 seeds.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  import jal
+
+  train_lib = importlib.import_module('jal.train')  # `jal.train` the attribute is the function.
+  model = jal.build_model(jal.Architecture(*arch), 10, width=width, conv_impl=conv_impl)
+  config = jal.TrainConfig(augment=jal.AugmentConfig(flip=False, shift=0))
+  tx = train_lib.make_optimizer(config, 1000)
+  state = train_lib.create_train_state(model, tx, jax.random.key(0), (28, 28, 1))
+  step = jax.jit(lambda s, x, y, k: train_lib.train_step(s, x, y, k, model=model, tx=tx,
+                                                        augment_config=config.augment), donate_argnums=0)
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.normal(size=(batch, 28, 28, 1)), jnp.float32)
+  labels = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)
+  start = time.perf_counter()
+  compiled = step.lower(state, images, labels, jax.random.key(1)).compile()
+  compile_seconds = time.perf_counter() - start
+  state, _ = compiled(state, images, labels, jax.random.key(1))
+  jax.block_until_ready(state)
+  start = time.perf_counter()
+  for i in range(steps):
+    state, metrics = compiled(state, images, labels, jax.random.key(i))
+  jax.block_until_ready(metrics)
+  train_ips = steps * batch / (time.perf_counter() - start)
+
+  forward = jax.jit(lambda v, x: model.apply(v, x).logits)
+  infer_images = jnp.asarray(rng.normal(size=(infer_batch, 28, 28, 1)), jnp.float32)
+  jax.block_until_ready(forward(state.variables, infer_images))
+  infer_steps = max(1, steps // 4)
+  start = time.perf_counter()
+  for _ in range(infer_steps):
+    out = forward(state.variables, infer_images)
+  jax.block_until_ready(out)
+  infer_ips = infer_steps * infer_batch / (time.perf_counter() - start)
+  return {'train_ips': train_ips, 'infer_ips': infer_ips, 'compile_s': compile_seconds}
+
+
+def _torch_worker(arch, width, batch, steps, infer_batch):
+  import torch
+  from torch import nn
+
+  torch.manual_seed(0)
+  torch.set_num_threads(os.cpu_count() or 1)
+
+  class Block(nn.Module):
+    def __init__(self, c_in, c_out, stride):
+      super().__init__()
+      self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1)
+      self.bn1 = nn.BatchNorm2d(c_out)
+      self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1)
+      self.bn2 = nn.BatchNorm2d(c_out)
+      self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+          nn.Conv2d(c_in, c_out, 1, stride), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+      y = torch.relu(self.bn1(self.conv1(x)))
+      return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+  blocks, stacks = arch
+  layers = [nn.Conv2d(1, width, 3, 1, 1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+  c_in = width
+  for s in range(stacks):
+    for i in range(blocks):
+      c_out = width * 2**s
+      layers.append(Block(c_in, c_out, 2 if s > 0 and i == 0 else 1))
+      c_in = c_out
+  layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 10)]
+  model = nn.Sequential(*layers)
+  optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+  images = torch.randn(batch, 1, 28, 28)
+  labels = torch.randint(0, 10, (batch,))
+
+  def train_step():
+    optimizer.zero_grad()
+    loss = nn.functional.cross_entropy(model(images), labels)
+    loss.backward()
+    optimizer.step()
+
+  model.train()
+  train_step()
+  start = time.perf_counter()
+  for _ in range(steps):
+    train_step()
+  train_ips = steps * batch / (time.perf_counter() - start)
+  model.eval()
+  infer_images = torch.randn(infer_batch, 1, 28, 28)
+  infer_steps = max(1, steps // 4)
+  with torch.no_grad():
+    model(infer_images)
+    start = time.perf_counter()
+    for _ in range(infer_steps):
+      model(infer_images)
+  infer_ips = infer_steps * infer_batch / (time.perf_counter() - start)
+  return {'train_ips': train_ips, 'infer_ips': infer_ips}
+
+
+def _seeds_worker(arch, width, batch, steps):
+  """Trains 3 seeds vmapped and in turn through jal.train; returns seconds per strategy (compile excluded)."""
+  import dataclasses
+
+  import jax
+  import numpy as np
+
+  import jal
+
+  rng = np.random.default_rng(0)
+  images = rng.normal(size=(1024, 28, 28, 1)).astype(np.float32)
+  labels = rng.integers(0, 10, 1024).astype(np.int32)
+  model = jal.build_model(jal.Architecture(*arch), 10, width=width)
+  config = jal.TrainConfig(epochs=1, examples_per_epoch=steps * batch, batch_size=batch)
+  keys = jax.random.split(jax.random.key(0), 3)
+  out = {}
+  for strategy in ('sequential', 'vmap'):
+    cfg = dataclasses.replace(config, seeds=strategy)
+    jal.train(model, cfg, images, labels, keys)  # Compile.
+    out[strategy] = jal.train(model, cfg, images, labels, keys).seconds
+  return out
+
+
+def _in_subprocess(kind, **kwargs):
+  command = [sys.executable, __file__, '--worker', json.dumps({'kind': kind, **kwargs})]
+  completed = subprocess.run(command, capture_output=True, text=True)
+  if completed.returncode != 0:
+    return {'error': completed.stderr.strip().splitlines()[-1] if completed.stderr else 'failed'}
+  return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _worker_main(spec):
+  kind = spec.pop('kind')
+  result = {'jax': _jax_worker, 'torch': _torch_worker, 'seeds': _seeds_worker}[kind](**spec)
+  result['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  print(json.dumps(result))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--archs', default='1,1;1,2;2,2;2,4', help="';'-separated 'i,j' pairs")
+  parser.add_argument('--width', type=int, default=64)
+  parser.add_argument('--batch', type=int, default=128)
+  parser.add_argument('--infer-batch', type=int, default=1024)
+  parser.add_argument('--steps', type=int, default=20)
+  parser.add_argument('--impls', default='auto,xla', help='conv formulations to time for JAX')
+  parser.add_argument('--seed-width', type=int, default=16, help='width for the vmap-vs-sequential timing')
+  parser.add_argument('--worker', help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.worker:
+    _worker_main(json.loads(args.worker))
+    return
+
+  import jax
+
+  seed_strategy = importlib.import_module('jal.train').SEED_STRATEGY
+  try:
+    import torch
+    torch_version = torch.__version__
+  except ImportError:
+    torch_version = None
+  print(f'# jal train/infer throughput: JAX {jax.__version__} ({jax.default_backend()}), PyTorch '
+        f'{torch_version or "not installed"}, {os.cpu_count()} CPUs, 28x28x1, width {args.width}, '
+        f'batch {args.batch}, inference batch {args.infer_batch}')
+  archs = [tuple(int(v) for v in a.split(',')) for a in args.archs.split(';')]
+  impls = args.impls.split(',')
+  header = ['arch']
+  for impl in impls:
+    header += [f'JAX[{impl}] train', f'JAX[{impl}] infer', f'JAX[{impl}] compile s', f'JAX[{impl}] MiB']
+  header += ['PyTorch train', 'PyTorch infer', 'PyTorch MiB']
+  print('| ' + ' | '.join(header) + ' |')
+  print('|' + '---|' * len(header))
+  for arch in archs:
+    row = [f'A({arch[0]},{arch[1]})']
+    for impl in impls:
+      r = _in_subprocess('jax', arch=arch, width=args.width, batch=args.batch, steps=args.steps,
+                         infer_batch=args.infer_batch, conv_impl=impl)
+      row += ([f"{r['train_ips']:.0f}", f"{r['infer_ips']:.0f}", f"{r['compile_s']:.1f}",
+               f"{r['peak_rss_mib']:.0f}"] if 'error' not in r else [r['error'][:40]] * 4)
+    if torch_version:
+      r = _in_subprocess('torch', arch=arch, width=args.width, batch=args.batch, steps=args.steps,
+                         infer_batch=args.infer_batch)
+      row += ([f"{r['train_ips']:.0f}", f"{r['infer_ips']:.0f}", f"{r['peak_rss_mib']:.0f}"]
+              if 'error' not in r else [r['error'][:40]] * 3)
+    else:
+      row += ['-'] * 3
+    print('| ' + ' | '.join(row) + ' |', flush=True)
+
+  print(f'\n# 3 seeds of A(1,2), width {args.seed_width}, {args.steps} steps of batch {args.batch} each '
+        '(compile excluded)')
+  r = _in_subprocess('seeds', arch=(1, 2), width=args.seed_width, batch=args.batch, steps=args.steps)
+  if 'error' in r:
+    print('seeds benchmark failed:', r['error'])
+  else:
+    print(f"sequential {r['sequential']:.2f} s, vmap {r['vmap']:.2f} s "
+          f"(vmap / sequential = {r['vmap'] / r['sequential']:.2f}); "
+          f"jal's default on {jax.default_backend()}: {seed_strategy.get(jax.default_backend())}")
+
+
+if __name__ == '__main__':
+  main()
