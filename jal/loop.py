@@ -1,0 +1,238 @@
+"""The active-learning loop: Algorithm 2 of active-iNAS with the architecture policy as a parameter.
+
+Each round r: the policy names an architecture for the labelled set L (a fixed one, or iNAS later); the model
+is trained on L and scored on the test split; the query strategy picks the next b pool items; the oracle labels
+them. The state (`LoopState`) holds everything a round changes; shapes are fixed by the pool, so nothing
+recompiles between rounds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import jax
+import numpy as np
+from flax import struct
+
+from jal import query as query_lib
+from jal.data import Splits
+from jal.models import ResNet, build_model
+from jal.search_space import Architecture
+from jal.train import TrainConfig, evaluate, train
+
+
+class Oracle(Protocol):
+  """Answers label requests: `label(indices [b] int) -> [b] int class indices`."""
+
+  def label(self, indices: np.ndarray) -> np.ndarray:
+    ...
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SimulatedOracle:
+  """Reveals the known labels of a pool (the standard simulated active-learning protocol)."""
+
+  labels: np.ndarray
+
+  def label(self, indices: np.ndarray) -> np.ndarray:
+    return np.asarray(self.labels)[np.asarray(indices)]
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetSchedule:
+  """How many labels to ask for: k random initial labels, then b per round, growing to b2 once |L| >= grow_after,
+  until |L| reaches `total` (the paper: 2000, 2000 -> 5000 after 10,000, total 50,000)."""
+
+  initial: int
+  per_round: int
+  total: int
+  grown_per_round: int | None = None
+  grow_after: int | None = None
+
+  def __post_init__(self):
+    if self.initial < 1 or self.per_round < 1 or self.total < self.initial:
+      raise ValueError(
+          f'BudgetSchedule needs initial >= 1, per_round >= 1 and total >= initial; got initial={self.initial}, '
+          f'per_round={self.per_round}, total={self.total}.')
+    if (self.grown_per_round is None) != (self.grow_after is None):
+      raise ValueError('Set both grown_per_round and grow_after, or neither.')
+
+  def next_batch(self, num_labeled: int) -> int:
+    """Labels to ask for in the round that starts with `num_labeled` labels (0 when the budget is spent)."""
+    size = self.per_round
+    if self.grow_after is not None and num_labeled >= self.grow_after:
+      size = self.grown_per_round
+    return max(0, min(size, self.total - num_labeled))
+
+  def label_counts(self) -> list[int]:
+    """|L| at every round, initial set included."""
+    counts = [self.initial]
+    while (b := self.next_batch(counts[-1])) > 0:
+      counts.append(counts[-1] + b)
+    return counts
+
+
+# An architecture policy maps (state, round's training data) to the architecture for this round.
+ArchitecturePolicy = Callable[['LoopState'], Architecture]
+
+
+def fixed(arch: Architecture) -> ArchitecturePolicy:
+  """The baseline policy: the same architecture in every round."""
+
+  def policy(state: LoopState) -> Architecture:
+    del state
+    return arch
+
+  return policy
+
+
+@struct.dataclass
+class LoopState:
+  """Everything an active-learning session changes, as a PyTree.
+
+  Attributes:
+    labeled_mask: [N] bool, the labelled set L within the pool.
+    labels: [N] int32 labels revealed so far (-1 where not asked yet).
+    round: the number of finished rounds.
+    rng: the session's root key; each round folds in its index.
+    arch: the architecture of the last trained round (static).
+    history: one dict of scalars per finished round (static, JSON-friendly).
+  """
+
+  labeled_mask: np.ndarray
+  labels: np.ndarray
+  round: int
+  rng: jax.Array
+  arch: Architecture | None = struct.field(pytree_node=False, default=None)
+  history: tuple[dict, ...] = struct.field(pytree_node=False, default=())
+
+  @property
+  def num_labeled(self) -> int:
+    return int(np.sum(self.labeled_mask))
+
+  def reveal(self, indices: np.ndarray, labels: np.ndarray) -> LoopState:
+    """L ∪ indices with their labels; refuses items already labelled or labels of the wrong shape."""
+    indices = np.asarray(indices)
+    labels = np.asarray(labels)
+    if labels.shape != indices.shape:
+      raise ValueError(f'The oracle returned {labels.shape} labels for {indices.shape} items.')
+    if np.any(self.labeled_mask[indices]) or len(np.unique(indices)) != len(indices):
+      raise ValueError('A query selected an item twice or one that is already labelled.')
+    mask = self.labeled_mask.copy()
+    revealed = self.labels.copy()
+    mask[indices] = True
+    revealed[indices] = labels
+    return self.replace(labeled_mask=mask, labels=revealed)
+
+
+def init_state(pool_size: int, schedule: BudgetSchedule, oracle: Oracle, seed: int) -> LoopState:
+  """k random initial labels (depending on `seed` only, so strategies compared on a seed share them)."""
+  if schedule.total > pool_size:
+    raise ValueError(
+        f'The total budget ({schedule.total}) exceeds the pool ({pool_size} items); lower the budget or use a '
+        'larger pool.')
+  initial = np.random.default_rng(seed).choice(pool_size, schedule.initial, replace=False)
+  state = LoopState(np.zeros(pool_size, bool), np.full(pool_size, -1, np.int32), 0, jax.random.key(seed))
+  return state.reveal(initial, oracle.label(initial))
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+  """The loop's settings besides the strategy and policy.
+
+  Attributes:
+    schedule: the label budget.
+    train: optimisation of each round's model.
+    width: base width of the models.
+    dropout_rate: rate of the dropout slot (0.5 for MC-dropout strategies; trained with it, as in the paper).
+    mc_passes: T stochastic passes for MC-dropout strategies.
+    conv_bias, conv_impl: model options (see `jal.models.build_model`).
+  """
+
+  schedule: BudgetSchedule
+  train: TrainConfig
+  width: int = 64
+  dropout_rate: float = 0.0
+  mc_passes: int = 100
+  conv_bias: bool = True
+  conv_impl: str = 'auto'
+
+
+def run_round(
+    state: LoopState,
+    splits: Splits,
+    config: LoopConfig,
+    strategy: str,
+    policy: ArchitecturePolicy,
+    oracle: Oracle,
+) -> LoopState:
+  """One round of Algorithm 2: train on L, evaluate on test, and (budget permitting) query and label b items."""
+  pool = splits.pool
+  round_rng = jax.random.fold_in(state.rng, state.round)
+  train_rng, query_rng = jax.random.split(round_rng)
+  arch = policy(state)
+  model: ResNet = build_model(arch, pool.num_classes, config.width, config.conv_bias, config.dropout_rate,
+                              config.conv_impl)
+  start = time.perf_counter()
+  result = train(model, config.train, pool.images, np.maximum(state.labels, 0), train_rng, state.labeled_mask)
+  variables = result.state_for_seed(0).variables
+  train_seconds = time.perf_counter() - start
+  scores = evaluate(model, variables, splits.test.images, splits.test.labels)
+  record = {
+      'round': state.round, 'num_labeled': state.num_labeled, 'strategy': strategy, 'arch': str(arch),
+      'arch/blocks': arch.blocks, 'arch/stacks': arch.stacks, 'arch/depth': arch.depth,
+      'arch/params': arch.num_params(pool.num_classes, pool.image_shape[-1], config.width, config.conv_bias),
+      'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
+      'train/loss': result.history[0][-1]['train/loss'], 'time/train': train_seconds,
+      'time/score': 0.0, 'time/select': 0.0, 'query/size': 0,
+  }
+  budget = config.schedule.next_batch(state.num_labeled)
+  new_state = state
+  if budget > 0:
+    start = time.perf_counter()
+    inputs = query_lib.pool_inputs(strategy, model, variables, pool.images, ~state.labeled_mask,
+                                   state.labeled_mask, jax.random.fold_in(query_rng, 0), config.mc_passes)
+    jax.block_until_ready(inputs)
+    record['time/score'] = time.perf_counter() - start
+    start = time.perf_counter()
+    indices = query_lib.select(strategy, inputs, budget, jax.random.fold_in(query_rng, 1))
+    record['time/select'] = time.perf_counter() - start
+    record['query/size'] = int(budget)
+    new_state = state.reveal(indices, oracle.label(indices))
+  return new_state.replace(round=state.round + 1, arch=arch, history=state.history + (record,))
+
+
+def run(
+    splits: Splits,
+    config: LoopConfig,
+    strategy: str,
+    policy: ArchitecturePolicy,
+    oracle: Oracle | None = None,
+    seed: int = 0,
+    state: LoopState | None = None,
+    on_round: Callable[[LoopState], None] | None = None,
+) -> LoopState:
+  """Runs rounds until the budget is spent and the final labelled set has been trained on.
+
+  Args:
+    splits: pool (the oracle's labels), test (reporting only).
+    config: budget, training and model settings.
+    strategy: a registered query strategy (`jal.query.QUERIES`).
+    policy: the architecture policy (`fixed(A(1,2))`, or iNAS).
+    oracle: answers label requests; default: the pool's own labels (simulation).
+    seed: fixes the initial labelled set and every key.
+    state: resume from this state instead of starting afresh.
+    on_round: called with the state after every round (progress reports, checkpoints).
+  """
+  query_lib.get_query(strategy)
+  oracle = oracle or SimulatedOracle(splits.pool.labels)
+  state = state or init_state(len(splits.pool), config.schedule, oracle, seed)
+  num_rounds = len(config.schedule.label_counts())
+  while state.round < num_rounds:
+    state = run_round(state, splits, config, strategy, policy, oracle)
+    if on_round is not None:
+      on_round(state)
+  return state

@@ -1,0 +1,69 @@
+"""Learning-curve metrics (SPEC §6; active-iNAS §5.4): AUBC, AUC-GAIN, mean ± standard error, paired differences.
+
+A learning curve is test accuracy a_r after training on n_r labels, r = 0..R. Everything here is NumPy on
+host values: curves are a few dozen numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _curve(num_labels: Sequence[float], accuracy: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+  n = np.asarray(num_labels, np.float64)
+  a = np.asarray(accuracy, np.float64)
+  if n.ndim != 1 or n.shape != a.shape or n.size < 2:
+    raise ValueError(
+        f'A learning curve needs matching 1-D label counts and accuracies with at least 2 rounds, got shapes '
+        f'{n.shape} and {a.shape}.')
+  if np.any(np.diff(n) <= 0):
+    raise ValueError(f'Label counts must increase strictly from round to round, got {n.tolist()}.')
+  if not np.all(np.isfinite(a)):
+    raise ValueError('Accuracies must be finite.')
+  return n, a
+
+
+def aubc(num_labels: Sequence[float], accuracy: Sequence[float]) -> float:
+  """Area under the budget curve: trapezoid area of accuracy over labels, divided by (n_R - n_0); in [0, 1]."""
+  n, a = _curve(num_labels, accuracy)
+  return float(np.trapezoid(a, n) / (n[-1] - n[0]))
+
+
+def auc_gain(
+    num_labels: Sequence[float], active_accuracy: Sequence[float], passive_accuracy: Sequence[float]
+) -> float:
+  """Relative reduction of the area under the 0-1-loss curve against the passive learner (active-iNAS §5.4).
+
+  (AUC_err(passive) - AUC_err(active)) / AUC_err(passive), with the same architecture, seeds and label counts.
+  """
+  n, active = _curve(num_labels, active_accuracy)
+  _, passive = _curve(num_labels, passive_accuracy)
+  passive_error = np.trapezoid(1.0 - passive, n)
+  if passive_error <= 0:
+    raise ValueError('The passive learner has zero error everywhere; AUC-GAIN is undefined.')
+  return float((passive_error - np.trapezoid(1.0 - active, n)) / passive_error)
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+  """Mean and standard error of the mean (sample std / sqrt(n); 0 for a single value)."""
+  v = np.asarray(values, np.float64)
+  if v.size == 0:
+    raise ValueError('mean_se of no values.')
+  se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+  return float(v.mean()), se
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+  """Mean ± standard error of a_s - b_s over paired seeds s (the same initial labelled set per seed)."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if a.shape != b.shape:
+    raise ValueError(f'Paired values need one value per seed on both sides, got {a.shape} and {b.shape}.')
+  return mean_se(a - b)
+
+
+def format_mean_se(values: Sequence[float], digits: int = 4) -> str:
+  """'0.8123 ± 0.0021'."""
+  mean, se = mean_se(values)
+  return f'{mean:.{digits}f} ± {se:.{digits}f}'

@@ -1,0 +1,436 @@
+"""Query strategies: jitted kernels that pick which unlabelled pool items to label next (SPEC §4).
+
+One calling convention for every strategy:
+
+    indices = strategy(inputs: QueryInputs, budget: int, rng) -> [budget] int32
+
+`QueryInputs` holds the model's outputs over the whole pool (probabilities, embeddings, MC-dropout statistics)
+and two fixed-size masks, so shapes never depend on the round. Every selection is `budget` distinct unlabelled
+indices, deterministic for a given key, ties broken by the lower index (`lax.top_k` is stable). `select` is
+the checked entry point: it refuses a budget larger than the unlabelled pool before anything runs.
+
+Strategies (registry `QUERIES`):
+  random, least_confidence (softmax response), margin, entropy         from probabilities
+  mc_variance (active-iNAS), bald, variation_ratio, mean_std           from T stochastic passes (MC-dropout)
+  coreset (greedy k-center), kmeans, badge                             from embeddings (+ probabilities)
+A user strategy is a plain function with the same signature, registered with `register_query`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+_EPS = 1e-12
+
+
+@struct.dataclass
+class MCDropoutStats:
+  """Sufficient statistics of T stochastic passes: what every MC-dropout score needs, in O(N*C) memory.
+
+  Attributes:
+    mean_probs: [N, C] E_t p_t.
+    mean_sq_probs: [N, C] E_t p_t^2.
+    mean_entropy: [N] E_t H(p_t).
+  """
+
+  mean_probs: jax.Array
+  mean_sq_probs: jax.Array
+  mean_entropy: jax.Array
+
+
+@struct.dataclass
+class QueryInputs:
+  """What strategies read. Only the fields a strategy `needs` must be set.
+
+  Attributes:
+    unlabeled_mask: [N] bool, the items that may be selected.
+    labeled_mask: [N] bool, the labelled set L (coreset measures distances to it).
+    probs: [N, C] softmax outputs of the deterministic (eval-mode) model.
+    embeddings: [N, D] pooled features.
+    mc: MC-dropout statistics over T passes.
+  """
+
+  unlabeled_mask: jax.Array
+  labeled_mask: jax.Array
+  probs: jax.Array | None = None
+  embeddings: jax.Array | None = None
+  mc: MCDropoutStats | None = None
+
+
+QueryFn = Callable[[QueryInputs, int, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryStrategy:
+  """A registered strategy: its kernel and which `QueryInputs` fields it reads."""
+
+  name: str
+  fn: QueryFn
+  needs: frozenset[str]
+  description: str
+
+
+QUERIES: dict[str, QueryStrategy] = {}
+
+
+def register_query(name: str, fn: QueryFn, needs: tuple[str, ...] = (), description: str = '') -> None:
+  """Registers a user strategy `fn(inputs, budget, rng) -> [budget] int32 indices` under `name`.
+
+  `needs` lists the QueryInputs fields it reads ('probs', 'embeddings', 'mc'), so the loop computes only those.
+  """
+  unknown = set(needs) - {'probs', 'embeddings', 'mc'}
+  if unknown:
+    raise ValueError(f"Unknown needs {sorted(unknown)}; valid: 'probs', 'embeddings', 'mc'.")
+  QUERIES[name] = QueryStrategy(name, fn, frozenset(needs), description or (fn.__doc__ or '').split('\n')[0])
+
+
+def get_query(name: str) -> QueryStrategy:
+  """The registered strategy `name`; a ValueError lists the valid names."""
+  if name not in QUERIES:
+    raise ValueError(f'Unknown query strategy {name!r}; registered: {sorted(QUERIES)}.')
+  return QUERIES[name]
+
+
+def top_scores(scores: jax.Array, unlabeled_mask: jax.Array, budget: int) -> jax.Array:
+  """Indices of the `budget` highest [N] scores among unlabelled items; ties go to the lower index."""
+  masked = jnp.where(unlabeled_mask, scores.astype(jnp.float32), -jnp.inf)
+  return jax.lax.top_k(masked, budget)[1].astype(jnp.int32)
+
+
+def entropy(probs: jax.Array) -> jax.Array:
+  """Shannon entropy (nats) over the last axis."""
+  return -jnp.sum(probs * jnp.log(probs + _EPS), axis=-1)
+
+
+# --- Scores from one deterministic pass. ---
+
+def random_query(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """Uniformly random unlabelled items (the passive baseline)."""
+  return top_scores(jax.random.uniform(rng, inputs.unlabeled_mask.shape), inputs.unlabeled_mask, budget)
+
+
+def least_confidence(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """Softmax response: the lowest max_c p_c."""
+  del rng
+  return top_scores(-jnp.max(inputs.probs, axis=-1), inputs.unlabeled_mask, budget)
+
+
+def margin(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """The smallest gap between the two most probable classes, p(1) - p(2)."""
+  del rng
+  top2 = jax.lax.top_k(inputs.probs, 2)[0]
+  return top_scores(-(top2[:, 0] - top2[:, 1]), inputs.unlabeled_mask, budget)
+
+
+def entropy_query(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """The highest predictive entropy H(p)."""
+  del rng
+  return top_scores(entropy(inputs.probs), inputs.unlabeled_mask, budget)
+
+
+# --- MC-dropout scores (T stochastic passes through the dropout slot). ---
+
+def mc_variance(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """active-iNAS's MC-dropout: the highest variance over passes of p_t(ĉ), ĉ the deterministic prediction."""
+  del rng
+  predicted = jnp.argmax(inputs.probs, axis=-1)[:, None]
+  mean = jnp.take_along_axis(inputs.mc.mean_probs, predicted, axis=-1)[:, 0]
+  mean_sq = jnp.take_along_axis(inputs.mc.mean_sq_probs, predicted, axis=-1)[:, 0]
+  return top_scores(mean_sq - mean**2, inputs.unlabeled_mask, budget)
+
+
+def bald(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """BALD: the highest mutual information H(E_t p_t) - E_t H(p_t)."""
+  del rng
+  return top_scores(entropy(inputs.mc.mean_probs) - inputs.mc.mean_entropy, inputs.unlabeled_mask, budget)
+
+
+def variation_ratio(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """Variation ratio: the highest 1 - max_c E_t p_t,c."""
+  del rng
+  return top_scores(1.0 - jnp.max(inputs.mc.mean_probs, axis=-1), inputs.unlabeled_mask, budget)
+
+
+def mean_std(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """Mean-STD: the highest mean_c std_t p_t,c."""
+  del rng
+  variance = jnp.maximum(inputs.mc.mean_sq_probs - inputs.mc.mean_probs**2, 0.0)
+  return top_scores(jnp.mean(jnp.sqrt(variance), axis=-1), inputs.unlabeled_mask, budget)
+
+
+# --- Embedding-space strategies. ---
+
+def _squared_distances(points: jax.Array, centre: jax.Array) -> jax.Array:
+  """[N] squared Euclidean distances of [N, D] points to one [D] centre."""
+  return jnp.sum((points - centre) ** 2, axis=-1)
+
+
+def min_squared_distances(
+    points: jax.Array, reference_mask: jax.Array, block_size: int = 256
+) -> jax.Array:
+  """[N] squared distance of each point to the nearest point where `reference_mask` holds (inf if none).
+
+  Streams the reference set in blocks of `block_size`: O(N * |ref|) time, O(N * block_size) memory, and never an
+  N x N matrix. The number of blocks follows the mask's count, so a small labelled set costs little.
+  """
+  n = points.shape[0]
+  block_size = min(block_size, n)
+  num_blocks = -(-n // block_size)
+  order = jnp.nonzero(reference_mask, size=num_blocks * block_size, fill_value=0)[0]
+  count = jnp.sum(reference_mask)
+  sq_norms = jnp.sum(points**2, axis=-1)
+
+  def body(state):
+    block, best = state
+    idx = jax.lax.dynamic_slice_in_dim(order, block * block_size, block_size)
+    valid = block * block_size + jnp.arange(block_size) < count
+    ref = points[idx]
+    d = sq_norms[:, None] + sq_norms[idx][None, :] - 2.0 * points @ ref.T
+    d = jnp.where(valid[None, :], jnp.maximum(d, 0.0), jnp.inf)
+    return block + 1, jnp.minimum(best, jnp.min(d, axis=1))
+
+  def cond(state):
+    return state[0] * block_size < count
+
+  return jax.lax.while_loop(cond, body, (jnp.int32(0), jnp.full((n,), jnp.inf, points.dtype)))[1]
+
+
+def coreset(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """Greedy k-center (Sener & Savarese 2018) on the embeddings: repeatedly the unlabelled point farthest from L
+  and the points already chosen. O(N * (|L| + b)) time, O(N) memory."""
+  del rng
+  points = inputs.embeddings.astype(jnp.float32)
+  distances = min_squared_distances(points, inputs.labeled_mask)
+
+  def pick(i, state):
+    distances, chosen = state
+    index = jnp.argmax(jnp.where(inputs.unlabeled_mask, distances, -1.0)).astype(jnp.int32)
+    distances = jnp.minimum(distances, _squared_distances(points, points[index]))
+    distances = distances.at[index].set(-1.0)  # Chosen: never again, even with duplicate embeddings.
+    return distances, chosen.at[i].set(index)
+
+  return jax.lax.fori_loop(0, budget, pick, (distances, jnp.zeros(budget, jnp.int32)))[1]
+
+
+def _kmeans_pp_seeds(
+    rng: jax.Array, num_centres: int, candidates: jax.Array, sq_norm_fn, first: jax.Array | None = None
+) -> jax.Array:
+  """k-means++ seeding: [num_centres] indices among `candidates` ([N] bool), each drawn with probability
+  proportional to its squared distance to the nearest chosen seed. `sq_norm_fn(i) -> [N]` gives the squared
+  distances of every point to point i, so the points themselves never need to exist (BADGE).
+  """
+  n = candidates.shape[0]
+  rngs = jax.random.split(rng, num_centres)
+  if first is None:
+    first = jax.random.choice(rngs[0], n, p=candidates / jnp.sum(candidates)).astype(jnp.int32)
+  distances = jnp.where(candidates, sq_norm_fn(first), 0.0).at[first].set(0.0)
+  available = candidates.at[first].set(False)
+
+  def pick(i, state):
+    distances, available, chosen = state
+    weights = jnp.where(available, jnp.maximum(distances, 0.0), 0.0)
+    total = jnp.sum(weights)
+    # All remaining points coincide with a seed: fall back to uniform over what is left.
+    weights = jnp.where(total > 0, weights, available.astype(weights.dtype))
+    index = jax.random.choice(rngs[i], n, p=weights / jnp.sum(weights)).astype(jnp.int32)
+    distances = jnp.minimum(distances, sq_norm_fn(index))
+    return distances, available.at[index].set(False), chosen.at[i].set(index)
+
+  chosen = jnp.zeros(num_centres, jnp.int32).at[0].set(first)
+  return jax.lax.fori_loop(1, num_centres, pick, (distances, available, chosen))[2]
+
+
+def _nearest_centres(points: jax.Array, centres: jax.Array, block_size: int = 4096) -> jax.Array:
+  """[N] index of the nearest of [K, D] centres for each of [N, D] points, in blocks of points."""
+  n = points.shape[0]
+  block_size = min(block_size, n)
+  padded = jnp.pad(points, ((0, -n % block_size), (0, 0)))
+  centre_norms = jnp.sum(centres**2, axis=-1)
+
+  def assign(block):
+    return jnp.argmin(centre_norms[None, :] - 2.0 * block @ centres.T, axis=1)
+
+  return jax.lax.map(assign, padded.reshape(-1, block_size, points.shape[1])).reshape(-1)[:n]
+
+
+def kmeans(inputs: QueryInputs, budget: int, rng: jax.Array, iterations: int = 10) -> jax.Array:
+  """k-means with `budget` centres over the unlabelled embeddings (k-means++ seeding, Lloyd iterations);
+  for each centre in turn, the nearest unlabelled point not yet chosen."""
+  points = inputs.embeddings.astype(jnp.float32)
+  mask = inputs.unlabeled_mask
+  seeds = _kmeans_pp_seeds(rng, budget, mask, lambda i: _squared_distances(points, points[i]))
+  centres = points[seeds]
+
+  def lloyd(_, centres):
+    assignment = jnp.where(mask, _nearest_centres(points, centres), budget)  # Labelled -> dropped segment.
+    sums = jax.ops.segment_sum(points, assignment, num_segments=budget + 1)[:budget]
+    counts = jax.ops.segment_sum(jnp.ones_like(assignment, jnp.float32), assignment,
+                                 num_segments=budget + 1)[:budget]
+    return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1.0)[:, None], centres)
+
+  centres = jax.lax.fori_loop(0, iterations, lloyd, centres)
+
+  def pick(i, state):
+    available, chosen = state
+    d = jnp.where(available, _squared_distances(points, centres[i]), jnp.inf)
+    index = jnp.argmin(d).astype(jnp.int32)
+    return available.at[index].set(False), chosen.at[i].set(index)
+
+  return jax.lax.fori_loop(0, budget, pick, (mask, jnp.zeros(budget, jnp.int32)))[1]
+
+
+def badge(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """BADGE (Ash et al. 2020): k-means++ seeding over gradient embeddings g = (p - onehot(ŷ)) ⊗ h.
+
+  The N x (C*D) matrix is never built: ||g_i - g_j||^2 = |a_i|^2 |h_i|^2 + |a_j|^2 |h_j|^2 - 2 <a_i,a_j><h_i,h_j>
+  with a = p - onehot(ŷ). The first seed is the largest gradient norm, as in the authors' code.
+  """
+  probs = inputs.probs.astype(jnp.float32)
+  h = inputs.embeddings.astype(jnp.float32)
+  a = probs - jax.nn.one_hot(jnp.argmax(probs, -1), probs.shape[-1])
+  a_sq, h_sq = jnp.sum(a**2, -1), jnp.sum(h**2, -1)
+  norms = a_sq * h_sq
+
+  def sq_distances(i):
+    return norms + norms[i] - 2.0 * (a @ a[i]) * (h @ h[i])
+
+  first = jnp.argmax(jnp.where(inputs.unlabeled_mask, norms, -1.0)).astype(jnp.int32)
+  return _kmeans_pp_seeds(rng, budget, inputs.unlabeled_mask, sq_distances, first=first)
+
+
+for _name, _fn, _needs in (
+    ('random', random_query, ()),
+    ('least_confidence', least_confidence, ('probs',)),
+    ('margin', margin, ('probs',)),
+    ('entropy', entropy_query, ('probs',)),
+    ('mc_variance', mc_variance, ('probs', 'mc')),
+    ('bald', bald, ('mc',)),
+    ('variation_ratio', variation_ratio, ('mc',)),
+    ('mean_std', mean_std, ('mc',)),
+    ('coreset', coreset, ('embeddings',)),
+    ('kmeans', kmeans, ('embeddings',)),
+    ('badge', badge, ('probs', 'embeddings')),
+):
+  register_query(_name, _fn, _needs)
+QUERIES['softmax_response'] = dataclasses.replace(QUERIES['least_confidence'], name='softmax_response')
+
+
+@functools.partial(jax.jit, static_argnames=('fn', 'budget'))
+def _run(fn, inputs, budget, rng):
+  return fn(inputs, budget, rng)
+
+
+def select(
+    strategy: str | QueryFn, inputs: QueryInputs, budget: int, rng: jax.Array
+) -> np.ndarray:
+  """Runs a strategy (a registered name or a function) after checking its inputs; returns [budget] indices.
+
+  Raises:
+    ValueError: on an unknown strategy, a missing input it needs, masks of the wrong shape or overlapping,
+      a non-positive budget, or a budget larger than the unlabelled pool.
+  """
+  if isinstance(strategy, str):
+    spec = get_query(strategy)
+    fn, needs, name = spec.fn, spec.needs, spec.name
+  else:
+    fn, needs, name = strategy, frozenset(), getattr(strategy, '__name__', 'custom')
+  unlabeled = np.asarray(inputs.unlabeled_mask)
+  labeled = np.asarray(inputs.labeled_mask)
+  if unlabeled.dtype != bool or labeled.dtype != bool or unlabeled.ndim != 1 or labeled.shape != unlabeled.shape:
+    raise ValueError(
+        f'unlabeled_mask and labeled_mask must be bool [N] arrays of one length, got {unlabeled.dtype} '
+        f'{unlabeled.shape} and {labeled.dtype} {labeled.shape}.')
+  if np.any(unlabeled & labeled):
+    raise ValueError('An item is both labelled and unlabelled; the masks must be disjoint.')
+  for field in needs:
+    if getattr(inputs, field) is None:
+      raise ValueError(f'Query strategy {name!r} needs QueryInputs.{field}; compute it with jal.query.pool_inputs.')
+  available = int(unlabeled.sum())
+  if not isinstance(budget, int | np.integer) or budget < 1:
+    raise ValueError(f'The query budget must be a positive int, got {budget!r}.')
+  if budget > available:
+    raise ValueError(
+        f'Cannot select {budget} items: only {available} unlabelled items remain in the pool. Lower the '
+        'per-round budget or the total budget to at most the pool size.')
+  return np.asarray(_run(fn, inputs, int(budget), rng))
+
+
+def mc_dropout_stats(
+    model, variables: dict, embeddings: jax.Array, num_passes: int, rng: jax.Array,
+    rate: float | None = None, max_elements: int = 1 << 24,
+) -> MCDropoutStats:
+  """Statistics of `num_passes` stochastic passes of the head over [N, D] pooled embeddings.
+
+  The dropout slot sits on the pooled embedding (active-iNAS), so the backbone ran once (`train.predict`) and
+  only the dense head runs T times here, vmapped over T keys, in chunks of the pool.
+
+  Args:
+    model: the `jal.models.ResNet` whose head to run.
+    variables: its variables.
+    embeddings: [N, D] from `jal.train.predict`.
+    num_passes: T (100 in active-iNAS, 10 in AutoAL).
+    rng: key for the dropout masks.
+    rate: dropout rate; default the model's own, which must then be > 0.
+    max_elements: bound on T * chunk * D, the dropout masks alive at once.
+  """
+  from jal.models import Head  # Local: query kernels themselves need no model code.
+
+  rate = model.dropout_rate if rate is None else rate
+  if not 0.0 < rate < 1.0:
+    raise ValueError(
+        f'MC-dropout needs a dropout rate in (0, 1), got {rate}; build the model with dropout_rate=0.5 or pass '
+        'rate=0.5.')
+  head = Head(model.num_classes, rate)
+  head_params = {'params': variables['params']['head']}
+  n, d = embeddings.shape
+  chunk = max(1, min(n, max_elements // max(1, num_passes * d)))
+  keys = jax.random.split(rng, num_passes)
+  return _mc_stats(head, head_params, jnp.asarray(embeddings), keys, chunk)
+
+
+@functools.partial(jax.jit, static_argnames=('head', 'chunk'))
+def _mc_stats(head, head_params, embeddings, keys, chunk):
+  n = embeddings.shape[0]
+  padded = jnp.pad(embeddings, ((0, -n % chunk), (0, 0))).reshape(-1, chunk, embeddings.shape[1])
+
+  def one_chunk(block):
+    def one_pass(key):
+      return jax.nn.softmax(head.apply(head_params, block, dropout=True, rngs={'dropout': key}))
+
+    probs = jax.vmap(one_pass)(keys)  # [T, chunk, C]
+    return probs.mean(0), (probs**2).mean(0), entropy(probs).mean(0)
+
+  mean, mean_sq, mean_entropy = jax.lax.map(one_chunk, padded)
+  flat = lambda x: x.reshape(-1, *x.shape[2:])[:n]
+  return MCDropoutStats(flat(mean), flat(mean_sq), flat(mean_entropy))
+
+
+def pool_inputs(
+    strategy: str | QueryStrategy,
+    model,
+    variables: dict,
+    images,
+    unlabeled_mask,
+    labeled_mask,
+    rng: jax.Array,
+    mc_passes: int = 100,
+    batch_size: int = 1024,
+) -> QueryInputs:
+  """Runs the model over the pool once and computes what `strategy` needs (probs, embeddings, MC statistics)."""
+  from jal.train import predict  # Local: keeps this module importable without the training engine.
+
+  spec = get_query(strategy) if isinstance(strategy, str) else strategy
+  inputs = QueryInputs(jnp.asarray(unlabeled_mask), jnp.asarray(labeled_mask))
+  if not spec.needs:
+    return inputs
+  predictions = predict(model, variables, images, batch_size=batch_size)
+  mc = (mc_dropout_stats(model, variables, predictions.embeddings, mc_passes, rng)
+        if 'mc' in spec.needs else None)
+  return inputs.replace(probs=predictions.probs, embeddings=predictions.embeddings, mc=mc)
