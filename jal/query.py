@@ -400,14 +400,18 @@ def _mc_stats(head, head_params, embeddings, keys, chunk):
   n = embeddings.shape[0]
   padded = jnp.pad(embeddings, ((0, -n % chunk), (0, 0))).reshape(-1, chunk, embeddings.shape[1])
 
-  def one_chunk(block):
+  def one_chunk(args):
+    index, block = args
+
     def one_pass(key):
+      # Fold in the chunk so that chunks draw independent masks (the same key would repeat them).
+      key = jax.random.fold_in(key, index) if padded.shape[0] > 1 else key
       return jax.nn.softmax(head.apply(head_params, block, dropout=True, rngs={'dropout': key}))
 
     probs = jax.vmap(one_pass)(keys)  # [T, chunk, C]
     return probs.mean(0), (probs**2).mean(0), entropy(probs).mean(0)
 
-  mean, mean_sq, mean_entropy = jax.lax.map(one_chunk, padded)
+  mean, mean_sq, mean_entropy = jax.lax.map(one_chunk, (jnp.arange(padded.shape[0]), padded))
   flat = lambda x: x.reshape(-1, *x.shape[2:])[:n]
   return MCDropoutStats(flat(mean), flat(mean_sq), flat(mean_entropy))
 

@@ -1,0 +1,42 @@
+"""Tests for jal.metrics."""
+
+import numpy as np
+import pytest
+
+from jal import metrics
+
+
+def test_aubc_is_normalised_trapezoid_area():
+  assert metrics.aubc([100, 200, 400], [0.5, 0.7, 0.9]) == pytest.approx(
+      ((0.5 + 0.7) / 2 * 100 + (0.7 + 0.9) / 2 * 200) / 300)
+  assert metrics.aubc([0, 10], [0.8, 0.8]) == pytest.approx(0.8)
+
+
+def test_auc_gain_against_passive():
+  n = [100, 200, 300]
+  assert metrics.auc_gain(n, [0.6, 0.8, 0.9], [0.6, 0.8, 0.9]) == pytest.approx(0.0)
+  # Passive error area: (0.5+0.4)/2*100 + (0.4+0.3)/2*100 = 80; active: (0.5+0.2)/2*100 + (0.2+0.1)/2*100 = 50.
+  assert metrics.auc_gain(n, [0.5, 0.8, 0.9], [0.5, 0.6, 0.7]) == pytest.approx(30 / 80)
+  assert metrics.auc_gain(n, [0.4, 0.5, 0.6], [0.5, 0.6, 0.7]) < 0
+
+
+def test_mean_se_and_paired_difference():
+  mean, se = metrics.mean_se([1.0, 2.0, 3.0])
+  assert mean == pytest.approx(2.0) and se == pytest.approx(1.0 / np.sqrt(3))
+  assert metrics.mean_se([0.5]) == (0.5, 0.0)
+  # Paired: a constant offset has zero standard error even when the seeds vary a lot.
+  assert metrics.paired_difference([0.9, 0.5, 0.7], [0.8, 0.4, 0.6]) == pytest.approx((0.1, 0.0))
+  assert metrics.format_mean_se([0.8, 0.8]) == '0.8000 ± 0.0000'
+
+
+@pytest.mark.parametrize('call, message', [
+    (lambda: metrics.aubc([100], [0.5]), 'at least 2 rounds'),
+    (lambda: metrics.aubc([100, 100], [0.5, 0.6]), 'increase strictly'),
+    (lambda: metrics.aubc([100, 200], [0.5, float('nan')]), 'finite'),
+    (lambda: metrics.aubc([100, 200, 300], [0.5, 0.6]), 'matching'),
+    (lambda: metrics.paired_difference([1, 2], [1, 2, 3]), 'one value per seed'),
+    (lambda: metrics.auc_gain([1, 2], [1.0, 1.0], [1.0, 1.0]), 'undefined'),
+])
+def test_bad_curves_are_rejected(call, message):
+  with pytest.raises(ValueError, match=message):
+    call()
