@@ -23,14 +23,6 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for results.', required=True)
 
 
-def train_config(config: ml_collections.ConfigDict) -> jal.TrainConfig:
-  """The library's TrainConfig from the `train` section of an experiment config."""
-  fields = config.train.to_dict()
-  fields['augment'] = jal.AugmentConfig(**fields['augment'])
-  fields['lr_boundaries'] = tuple(fields['lr_boundaries'])
-  return jal.TrainConfig(**fields)
-
-
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Loads the data, trains `num_seeds` models, evaluates on the test split, appends a JSON line."""
   start = time.perf_counter()
@@ -54,8 +46,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                arch.num_params(pool.num_classes, pool.image_shape[-1], config.model.width,
                                config.model.conv_bias), config.data.num_labeled, pool.name,
                config.num_seeds)
-  result = jal.train(model, train_config(config), pool.images, pool.labels, rngs, labeled_mask,
-                     validation)
+  train_config = jal.TrainConfig.from_dict(config.train.to_dict())
+  result = jal.train(model, train_config, pool.images, pool.labels, rngs, labeled_mask, validation)
   accuracies = [
       jal.evaluate(model, result.state_for_seed(i).variables, splits.test.images,
                    splits.test.labels)['accuracy'] for i in range(config.num_seeds)]
@@ -64,7 +56,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'num_labeled': config.data.num_labeled, 'num_seeds': config.num_seeds,
       'test/accuracy': accuracies, 'test/accuracy_mean': float(np.mean(accuracies)),
       'train/seconds': result.seconds, 'total/seconds': time.perf_counter() - start,
-      'train/images_per_second': result.num_seeds * train_config(config).total_steps
+      'train/images_per_second': result.num_seeds * train_config.total_steps
       * config.train.batch_size / result.seconds,
       'backend': jax.default_backend(), 'config': config.to_dict(),
   }

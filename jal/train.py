@@ -78,6 +78,16 @@ class TrainConfig:
     if self.seeds not in ('auto', 'vmap', 'sequential'):
       raise ValueError(f"TrainConfig.seeds must be 'auto', 'vmap' or 'sequential', got {self.seeds!r}.")
 
+  @classmethod
+  def from_dict(cls, fields: dict) -> TrainConfig:
+    """From a plain (nested) dict such as `ml_collections.ConfigDict.to_dict()` of a config's `train` section."""
+    fields = dict(fields)
+    if isinstance(fields.get('augment'), dict):
+      fields['augment'] = AugmentConfig(**fields['augment'])
+    if 'lr_boundaries' in fields:
+      fields['lr_boundaries'] = tuple(fields['lr_boundaries'])
+    return cls(**fields)
+
   @property
   def steps_per_epoch(self) -> int:
     return self.examples_per_epoch // self.batch_size
