@@ -18,7 +18,7 @@ import numpy as np
 from flax import struct
 
 from jal import query as query_lib
-from jal.data import Splits
+from jal.data import Dataset, Splits
 from jal.models import ResNet, build_model
 from jal.search_space import Architecture
 from jal.train import TrainConfig, evaluate, train
@@ -75,16 +75,17 @@ class BudgetSchedule:
     return counts
 
 
-# An architecture policy maps (state, round's training data) to the architecture for this round.
-ArchitecturePolicy = Callable[['LoopState'], Architecture]
+# An architecture policy: (state, pool, loop config, rng) -> (the architecture for this round, 'nas/' scalars).
+# It sees the pool and the labels revealed so far, never the test split.
+ArchitecturePolicy = Callable[['LoopState', Dataset, 'LoopConfig', jax.Array], tuple[Architecture, dict]]
 
 
 def fixed(arch: Architecture) -> ArchitecturePolicy:
   """The baseline policy: the same architecture in every round."""
 
-  def policy(state: LoopState) -> Architecture:
-    del state
-    return arch
+  def policy(state, pool, config, rng):
+    del state, pool, config, rng
+    return arch, {}
 
   return policy
 
@@ -172,8 +173,10 @@ def run_round(
   """One round of Algorithm 2: train on L, evaluate on test, and (budget permitting) query and label b items."""
   pool = splits.pool
   round_rng = jax.random.fold_in(state.rng, state.round)
-  train_rng, query_rng = jax.random.split(round_rng)
-  arch = policy(state)
+  policy_rng, train_rng, query_rng = jax.random.split(round_rng, 3)
+  start = time.perf_counter()
+  arch, policy_metrics = policy(state, pool, config, policy_rng)
+  policy_seconds = time.perf_counter() - start
   model: ResNet = build_model(arch, pool.num_classes, config.width, config.conv_bias, config.dropout_rate,
                               config.conv_impl)
   start = time.perf_counter()
@@ -187,7 +190,8 @@ def run_round(
       'arch/params': arch.num_params(pool.num_classes, pool.image_shape[-1], config.width, config.conv_bias),
       'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
       'train/loss': result.history[0][-1]['train/loss'], 'time/train': train_seconds,
-      'time/score': 0.0, 'time/select': 0.0, 'query/size': 0,
+      'time/nas': policy_seconds, 'time/score': 0.0, 'time/select': 0.0, 'query/size': 0,
+      **policy_metrics,
   }
   budget = config.schedule.next_batch(state.num_labeled)
   new_state = state
@@ -221,7 +225,7 @@ def run(
     splits: pool (the oracle's labels), test (reporting only).
     config: budget, training and model settings.
     strategy: a registered query strategy (`jal.query.QUERIES`).
-    policy: the architecture policy (`fixed(A(1,2))`, or iNAS).
+    policy: the architecture policy (`fixed(A(1,2))`, or `jal.inas.inas_policy(...)`).
     oracle: answers label requests; default: the pool's own labels (simulation).
     seed: fixes the initial labelled set and every key.
     state: resume from this state instead of starting afresh.
