@@ -1,4 +1,4 @@
-"""Figures as PNG files (matplotlib, headless): learning curves with shaded standard error."""
+"""Figures as PNG files (matplotlib, headless): learning curves with shaded standard error, iNAS trajectories."""
 
 from __future__ import annotations
 
@@ -26,12 +26,7 @@ def learning_curves(
 
   figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
   for name, runs in curves.items():
-    n = np.asarray(runs[0][0], np.float64)
-    accuracy = np.stack([np.asarray(a, np.float64) for _, a in runs])
-    mean = accuracy.mean(0)
-    se = accuracy.std(0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else np.zeros_like(mean)
-    (line,) = axes.plot(n, mean, marker='o', markersize=3, label=f'{name} (n={len(runs)})')
-    axes.fill_between(n, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+    _mean_se_line(axes, name, runs)
   axes.set_xlabel('labelled examples')
   axes.set_ylabel(ylabel)
   if title:
@@ -41,3 +36,66 @@ def learning_curves(
   figure.tight_layout()
   figure.savefig(path)
   plt.close(figure)
+
+
+def learning_curve_panels(
+    panels: Mapping[str, Mapping[str, Sequence[tuple[Sequence[float], Sequence[float]]]]],
+    path: str,
+    title: str = '',
+) -> None:
+  """One panel per query function (active-iNAS Figures 2-4), one line per method, shaded standard error."""
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), dpi=110, squeeze=False)
+  for ax, (panel, methods) in zip(axes[0], panels.items()):
+    for name, runs in methods.items():
+      _mean_se_line(ax, name, runs)
+    ax.set_title(panel)
+    ax.set_xlabel('labelled examples')
+    ax.set_ylabel('test accuracy')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  if title:
+    figure.suptitle(title)
+  figure.tight_layout()
+  figure.savefig(path)
+  plt.close(figure)
+
+
+def architecture_trajectory(runs_by_strategy: Mapping[str, Sequence[Mapping[str, Sequence]]], path: str) -> None:
+  """Parameters and depth of iNAS's choices against labels (active-iNAS Figure 6a), mean over seeds."""
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  figure, params_axis = plt.subplots(figsize=(6, 4), dpi=120)
+  depth_axis = params_axis.twinx()
+  for strategy, runs in runs_by_strategy.items():
+    n = runs[0]['num_labeled']
+    params = np.mean([r['arch/params'] for r in runs], axis=0) / 1e6
+    depth = np.mean([r['arch/depth'] for r in runs], axis=0)
+    params_axis.plot(n, params, color='tab:blue', marker='o', markersize=3, label=f'{strategy}: parameters')
+    depth_axis.plot(n, depth, color='black', linestyle='--', marker='s', markersize=3, label=f'{strategy}: depth')
+  params_axis.set_xlabel('labelled examples')
+  params_axis.set_ylabel('parameters (millions)', color='tab:blue')
+  depth_axis.set_ylabel('layers', color='black')
+  lines = params_axis.get_legend_handles_labels()
+  more = depth_axis.get_legend_handles_labels()
+  params_axis.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7)
+  params_axis.set_title('architectures chosen by iNAS (mean over seeds)')
+  figure.tight_layout()
+  figure.savefig(path)
+  plt.close(figure)
+
+
+def _mean_se_line(axes, name, runs):
+  n = np.asarray(runs[0][0], np.float64)
+  values = np.stack([np.asarray(a, np.float64) for _, a in runs])
+  mean = values.mean(0)
+  se = values.std(0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else np.zeros_like(mean)
+  (line,) = axes.plot(n, mean, marker='o', markersize=3, label=f'{name} (n={len(runs)})')
+  axes.fill_between(n, mean - se, mean + se, color=line.get_color(), alpha=0.2)

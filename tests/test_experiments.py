@@ -41,7 +41,7 @@ def test_train_binary_rejects_bad_config(tmp_path, override, message):
   assert message in completed.stderr
 
 
-def test_active_learning_binary_smoke_and_skips_finished_runs(tmp_path, fashion_mnist):
+def test_active_learning_binary_smoke_and_resumes(tmp_path, fashion_mnist):
   del fashion_mnist
   args = ['experiments/active_learning.py', '--config=experiments/configs/active_learning.py:smoke']
   completed = _run(args, tmp_path)
@@ -50,19 +50,53 @@ def test_active_learning_binary_smoke_and_skips_finished_runs(tmp_path, fashion_
     rows = [json.loads(line) for line in f]
   assert len(rows) == 2 * 2 * 3  # strategies x seeds x rounds (20, 40, 60 labels).
   assert {r['num_labeled'] for r in rows} == {20, 40, 60}
+  assert {r['policy'] for r in rows} == {'fixed:A(1,2)'}
   with open(tmp_path / 'summary.json') as f:
-    summary = json.load(f)['strategies']
-  assert set(summary) == {'random', 'entropy'}
-  assert len(summary['entropy']['aubc']) == 2 and 'aubc_minus_random' in summary['entropy']
+    methods = {m['strategy']: m for m in json.load(f)['methods']}
+  assert set(methods) == {'random', 'entropy'}
+  assert len(methods['entropy']['aubc']) == 2 and 'aubc_minus_random' in methods['entropy']
   for name in ('rounds.csv', 'summary.md', 'learning_curve.png'):
     assert (tmp_path / name).stat().st_size > 0
   assert 'AUBC' in completed.stdout
-  # A restart with the same workdir has nothing left to run.
+  # Drop the last run's last round, as if killed: the restart re-runs that run only.
+  with open(tmp_path / 'rounds.jsonl', 'w') as f:
+    f.writelines(json.dumps(r) + '\n' for r in rows[:-1])
   again = _run(args, tmp_path)
-  assert again.returncode == 0
-  assert again.stderr.count('already complete') == 4
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert again.stderr.count('round 0:') == 1
   with open(tmp_path / 'rounds.jsonl') as f:
-    assert len(f.readlines()) == 12
+    rerun = [json.loads(line) for line in f]
+  assert len(rerun) == 12
+  assert rerun[:9] == rows[:9]
+
+
+def test_active_inas_main_job_smoke(tmp_path, fashion_mnist):
+  del fashion_mnist
+  completed = _run(['experiments/active_inas.py', '--config=experiments/configs/active_inas.py:smoke',
+                    '--config.seeds=0'], tmp_path)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  with open(tmp_path / 'rounds.jsonl') as f:
+    rows = [json.loads(line) for line in f]
+  assert [r['num_labeled'] for r in rows] == [20, 40, 60]
+  assert all(r['policy'] == 'inas' and any(k.startswith('nas/step0/') for k in r) for r in rows)
+  depths = [r['arch/depth'] for r in rows]
+  assert depths == sorted(depths)  # Capacity never shrinks.
+  assert 'round 2: 60 labels, A(' in completed.stderr
+  assert (tmp_path / 'architectures.png').stat().st_size > 0
+
+
+def test_compare_inas_smoke(tmp_path, fashion_mnist):
+  del fashion_mnist
+  completed = _run(['experiments/compare_inas.py', '--config=experiments/configs/compare_inas.py:smoke',
+                    '--config.seeds=0,1'], tmp_path)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  with open(tmp_path / 'summary.json') as f:
+    methods = {(m['policy'], m['strategy']): m for m in json.load(f)['methods']}
+  assert set(methods) == {(p, s) for p in ('inas', 'fixed:A(1,1)') for s in ('least_confidence', 'random')}
+  assert 'aubc_minus_baseline' in methods[('inas', 'least_confidence')]
+  assert 'auc_gain' in methods[('fixed:A(1,1)', 'least_confidence')]
+  for name in ('learning_curves.png', 'architectures.png', 'auc_gain.png', 'summary.md'):
+    assert (tmp_path / name).stat().st_size > 0
 
 
 def test_active_learning_binary_rejects_unknown_strategy(tmp_path):
@@ -70,3 +104,10 @@ def test_active_learning_binary_rejects_unknown_strategy(tmp_path):
                     '--config.strategies=random,entropi'], tmp_path)
   assert completed.returncode != 0
   assert "Unknown query strategy 'entropi'" in completed.stderr
+
+
+def test_unknown_policy_is_rejected(tmp_path):
+  completed = _run(['experiments/compare_inas.py', '--config=experiments/configs/compare_inas.py:smoke',
+                    '--config.policies=inas,fixed:B(1,2)'], tmp_path)
+  assert completed.returncode != 0
+  assert 'Cannot parse architecture' in completed.stderr

@@ -1,0 +1,82 @@
+"""What the active-learning binaries share: flags, and config -> `jal.compare` -> files in the workdir."""
+
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import ml_collections  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+import jal  # noqa: E402
+from jal import compare, inas, loop, query  # noqa: E402
+
+
+def define_flags(default_config: str):
+  config = config_flags.DEFINE_config_file(
+      'config', os.path.join(os.path.dirname(__file__), 'configs', default_config), lock_config=True)
+  workdir = flags.DEFINE_string('workdir', None, 'Directory for results.', required=True)
+  return config, workdir
+
+
+def _split(text: str) -> list[str]:
+  """'inas,fixed:A(1,2)' -> ['inas', 'fixed:A(1,2)']: commas inside parentheses do not split."""
+  return [part.strip() for part in re.split(r',(?![^(]*\))', str(text)) if part.strip()]
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Runs (or resumes) the configured grid of policies x strategies x seeds; writes rows, tables, figures."""
+  budget = config.budget
+  schedule = loop.BudgetSchedule(budget.initial, budget.per_round, budget.total, budget.grown_per_round or None,
+                                 budget.grow_after or None)
+  train_config = jal.TrainConfig.from_dict(config.train.to_dict())
+  fields = config.inas.to_dict()
+  space = jal.SearchSpace(fields.pop('max_blocks'), fields.pop('max_stacks'))
+  inas_config = inas.INASConfig(space=space, **fields)
+  policies, strategies = _split(config.policies), _split(config.strategies)
+  seeds = [int(s) for s in _split(config.seeds)]
+  for strategy in strategies:
+    query.get_query(strategy)
+  for policy in policies:
+    compare.make_policy(policy, inas_config)
+
+  def loop_config_for(strategy):
+    needs_mc = 'mc' in query.get_query(strategy).needs
+    return loop.LoopConfig(
+        schedule, train_config, config.model.width,
+        config.model.mc_dropout_rate if needs_mc else config.model.dropout_rate, config.model.mc_passes,
+        config.model.conv_bias, config.model.conv_impl)
+
+  splits = jal.load_splits(config.data.name, config.data.data_dir or None, 0, config.data.pool_size or None,
+                           config.data.test_size or None, config.data.split_seed)
+  os.makedirs(workdir, exist_ok=True)
+  start = time.perf_counter()
+
+  def report(row):
+    logging.info('%s %s seed %d round %d: %d labels, %s (%d params), test accuracy %.4f | nas %.1fs train %.1fs '
+                 'score %.1fs select %.2fs | %.0fs elapsed', row['policy'], row['strategy'], row['seed'],
+                 row['round'], row['num_labeled'], row['arch'], row['arch/params'], row['test/accuracy'],
+                 row['time/nas'], row['time/train'], row['time/score'], row['time/select'],
+                 time.perf_counter() - start)
+
+  rows = compare.run_grid(splits, policies, strategies, seeds, loop_config_for, inas_config,
+                          os.path.join(workdir, 'rounds.jsonl'), on_round=report)
+  rows = [r for r in rows if r['policy'] in policies and r['strategy'] in strategies and r['seed'] in seeds]
+  title = f'{config.data.name}, width {config.model.width}'
+  return compare.write_outputs(rows, workdir, title, config.baseline_policy or None)
+
+
+def main_for(config_flag, workdir_flag):
+  """An absl main that runs the comparison and prints its tables."""
+
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    summary = run(config_flag.value, workdir_flag.value)
+    print(summary['table'])
+    print(summary['times'])
+
+  return main

@@ -1,0 +1,22 @@
+"""active-iNAS with one query function: the README's main job (experiments/active_inas.py).
+
+  ''       CPU scale: softmax response, one seed, Fashion-MNIST 200 -> 1000 labels (a few minutes on 2 cores)
+  'smoke'  seconds, for tests
+  'paper'  the published protocol: CIFAR-10 via TFDS, k = 2000, b = 2000 then 5000 after 10,000, budget 50,000,
+           200 epochs (50 for candidates)
+"""
+
+from experiments.configs import common
+
+
+def get_config(arg: str = ''):
+  config = common.base()
+  config.policies = 'inas'
+  config.strategies = 'least_confidence'    # Softmax response; 'mc_variance' and 'coreset' too.
+  config.seeds = '0'
+  config.budget.initial = 200
+  config.budget.per_round = 200
+  config.budget.total = 1000
+  config.inas.schedule = 'compressed'       # At CPU scale a truncated quarter-schedule ranks candidates poorly.
+  config.inas.candidate_fraction = 0.5
+  return common.apply(config, arg)
