@@ -38,6 +38,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   inas_config = inas.INASConfig(space=space, **fields)
   policies, strategies = _split(config.policies), _split(config.strategies)
   seeds = [int(s) for s in _split(config.seeds)]
+  skip = [tuple(method.split('/')) for method in _split(config.get('skip', ''))]
+  if any(len(method) != 2 for method in skip):
+    raise ValueError(f"config.skip must be 'policy/strategy' pairs separated by commas, got {config.skip!r}.")
   for strategy in strategies:
     query.get_query(strategy)
   for policy in policies:
@@ -63,7 +66,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                  time.perf_counter() - start)
 
   rows = compare.run_grid(splits, policies, strategies, seeds, loop_config_for, inas_config,
-                          os.path.join(workdir, 'rounds.jsonl'), on_round=report)
+                          os.path.join(workdir, 'rounds.jsonl'), on_round=report, skip=skip)
   rows = [r for r in rows if r['policy'] in policies and r['strategy'] in strategies and r['seed'] in seeds]
   title = f'{config.data.name}, width {config.model.width}'
   return compare.write_outputs(rows, workdir, title, config.baseline_policy or None)

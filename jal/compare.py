@@ -48,12 +48,15 @@ def run_grid(
     inas_config: inas_lib.INASConfig,
     rows_path: str,
     on_round: Callable[[dict], None] | None = None,
+    skip: Sequence[tuple[str, str]] = (),
 ) -> list[dict]:
   """Runs every (policy, strategy, seed) whose rounds are not all in `rows_path`; returns all complete rows.
 
   Args:
     loop_config_for: strategy -> its LoopConfig (MC-dropout strategies train with dropout).
     on_round: called with each new row (progress reports).
+    skip: (policy, strategy) pairs not to run (e.g. ('inas', 'random') when random only serves as the passive
+      learner of the fixed architectures).
   """
   for strategy in strategies:
     query.get_query(strategy)  # Fail on a typo before any training.
@@ -61,6 +64,8 @@ def run_grid(
   rows = read_rows(rows_path)
   for spec in policies:
     for strategy in strategies:
+      if (spec, strategy) in set(skip):
+        continue
       config = loop_config_for(strategy)
       num_rounds = len(config.schedule.label_counts())
       for seed in seeds:

@@ -75,6 +75,32 @@ class BudgetSchedule:
     return counts
 
 
+class Querier(Protocol):
+  """A query method with state that persists across rounds (AutoAL's networks), beside the stateless strategies.
+
+  `name` appears in the history; `needs` lists the task-model outputs it reads ('probs', 'embeddings', 'mc'), so
+  the loop trains the task model with the dropout slot when 'mc' is needed.
+  """
+
+  name: str
+  needs: frozenset[str]
+
+  def query(self, state: LoopState, pool: Dataset, model: ResNet, variables: dict, budget: int,
+            rng: jax.Array) -> tuple[np.ndarray, dict, object]:
+    """Picks `budget` unlabelled pool items: ([budget] indices, scalars for the history, new `state.query_state`)."""
+    ...
+
+
+def strategy_name(strategy: str | Querier) -> str:
+  """The name a strategy is recorded under."""
+  return strategy if isinstance(strategy, str) else strategy.name
+
+
+def strategy_needs(strategy: str | Querier) -> frozenset[str]:
+  """The task-model outputs a strategy reads."""
+  return query_lib.get_query(strategy).needs if isinstance(strategy, str) else strategy.needs
+
+
 # An architecture policy: (state, pool, loop config, rng) -> (the architecture for this round, 'nas/' scalars).
 # It sees the pool and the labels revealed so far, never the test split.
 ArchitecturePolicy = Callable[['LoopState', Dataset, 'LoopConfig', jax.Array], tuple[Architecture, dict]]
@@ -99,6 +125,7 @@ class LoopState:
     labels: [N] int32 labels revealed so far (-1 where not asked yet).
     round: the number of finished rounds.
     rng: the session's root key; each round folds in its index.
+    query_state: the state a `Querier` carries between rounds (AutoAL's networks); None for plain strategies.
     arch: the architecture of the last trained round (static).
     history: one dict of scalars per finished round (static, JSON-friendly).
   """
@@ -107,6 +134,7 @@ class LoopState:
   labels: np.ndarray
   round: int
   rng: jax.Array
+  query_state: object = None
   arch: Architecture | None = struct.field(pytree_node=False, default=None)
   history: tuple[dict, ...] = struct.field(pytree_node=False, default=())
 
@@ -166,7 +194,7 @@ def run_round(
     state: LoopState,
     splits: Splits,
     config: LoopConfig,
-    strategy: str,
+    strategy: str | Querier,
     policy: ArchitecturePolicy,
     oracle: Oracle,
 ) -> LoopState:
@@ -185,7 +213,8 @@ def run_round(
   train_seconds = time.perf_counter() - start
   scores = evaluate(model, variables, splits.test.images, splits.test.labels)
   record = {
-      'round': state.round, 'num_labeled': state.num_labeled, 'strategy': strategy, 'arch': str(arch),
+      'round': state.round, 'num_labeled': state.num_labeled, 'strategy': strategy_name(strategy),
+      'arch': str(arch),
       'arch/blocks': arch.blocks, 'arch/stacks': arch.stacks, 'arch/depth': arch.depth,
       'arch/params': arch.num_params(pool.num_classes, pool.image_shape[-1], config.width, config.conv_bias),
       'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
@@ -195,7 +224,14 @@ def run_round(
   }
   budget = config.schedule.next_batch(state.num_labeled)
   new_state = state
-  if budget > 0:
+  if budget > 0 and not isinstance(strategy, str):
+    start = time.perf_counter()
+    indices, query_metrics, query_state = strategy.query(state, pool, model, variables, budget, query_rng)
+    record['time/query'] = time.perf_counter() - start
+    record.update(query_metrics)
+    record['query/size'] = int(budget)
+    new_state = state.reveal(indices, oracle.label(indices)).replace(query_state=query_state)
+  elif budget > 0:
     start = time.perf_counter()
     inputs = query_lib.pool_inputs(strategy, model, variables, pool.images, ~state.labeled_mask,
                                    state.labeled_mask, jax.random.fold_in(query_rng, 0), config.mc_passes)
@@ -212,7 +248,7 @@ def run_round(
 def run(
     splits: Splits,
     config: LoopConfig,
-    strategy: str,
+    strategy: str | Querier,
     policy: ArchitecturePolicy,
     oracle: Oracle | None = None,
     seed: int = 0,
@@ -224,14 +260,14 @@ def run(
   Args:
     splits: pool (the oracle's labels), test (reporting only).
     config: budget, training and model settings.
-    strategy: a registered query strategy (`jal.query.QUERIES`).
+    strategy: a registered query strategy (`jal.query.QUERIES`) or a `Querier` (`jal.autoal.AutoAL`).
     policy: the architecture policy (`fixed(A(1,2))`, or `jal.inas.inas_policy(...)`).
     oracle: answers label requests; default: the pool's own labels (simulation).
     seed: fixes the initial labelled set and every key.
     state: resume from this state instead of starting afresh.
     on_round: called with the state after every round (progress reports, checkpoints).
   """
-  query_lib.get_query(strategy)
+  strategy_needs(strategy)  # An unknown name fails before any training.
   oracle = oracle or SimulatedOracle(splits.pool.labels)
   state = state or init_state(len(splits.pool), config.schedule, oracle, seed)
   num_rounds = len(config.schedule.label_counts())

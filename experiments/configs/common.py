@@ -15,6 +15,7 @@ def base() -> ml_collections.ConfigDict:
   config.strategies = 'least_confidence'    # Comma-separated names from jal.query.QUERIES.
   config.seeds = '0,1,2'                    # Paired: a seed fixes the initial labelled set of every method.
   config.baseline_policy = ''               # Paired AUBC differences against this policy ('' = none).
+  config.skip = ''                          # 'policy/strategy' pairs not to run, comma-separated.
 
   config.data = ml_collections.ConfigDict()
   config.data.name = 'fashion_mnist_idx'

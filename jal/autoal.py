@@ -1,0 +1,541 @@
+"""AutoAL (Wang, Zhan & Huang, ICML 2025): differentiable search over candidate query strategies (SPEC §5).
+
+Two networks and a loss-prediction module, trained by bilevel optimisation on the labelled set L:
+  FitNet     a classifier; gives the per-sample loss ℓ of the items SearchNet would select.
+  SearchNet  the same backbone family with K outputs per sample: softmax weights W[j, k] of the K candidates.
+  LossModule Learning-Loss head on SearchNet's stage features, trained to rank ℓ (margin ranking loss).
+Each round L is split 50/50: FitNet is pre-trained on the half that plays "labelled"; the other half plays
+"unlabelled" and is cut into fixed batches. Each candidate strategy marks its top-q items of a batch
+(I[j, k] ∈ {0, 1}, q = ceil(t·B), t = b / |U|); the score is s = softmax_j(Σ_k I[j, k] W[j, k]); a 5-component
+1-D Gaussian mixture fitted to s by EM and sampled gives the threshold ϑ at the 100(1 - t) percentile; the relaxed
+selection is s̄ = sigmoid((s - ϑ) / τ). Then three pure, jitted steps alternate, each over its own optax state:
+  fit_step          min mean(stop_grad(s̄)·ℓ) + λ·L_re
+  search_step       min -mean(s̄·stop_grad(ℓ)) - λ·L_re,   L_re = 1/(1 + exp(0.5·|Σ s̄ - t·B|)) - 0.5
+  loss_module_step  margin ranking loss of the predicted loss against stop_grad(ℓ) (also trains SearchNet's
+                    backbone, as Learning Loss trains the network whose features it reads)
+`search` is the small driver (pre-train, then fit/search/loss-module cycles); `AutoAL` plugs it into the loop as a
+`jal.loop.Querier`: at query time the candidates mark b items each over the pool (from the task model's outputs),
+SearchNet weighs them, and the top-b of Σ_k I·W are labelled.
+
+Where the official code is broken jal follows the paper (SPEC §5): τ is finite (default: the std of s; the code's
+1e-11 gives SearchNet exactly zero gradient), L_re is differentiable through α = Σ s̄ (`differentiable_reg=False`
+gives the code's constant count), and every row of W, I and ℓ refers to the same example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jal import query as query_lib
+from jal.augment import AugmentConfig
+from jal.data import Dataset
+from jal.models import ResNet, build_model, init_variables
+from jal.search_space import Architecture
+from jal.train import TrainState, predict, train_step
+
+# The official code's seven candidates (SPEC §5) and the 3-candidate ablation (one per family).
+OFFICIAL_CANDIDATES = ('least_confidence', 'margin', 'entropy', 'kmeans', 'bald', 'variation_ratio', 'mean_std')
+THREE_CANDIDATES = ('entropy', 'kmeans', 'bald')
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoALConfig:
+  """AutoAL's settings (hashable: parts are static arguments of the jitted steps).
+
+  Attributes:
+    candidates: registered query strategies to weigh (any subset of `jal.query.QUERIES` except 'random').
+    arch: backbone of FitNet and SearchNet (the paper: ResNet-18 = A(2, 4)).
+    width: base width of both networks.
+    batch_size: B, the batch of the simulated unlabelled half each step sees (capped at the half's size).
+    pretrain_steps: FitNet's supervised steps on the simulated labelled half, each round (the paper: 200 epochs).
+    cycles: fit/search/loss-module cycles each round (the paper: 400 epochs of alternation).
+    fit_lr: FitNet's Adam learning rate (paper: 0.005).
+    search_lr: SearchNet's SGD learning rate (paper: 0.005), momentum 0.9.
+    loss_module_lr: the loss module's SGD learning rate (official code: 0.1), momentum 0.9.
+    weight_decay: L2 on every network (official code: 5e-4).
+    reg_weight: λ, the weight of L_re.
+    num_components: components of the 1-D Gaussian mixture over s.
+    em_iterations: EM iterations of the mixture fit.
+    num_threshold_samples: draws from the mixture whose 100(1 - t) percentile is ϑ.
+    temperature: τ of the relaxed selection; None: the std of s over the batch (the code's 1e-11 saturates).
+    differentiable_reg: α = Σ s̄ (True) or the count of s̄ > 0.5, a constant as in the official code (False).
+    loss_margin: margin of the ranking loss (Learning Loss: 1).
+    loss_module_dim: features per stage in the loss module.
+    backbone_loss_weight: how much the ranking loss trains SearchNet's backbone (0: the module only).
+    mc_passes: T passes for MC-dropout candidates (AutoAL: 10).
+    mc_dropout_rate: dropout of FitNet's head and of the MC passes when a candidate needs them.
+  """
+
+  candidates: tuple[str, ...] = OFFICIAL_CANDIDATES
+  arch: Architecture = Architecture(1, 1)
+  width: int = 16
+  batch_size: int = 64
+  pretrain_steps: int = 100
+  cycles: int = 50
+  fit_lr: float = 0.005
+  search_lr: float = 0.005
+  loss_module_lr: float = 0.1
+  weight_decay: float = 5e-4
+  reg_weight: float = 1.0
+  num_components: int = 5
+  em_iterations: int = 50
+  num_threshold_samples: int = 4096
+  temperature: float | None = None
+  differentiable_reg: bool = True
+  loss_margin: float = 1.0
+  loss_module_dim: int = 128
+  backbone_loss_weight: float = 1.0
+  mc_passes: int = 10
+  mc_dropout_rate: float = 0.5
+
+  def __post_init__(self):
+    if not self.candidates:
+      raise ValueError('AutoAL needs at least one candidate strategy.')
+    for name in self.candidates:
+      query_lib.get_query(name)
+    if 'random' in self.candidates:
+      raise ValueError("'random' cannot be an AutoAL candidate: its marks carry no information to learn from.")
+    if len(set(self.candidates)) != len(self.candidates):
+      raise ValueError(f'AutoAL candidates repeat a strategy: {self.candidates}.')
+    if self.batch_size < 2 or self.pretrain_steps < 0 or self.cycles < 1:
+      raise ValueError('AutoALConfig needs batch_size >= 2, pretrain_steps >= 0 and cycles >= 1; got '
+                       f'{self.batch_size}, {self.pretrain_steps}, {self.cycles}.')
+    if self.temperature is not None and not self.temperature > 0:
+      raise ValueError(f'The temperature must be positive (or None for the std of s), got {self.temperature}.')
+
+  @property
+  def needs(self) -> frozenset[str]:
+    """The model outputs the candidates read ('probs', 'embeddings', 'mc')."""
+    return frozenset().union(*(query_lib.get_query(name).needs for name in self.candidates))
+
+
+# --- The 1-D Gaussian mixture (EM), its samples, and the threshold. ---
+
+@struct.dataclass
+class GaussianMixture1D:
+  """A 1-D mixture: [M] weights, means and variances."""
+
+  weights: jax.Array
+  means: jax.Array
+  variances: jax.Array
+
+  def log_prob_components(self, x: jax.Array) -> jax.Array:
+    """[N, M] log(w_m N(x_n | mu_m, var_m))."""
+    diff = x[:, None] - self.means[None, :]
+    return (jnp.log(self.weights)[None, :] - 0.5 * jnp.log(2 * jnp.pi * self.variances)[None, :]
+            - 0.5 * diff**2 / self.variances[None, :])
+
+  def sample(self, rng: jax.Array, num: int) -> jax.Array:
+    """[num] draws."""
+    component_rng, normal_rng = jax.random.split(rng)
+    component = jax.random.categorical(component_rng, jnp.log(self.weights), shape=(num,))
+    return self.means[component] + jnp.sqrt(self.variances[component]) * jax.random.normal(normal_rng, (num,))
+
+
+def init_mixture(x: jax.Array, num_components: int) -> GaussianMixture1D:
+  """Deterministic start: means at evenly spaced quantiles of x, the data's variance, equal weights."""
+  quantiles = (jnp.arange(num_components) + 0.5) / num_components
+  return GaussianMixture1D(jnp.full(num_components, 1.0 / num_components), jnp.quantile(x, quantiles),
+                           jnp.full(num_components, jnp.var(x) + 1e-6))
+
+
+@functools.partial(jax.jit, static_argnames=('iterations',))
+def fit_mixture(x: jax.Array, init: GaussianMixture1D, iterations: int, reg_covar: float = 1e-6
+                ) -> GaussianMixture1D:
+  """EM for a 1-D Gaussian mixture on [N] data from `init`, `iterations` E+M steps (scikit-learn's updates:
+  responsibilities, then weights, means and variances + reg_covar)."""
+  x = x.astype(jnp.float32)
+  eps = 10 * jnp.finfo(jnp.float32).eps
+
+  def em(_, gmm):
+    resp = jax.nn.softmax(gmm.log_prob_components(x), axis=1)            # E-step: [N, M].
+    counts = resp.sum(0) + eps
+    means = resp.T @ x / counts
+    variances = jnp.sum(resp * (x[:, None] - means[None, :])**2, axis=0) / counts + reg_covar
+    return GaussianMixture1D(counts / x.shape[0], means, variances)
+
+  return jax.lax.fori_loop(0, iterations, em, init)
+
+
+def mixture_threshold(scores: jax.Array, fraction: float, rng: jax.Array, config: AutoALConfig) -> jax.Array:
+  """ϑ: the 100(1 - fraction) percentile of draws from a mixture fitted to the [B] scores (no gradient).
+
+  The scores are standardised first: softmax scores are O(1/B), below any sensible variance floor.
+  """
+  scores = jax.lax.stop_gradient(scores)
+  mean, std = jnp.mean(scores), jnp.std(scores) + 1e-12
+  z = (scores - mean) / std
+  gmm = fit_mixture(z, init_mixture(z, config.num_components), config.em_iterations)
+  draws = gmm.sample(rng, config.num_threshold_samples)
+  return jnp.percentile(draws, 100.0 * (1.0 - fraction)) * std + mean
+
+
+# --- Scores, relaxed selection and the losses. ---
+
+def relaxed_selection(weight_logits: jax.Array, marks: jax.Array, fraction: float, rng: jax.Array,
+                      config: AutoALConfig) -> tuple[jax.Array, jax.Array]:
+  """s̄ [B] and s [B] from SearchNet's [B, K] outputs and the candidates' [B, K] marks.
+
+  W = softmax over the K candidates; s = softmax over the B samples of Σ_k I·W; s̄ = sigmoid((s - ϑ) / τ).
+  """
+  weights = jax.nn.softmax(weight_logits, axis=-1)
+  scores = jax.nn.softmax(jnp.sum(marks * weights, axis=-1))
+  threshold = mixture_threshold(scores, fraction, rng, config)
+  temperature = (jax.lax.stop_gradient(jnp.std(scores)) + 1e-12 if config.temperature is None
+                 else config.temperature)
+  return jax.nn.sigmoid((scores - threshold) / temperature), scores
+
+
+def selection_regulariser(selection: jax.Array, fraction: float, differentiable: bool = True) -> jax.Array:
+  """L_re(t, B) = 1/(1 + exp(0.5·|α - t·B|)) - 0.5: 0 when α, the (soft) count of selected items, is t·B."""
+  alpha = (jnp.sum(selection) if differentiable
+           else jax.lax.stop_gradient(jnp.sum(selection > 0.5).astype(selection.dtype)))
+  return 1.0 / (1.0 + jnp.exp(0.5 * jnp.abs(alpha - fraction * selection.shape[0]))) - 0.5
+
+
+def margin_ranking_loss(predicted: jax.Array, target: jax.Array, margin: float = 1.0) -> jax.Array:
+  """Learning Loss (Yoo & Kweon 2019): pairs (i, B-1-i); the predicted order must match the target's by `margin`."""
+  half = predicted.shape[0] // 2
+  predicted_diff = (predicted - predicted[::-1])[:half]
+  target_diff = jax.lax.stop_gradient((target - target[::-1])[:half])
+  sign = jnp.where(target_diff > 0, 1.0, -1.0)
+  return jnp.mean(jnp.maximum(0.0, margin - sign * predicted_diff))
+
+
+class LossModule(nn.Module):
+  """Predicts a per-sample loss from stage features: per stage GAP -> Dense -> ReLU; concat -> Dense(1)."""
+
+  features: int = 128
+
+  @nn.compact
+  def __call__(self, stages: Sequence[jax.Array]) -> jax.Array:
+    pooled = [nn.relu(nn.Dense(self.features)(jnp.mean(stage, axis=(1, 2)))) for stage in stages]
+    return nn.Dense(1)(jnp.concatenate(pooled, axis=-1))[:, 0]
+
+
+# --- State and the three steps. ---
+
+@struct.dataclass
+class SearchBatch:
+  """One batch of the simulated unlabelled half; row j of every field is the same example.
+
+  Attributes:
+    images: [B, H, W, C].
+    labels: [B] int32.
+    marks: [B, K] float32, 1 where candidate k marks the example among this batch's top q.
+  """
+
+  images: jax.Array
+  labels: jax.Array
+  marks: jax.Array
+
+
+@struct.dataclass
+class AutoALState:
+  """AutoAL's networks, persisting across rounds.
+
+  Attributes:
+    fit: FitNet's parameters, batch statistics and Adam state.
+    search: SearchNet's parameters, batch statistics and SGD state.
+    loss_module: the loss module's parameters and SGD state (batch_stats empty).
+  """
+
+  fit: TrainState
+  search: TrainState
+  loss_module: TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+  """The static half of AutoAL: the three modules and their optimisers (hashable, for jit)."""
+
+  fitnet: ResNet
+  searchnet: ResNet
+  loss_module: LossModule
+  fit_tx: optax.GradientTransformation
+  search_tx: optax.GradientTransformation
+  loss_module_tx: optax.GradientTransformation
+  config: AutoALConfig
+
+
+@functools.cache
+def make_networks(config: AutoALConfig, num_classes: int) -> Networks:
+  """FitNet (C outputs), SearchNet (K outputs) of `config.arch`, the loss module, and their optimisers."""
+  needs_mc = 'mc' in config.needs
+  fitnet = build_model(config.arch, num_classes, config.width,
+                       dropout_rate=config.mc_dropout_rate if needs_mc else 0.0)
+  searchnet = build_model(config.arch, len(config.candidates), config.width)
+  decay = optax.add_decayed_weights(config.weight_decay)
+  return Networks(
+      fitnet, searchnet, LossModule(config.loss_module_dim),
+      optax.chain(decay, optax.adam(config.fit_lr)),
+      optax.chain(decay, optax.sgd(config.search_lr, momentum=0.9)),
+      optax.chain(decay, optax.sgd(config.loss_module_lr, momentum=0.9)),
+      config,
+  )
+
+
+def init_state(networks: Networks, rng: jax.Array, image_shape: tuple[int, int, int]) -> AutoALState:
+  """Fresh FitNet, SearchNet and loss module for images of shape [H, W, C]."""
+  fit_rng, search_rng, module_rng = jax.random.split(rng, 3)
+
+  def fresh(model, tx, key):
+    variables = init_variables(model, key, image_shape)
+    return TrainState(jnp.zeros((), jnp.int32), variables['params'], variables['batch_stats'],
+                      tx.init(variables['params']))
+
+  fit = fresh(networks.fitnet, networks.fit_tx, fit_rng)
+  search = fresh(networks.searchnet, networks.search_tx, search_rng)
+  stages = networks.searchnet.apply(search.variables, jnp.zeros((2, *image_shape)), train=False,
+                                    return_stages=True).stages
+  module_params = networks.loss_module.init(module_rng, stages)['params']
+  module = TrainState(jnp.zeros((), jnp.int32), module_params, {}, networks.loss_module_tx.init(module_params))
+  return AutoALState(fit, search, module)
+
+
+def _per_sample_loss(networks: Networks, fit: TrainState, images: jax.Array, labels: jax.Array) -> jax.Array:
+  """FitNet's [B] cross-entropy in eval mode, detached."""
+  logits = networks.fitnet.apply(fit.variables, images, train=False).logits
+  return jax.lax.stop_gradient(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+
+def _apply_update(state: TrainState, tx, grads, batch_stats) -> TrainState:
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  return TrainState(state.step + 1, optax.apply_updates(state.params, updates), batch_stats, opt_state)
+
+
+@functools.partial(jax.jit, static_argnames=('networks',))
+def fit_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, fraction: jax.Array, *,
+             networks: Networks) -> tuple[AutoALState, dict]:
+  """FitNet: min mean(stop_grad(s̄)·ℓ) + λ·L_re (L_re is constant in FitNet's parameters)."""
+  config = networks.config
+  logits = networks.searchnet.apply(state.search.variables, batch.images, train=False).logits
+  selection, _ = relaxed_selection(logits, batch.marks, fraction, rng, config)
+  selection = jax.lax.stop_gradient(selection)
+  reg = selection_regulariser(selection, fraction, config.differentiable_reg)
+
+  def loss_fn(params):
+    output, updates = networks.fitnet.apply(
+        {'params': params, 'batch_stats': state.fit.batch_stats}, batch.images, train=True,
+        rngs={'dropout': rng}, mutable=['batch_stats'])
+    losses = optax.softmax_cross_entropy_with_integer_labels(output.logits, batch.labels)
+    return jnp.mean(selection * losses) + config.reg_weight * reg, updates['batch_stats']
+
+  (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.fit.params)
+  fit = _apply_update(state.fit, networks.fit_tx, grads, batch_stats)
+  return state.replace(fit=fit), {'autoal/fit_loss': loss}
+
+
+def search_loss(search_params, search_batch_stats, fit: TrainState, batch: SearchBatch, rng: jax.Array,
+                networks: Networks, fraction: float) -> tuple[jax.Array, tuple]:
+  """L_S = -mean(s̄·stop_grad(ℓ)) - λ·L_re, differentiable in SearchNet's parameters through s̄ and α = Σ s̄."""
+  config = networks.config
+  losses = _per_sample_loss(networks, fit, batch.images, batch.labels)
+  output, updates = networks.searchnet.apply(
+      {'params': search_params, 'batch_stats': search_batch_stats}, batch.images, train=True,
+      mutable=['batch_stats'])
+  selection, _ = relaxed_selection(output.logits, batch.marks, fraction, rng, config)
+  reg = selection_regulariser(selection, fraction, config.differentiable_reg)
+  loss = -jnp.mean(selection * losses) - config.reg_weight * reg
+  return loss, (updates['batch_stats'], jnp.sum(selection), reg)
+
+
+@functools.partial(jax.jit, static_argnames=('networks',))
+def search_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, fraction: jax.Array, *,
+                networks: Networks) -> tuple[AutoALState, dict]:
+  """SearchNet: one SGD step on L_S."""
+  (loss, (batch_stats, alpha, reg)), grads = jax.value_and_grad(search_loss, has_aux=True)(
+      state.search.params, state.search.batch_stats, state.fit, batch, rng, networks, fraction)
+  search = _apply_update(state.search, networks.search_tx, grads, batch_stats)
+  return state.replace(search=search), {'autoal/search_loss': loss, 'autoal/alpha': alpha, 'autoal/reg': reg}
+
+
+@functools.partial(jax.jit, static_argnames=('networks',))
+def loss_module_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, *, networks: Networks
+                     ) -> tuple[AutoALState, dict]:
+  """The loss module (and, scaled by `backbone_loss_weight`, SearchNet's backbone): margin ranking loss of the
+  predicted loss on SearchNet's stage features against FitNet's detached per-sample loss."""
+  del rng
+  config = networks.config
+  losses = _per_sample_loss(networks, state.fit, batch.images, batch.labels)
+
+  def loss_fn(params):
+    search_params, module_params = params
+    output, updates = networks.searchnet.apply(
+        {'params': search_params, 'batch_stats': state.search.batch_stats}, batch.images, train=True,
+        return_stages=True, mutable=['batch_stats'])
+    predicted = networks.loss_module.apply({'params': module_params}, output.stages)
+    return margin_ranking_loss(predicted, losses, config.loss_margin), updates['batch_stats']
+
+  (loss, batch_stats), (search_grads, module_grads) = jax.value_and_grad(loss_fn, has_aux=True)(
+      (state.search.params, state.loss_module.params))
+  module = _apply_update(state.loss_module, networks.loss_module_tx, module_grads, {})
+  search = state.search
+  if config.backbone_loss_weight > 0:
+    search_grads = jax.tree_util.tree_map(lambda g: config.backbone_loss_weight * g, search_grads)
+    search = _apply_update(state.search, networks.search_tx, search_grads, batch_stats)
+  return state.replace(search=search, loss_module=module), {'autoal/ranking_loss': loss}
+
+
+_pretrain_step = jax.jit(train_step, static_argnames=('model', 'tx', 'augment_config'))
+
+
+# --- Candidate marks, the per-round driver, and the query. ---
+
+def candidate_marks(inputs: query_lib.QueryInputs, candidates: Sequence[str], count: int, rng: jax.Array
+                    ) -> np.ndarray:
+  """[N, K] float32: 1 where candidate k picks the item among its `count` selections from `inputs`."""
+  marks = np.zeros((inputs.unlabeled_mask.shape[0], len(candidates)), np.float32)
+  for k, name in enumerate(candidates):
+    marks[query_lib.select(name, inputs, count, jax.random.fold_in(rng, k)), k] = 1.0
+  return marks
+
+
+def candidate_inputs(config: AutoALConfig, model: ResNet, variables: dict, images: np.ndarray,
+                     unlabeled_mask: np.ndarray, labeled_mask: np.ndarray, rng: jax.Array
+                     ) -> query_lib.QueryInputs:
+  """What the candidates read from `model` over `images`; MC passes use the model's dropout rate, or
+  `config.mc_dropout_rate` for a model trained without the dropout slot."""
+  spec = query_lib.QueryStrategy('autoal', None, config.needs - {'mc'} | {'probs', 'embeddings'}, '')
+  inputs = query_lib.pool_inputs(spec, model, variables, images, unlabeled_mask, labeled_mask, rng)
+  if 'mc' in config.needs:
+    rate = model.dropout_rate if 0.0 < model.dropout_rate < 1.0 else config.mc_dropout_rate
+    inputs = inputs.replace(mc=query_lib.mc_dropout_stats(model, variables, inputs.embeddings, config.mc_passes,
+                                                          rng, rate))
+  return inputs
+
+
+def make_batches(networks: Networks, state: AutoALState, images: np.ndarray, labels: np.ndarray,
+                 indices: np.ndarray, fraction: float, rng: jax.Array) -> list[SearchBatch]:
+  """Cuts the simulated unlabelled items into fixed batches of B (the last one topped up from the start) and
+  marks each batch's top q = ceil(t·B) per candidate from FitNet's outputs on that batch."""
+  config = networks.config
+  size = min(config.batch_size, len(indices))
+  order = np.asarray(jax.random.permutation(rng, indices))
+  num_batches = -(-len(order) // size)
+  order = np.concatenate([order, order[:num_batches * size - len(order)]])
+  count = max(1, math.ceil(fraction * size))
+  batches = []
+  for i, rows in enumerate(order.reshape(num_batches, size)):
+    key = jax.random.fold_in(rng, i)
+    inputs = candidate_inputs(config, networks.fitnet, state.fit.variables, images[rows], np.ones(size, bool),
+                              np.zeros(size, bool), key)
+    marks = candidate_marks(inputs, config.candidates, count, jax.random.fold_in(key, 1))
+    batches.append(SearchBatch(jnp.asarray(images[rows]), jnp.asarray(labels[rows], jnp.int32),
+                               jnp.asarray(marks)))
+  return batches
+
+
+def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: np.ndarray,
+           labeled_mask: np.ndarray, fraction: float, rng: jax.Array) -> tuple[AutoALState, dict]:
+  """One round of AutoAL's search on the labelled set: split L 50/50, pre-train FitNet on one half, then cycle
+  fit_step, search_step and loss_module_step over fixed batches of the other half.
+
+  Args:
+    images: [N, H, W, C] pool images; labels: [N] int (only labelled entries are read).
+    labeled_mask: [N] bool, L (at least 4 items).
+    fraction: t = b / |U| of the real query.
+
+  Returns:
+    The updated networks and the last cycle's scalars ('autoal/...').
+  """
+  config = networks.config
+  labeled = np.flatnonzero(labeled_mask)
+  if len(labeled) < 4:
+    raise ValueError(f'AutoAL splits the labelled set in two and needs at least 4 labels, got {len(labeled)}.')
+  split_rng, pretrain_rng, batch_rng, cycle_rng = jax.random.split(rng, 4)
+  shuffled = np.asarray(jax.random.permutation(split_rng, labeled))
+  fit_half, search_half = shuffled[:len(shuffled) // 2], shuffled[len(shuffled) // 2:]
+
+  fit_images, fit_labels = jnp.asarray(images[fit_half]), jnp.asarray(labels[fit_half], jnp.int32)
+  pretrain_size = min(config.batch_size, len(fit_half))
+  fit = state.fit
+  for step in range(config.pretrain_steps):
+    key = jax.random.fold_in(pretrain_rng, step)
+    rows = jax.random.choice(key, len(fit_half), (pretrain_size,), replace=False)
+    fit, _ = _pretrain_step(fit, fit_images[rows], fit_labels[rows], key, model=networks.fitnet,
+                            tx=networks.fit_tx, augment_config=AugmentConfig())
+  state = state.replace(fit=fit)
+
+  batches = make_batches(networks, state, images, labels, search_half, fraction, batch_rng)
+  fraction = jnp.float32(fraction)
+  metrics = {}
+  for cycle in range(config.cycles):
+    batch = batches[cycle % len(batches)]
+    keys = jax.random.split(jax.random.fold_in(cycle_rng, cycle), 3)
+    state, fit_metrics = fit_step(state, batch, keys[0], fraction, networks=networks)
+    state, search_metrics = search_step(state, batch, keys[1], fraction, networks=networks)
+    state, module_metrics = loss_module_step(state, batch, keys[2], networks=networks)
+    metrics = {**fit_metrics, **search_metrics, **module_metrics}
+  return state, {k: float(v) for k, v in metrics.items()}
+
+
+def strategy_weights(networks: Networks, state: AutoALState, images: np.ndarray, batch_size: int = 1024
+                     ) -> np.ndarray:
+  """[N, K] SearchNet's softmax weights of the candidates for every image."""
+  logits = predict(networks.searchnet, state.search.variables, images, batch_size=batch_size).logits
+  return np.asarray(jax.nn.softmax(logits, axis=-1))
+
+
+def combine(weights: np.ndarray, marks: np.ndarray, unlabeled_mask: np.ndarray, budget: int) -> np.ndarray:
+  """The top-`budget` unlabelled items of Σ_k I·W (softmax over items is monotone, so it is skipped)."""
+  scores = jnp.sum(jnp.asarray(marks) * jnp.asarray(weights), axis=-1)
+  return np.asarray(query_lib.top_scores(scores, jnp.asarray(unlabeled_mask), budget))
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoAL:
+  """AutoAL as a `jal.loop.Querier`: search on L, then query the pool. Its networks live in the loop state."""
+
+  config: AutoALConfig = AutoALConfig()
+  name: str = 'autoal'
+
+  @property
+  def needs(self) -> frozenset[str]:
+    return self.config.needs
+
+  def query(self, state, pool: Dataset, model: ResNet, variables: dict, budget: int, rng: jax.Array
+            ) -> tuple[np.ndarray, dict, AutoALState]:
+    """Searches on the labelled set, marks `budget` items per candidate over the unlabelled pool with the task
+    model's outputs, and labels the top-`budget` of SearchNet's weighted marks."""
+    config = self.config
+    networks = make_networks(config, pool.num_classes)
+    init_rng, search_rng, score_rng, select_rng = jax.random.split(rng, 4)
+    autoal_state = state.query_state
+    if autoal_state is None:
+      autoal_state = init_state(networks, init_rng, pool.image_shape)
+    unlabeled = ~state.labeled_mask
+    fraction = budget / int(unlabeled.sum())
+
+    start = time.perf_counter()
+    autoal_state, metrics = search(networks, autoal_state, pool.images, np.maximum(state.labels, 0),
+                                   state.labeled_mask, fraction, search_rng)
+    jax.block_until_ready(autoal_state)
+    search_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    inputs = candidate_inputs(config, model, variables, pool.images, unlabeled, state.labeled_mask, score_rng)
+    marks = candidate_marks(inputs, config.candidates, budget, select_rng)
+    weights = strategy_weights(networks, autoal_state, pool.images)
+    score_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    indices = combine(weights, marks, unlabeled, budget)
+    select_seconds = time.perf_counter() - start
+
+    metrics.update({'time/search': search_seconds, 'time/score': score_seconds, 'time/select': select_seconds})
+    for k, name in enumerate(config.candidates):
+      metrics[f'autoal/weight/{name}'] = float(weights[unlabeled, k].mean())
+      metrics[f'autoal/chosen_by/{name}'] = float(marks[indices, k].mean())
+    return indices, metrics, autoal_state

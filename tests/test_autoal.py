@@ -1,0 +1,186 @@
+"""Tests for jal.autoal: the EM fit, the threshold, the relaxed selection and its losses, the three steps (rows
+aligned, gradients alive), the query, and a two-round AutoAL session."""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture
+
+from jal import autoal, data, loop
+from jal.search_space import Architecture
+from jal.train import TrainConfig
+
+SMALL = autoal.AutoALConfig(candidates=autoal.THREE_CANDIDATES, width=4, batch_size=32, pretrain_steps=5,
+                            cycles=2, mc_passes=3, num_threshold_samples=512)
+
+
+def test_em_matches_scikit_learn():
+  rng = np.random.default_rng(0)
+  x = np.concatenate([rng.normal(-3, 0.5, 300), rng.normal(0, 1, 200), rng.normal(4, 0.7, 250)])
+  weights, means, variances = np.full(3, 1 / 3), np.array([-1.0, 0.5, 2.0]), np.full(3, 2.0)
+  reference = GaussianMixture(3, covariance_type='diag', max_iter=40, tol=0.0, reg_covar=1e-6,
+                              weights_init=weights, means_init=means[:, None],
+                              precisions_init=1 / variances[:, None], init_params='random_from_data')
+  with pytest.warns(Warning):  # tol=0: scikit-learn runs every iteration and says it did not converge.
+    reference.fit(x[:, None])
+  fitted = autoal.fit_mixture(jnp.asarray(x), autoal.GaussianMixture1D(
+      jnp.asarray(weights, jnp.float32), jnp.asarray(means, jnp.float32), jnp.asarray(variances, jnp.float32)),
+      iterations=40)
+  np.testing.assert_allclose(fitted.weights, reference.weights_, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(fitted.means, reference.means_[:, 0], rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(fitted.variances, reference.covariances_[:, 0], rtol=1e-3, atol=1e-5)
+  np.testing.assert_allclose(sorted(np.asarray(fitted.means)), [-3, 0, 4], atol=0.15)
+
+
+def test_mixture_threshold_is_the_upper_percentile_of_the_scores():
+  rng = np.random.default_rng(1)
+  scores = np.concatenate([rng.normal(0.01, 0.001, 900), rng.normal(0.02, 0.002, 100)]).astype(np.float32)
+  config = dataclasses.replace(SMALL, num_threshold_samples=20_000)
+  threshold = float(autoal.mixture_threshold(jnp.asarray(scores), 0.05, jax.random.key(0), config))
+  assert abs(threshold - np.percentile(scores, 95)) < 0.001  # Within a quarter of the upper mode's spread.
+  assert 45 <= np.sum(scores > threshold) <= 55
+
+
+def test_regulariser_is_zero_at_the_target_and_differentiable_only_when_asked():
+  selection = jnp.array([0.9, 0.8, 0.1, 0.1, 0.05, 0.05, 0.0, 0.0])  # α = 2.0.
+  assert abs(float(autoal.selection_regulariser(selection, 0.25))) < 1e-6  # t·B = 2.
+  grad = jax.grad(autoal.selection_regulariser)(selection, 0.5)            # t·B = 4 ≠ α.
+  assert np.all(np.abs(np.asarray(grad)) > 1e-3) and np.all(np.asarray(grad) > 0)  # More selection helps.
+  frozen = jax.grad(autoal.selection_regulariser)(selection, 0.5, False)   # The official code's constant count.
+  assert np.all(np.asarray(frozen) == 0)
+
+
+@pytest.fixture(scope='module')
+def real_batch(fashion_mnist):
+  """FitNet pre-trained a little, and one marked batch of 32 real Fashion-MNIST images."""
+  networks = autoal.make_networks(SMALL, 10)
+  state = autoal.init_state(networks, jax.random.key(0), fashion_mnist.pool.image_shape)
+  pool = fashion_mnist.pool
+  batches = autoal.make_batches(networks, state, pool.images, pool.labels, np.arange(64), 0.1, jax.random.key(1))
+  return networks, state, batches
+
+
+def test_batches_are_marked_by_every_candidate(real_batch):
+  networks, _, batches = real_batch
+  assert len(batches) == 2
+  for batch in batches:
+    assert batch.marks.shape == (32, 3)
+    np.testing.assert_array_equal(np.asarray(batch.marks).sum(0), [math.ceil(0.1 * 32)] * 3)  # q per candidate.
+
+
+def test_searchnet_gradient_is_finite_and_nonzero_on_a_real_batch(real_batch):
+  networks, state, batches = real_batch
+  grads = jax.grad(lambda p: autoal.search_loss(p, state.search.batch_stats, state.fit, batches[0],
+                                                jax.random.key(2), networks, jnp.float32(0.1))[0])(
+      state.search.params)
+  leaves = jax.tree_util.tree_leaves(grads)
+  assert all(np.all(np.isfinite(g)) for g in leaves)
+  assert float(optax_global_norm(grads)) > 1e-6
+
+
+def test_the_official_temperature_kills_searchnet_gradient(real_batch):
+  networks, state, batches = real_batch
+  saturated = dataclasses.replace(networks, config=dataclasses.replace(SMALL, temperature=1e-11,
+                                                                       differentiable_reg=False))
+  grads = jax.grad(lambda p: autoal.search_loss(p, state.search.batch_stats, state.fit, batches[0],
+                                                jax.random.key(2), saturated, jnp.float32(0.1))[0])(
+      state.search.params)
+  assert float(optax_global_norm(grads)) == 0.0  # Why jal's default τ is the std of s (SPEC §5).
+
+
+def optax_global_norm(tree):
+  return jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree_util.tree_leaves(tree)))
+
+
+def _memorising_fitnet(fashion_mnist, config):
+  """A FitNet that has memorised 32 images, so that its loss is high exactly where a label is then changed."""
+  networks = autoal.make_networks(config, 10)
+  state = autoal.init_state(networks, jax.random.key(0), fashion_mnist.pool.image_shape)
+  images = jnp.asarray(fashion_mnist.pool.images[:32])
+  labels = jnp.asarray(fashion_mnist.pool.labels[:32])
+  fit = state.fit
+  for step in range(100):
+    fit, _ = autoal._pretrain_step(fit, images, labels, jax.random.key(step), model=networks.fitnet,
+                                   tx=networks.fit_tx, augment_config=autoal.AugmentConfig(flip=False, shift=0))
+  assert float(autoal._per_sample_loss(networks, fit, images, labels).mean()) < 0.5
+  return networks, state.replace(fit=fit), images, labels
+
+
+def test_rows_stay_aligned_searchnet_learns_which_candidate_marks_high_loss(fashion_mnist):
+  config = dataclasses.replace(SMALL, candidates=('entropy', 'margin'), width=16, search_lr=0.05, reg_weight=0.0)
+  networks, state, images, labels = _memorising_fitnet(fashion_mnist, config)
+  hard = np.arange(32) < 8                       # Rows whose label is then changed: FitNet's loss is high there.
+  flipped = jnp.where(hard, (labels + 1) % 10, labels)
+  marks = np.stack([hard, ~hard], axis=1).astype(np.float32)  # Candidate 0 marks the hard rows, 1 the rest.
+
+  def weight_of_first_after_steps(batch):
+    s = state
+    for step in range(15):
+      s, _ = autoal.search_step(s, batch, jax.random.key(step), jnp.float32(8 / 32), networks=networks)
+    return float(autoal.strategy_weights(networks, s, np.asarray(images))[:, 0].mean())
+
+  before = float(autoal.strategy_weights(networks, state, np.asarray(images))[:, 0].mean())
+  aligned = weight_of_first_after_steps(autoal.SearchBatch(images, flipped, jnp.asarray(marks)))
+  swapped = weight_of_first_after_steps(autoal.SearchBatch(images, flipped, jnp.asarray(marks[:, ::-1].copy())))
+  # SearchNet moves weight to whichever candidate marks the rows with high loss: the loss and the marks of a row
+  # must be the same example's, or this signal disappears.
+  assert aligned > before + 0.02
+  assert swapped < before - 0.02
+
+
+def test_fit_and_loss_module_steps_learn(fashion_mnist):
+  config = dataclasses.replace(SMALL, candidates=('entropy', 'margin', 'least_confidence'), width=16)
+  networks, state, images, labels = _memorising_fitnet(fashion_mnist, config)
+  hard = np.arange(32) < 8
+  batch = autoal.SearchBatch(images, jnp.where(hard, (labels + 1) % 10, labels),
+                             jnp.asarray(np.stack([hard, ~hard, hard], 1).astype(np.float32)))
+  first = last = None
+  s = state
+  for step in range(40):
+    s, metrics = autoal.loss_module_step(s, batch, jax.random.key(step), networks=networks)
+    first = float(metrics['autoal/ranking_loss']) if first is None else first
+    last = float(metrics['autoal/ranking_loss'])
+  assert last < first  # The loss module learns to rank FitNet's losses.
+  s, metrics = autoal.fit_step(s, batch, jax.random.key(0), jnp.float32(0.25), networks=networks)
+  assert np.isfinite(float(metrics['autoal/fit_loss']))
+  assert int(s.fit.step) == int(state.fit.step) + 1
+
+
+def test_combine_takes_the_highest_weighted_marks():
+  weights = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.99, 0.01], [0.3, 0.7]], np.float32)
+  marks = np.array([[1, 0], [1, 0], [1, 1], [0, 1], [0, 1]], np.float32)
+  unlabeled = np.array([True, True, True, True, False])
+  np.testing.assert_array_equal(sorted(autoal.combine(weights, marks, unlabeled, 2)), [0, 2])
+
+
+def test_config_is_checked():
+  with pytest.raises(ValueError, match='Unknown query strategy'):
+    autoal.AutoALConfig(candidates=('entropy', 'nope'))
+  with pytest.raises(ValueError, match='random'):
+    autoal.AutoALConfig(candidates=('entropy', 'random'))
+  with pytest.raises(ValueError, match='temperature'):
+    autoal.AutoALConfig(temperature=0.0)
+
+
+def test_autoal_session_of_two_rounds(fashion_mnist):
+  splits = data.Splits(
+      data.Dataset(fashion_mnist.pool.images[:300], fashion_mnist.pool.labels[:300], 10),
+      None, fashion_mnist.test, fashion_mnist.mean, fashion_mnist.std)
+  config = loop.LoopConfig(loop.BudgetSchedule(20, 20, 40),
+                           TrainConfig(epochs=2, examples_per_epoch=64, batch_size=32), width=4,
+                           dropout_rate=0.5, mc_passes=3)
+  querier = autoal.AutoAL(SMALL)
+  state = loop.run(splits, config, querier, loop.fixed(Architecture(1, 1)), seed=0)
+  assert [r['num_labeled'] for r in state.history] == [20, 40]
+  assert state.num_labeled == 40
+  first = state.history[0]
+  assert first['strategy'] == 'autoal' and first['query/size'] == 20
+  weights = [first[f'autoal/weight/{name}'] for name in SMALL.candidates]
+  assert abs(sum(weights) - 1.0) < 1e-4
+  assert first['time/search'] > 0 and np.isfinite(first['autoal/search_loss'])
+  assert isinstance(state.query_state, autoal.AutoALState)
+  assert int(state.query_state.search.step) > 0  # SearchNet trained and persists for the next round.
