@@ -12,7 +12,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 import jal  # noqa: E402
-from jal import compare, inas, loop, query  # noqa: E402
+from jal import autoal, compare, inas, loop  # noqa: E402
 
 
 def define_flags(default_config: str):
@@ -25,6 +25,32 @@ def define_flags(default_config: str):
 def _split(text: str) -> list[str]:
   """'inas,fixed:A(1,2)' -> ['inas', 'fixed:A(1,2)']: commas inside parentheses do not split."""
   return [part.strip() for part in re.split(r',(?![^(]*\))', str(text)) if part.strip()]
+
+
+def autoal_config(section: ml_collections.ConfigDict) -> autoal.AutoALConfig:
+  """The config's `autoal` section as an AutoALConfig ('arch' as 'A(i,j)', 'candidates' comma-separated)."""
+  fields = section.to_dict()
+  fields['candidates'] = tuple(_split(fields['candidates']))
+  fields['arch'] = jal.parse_architecture(fields['arch'])
+  if fields.get('temperature', None) is not None and fields['temperature'] <= 0:
+    fields['temperature'] = None  # <= 0 in a flag: the std of s.
+  return autoal.AutoALConfig(**fields)
+
+
+def _querier_factory(config: ml_collections.ConfigDict):
+  """Strategy name -> what the loop runs: 'autoal' -> `jal.autoal.AutoAL` from config.autoal; else the name."""
+  made = {}
+
+  def querier_for(name):
+    if name != 'autoal':
+      return name
+    if 'autoal' not in config:
+      raise ValueError("Strategy 'autoal' needs an `autoal` config section (see experiments/configs/autoal.py).")
+    if name not in made:
+      made[name] = autoal.AutoAL(autoal_config(config.autoal))
+    return made[name]
+
+  return querier_for
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -41,13 +67,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   skip = [tuple(method.split('/')) for method in _split(config.get('skip', ''))]
   if any(len(method) != 2 for method in skip):
     raise ValueError(f"config.skip must be 'policy/strategy' pairs separated by commas, got {config.skip!r}.")
+  querier_for = _querier_factory(config)
   for strategy in strategies:
-    query.get_query(strategy)
+    loop.strategy_needs(querier_for(strategy))
   for policy in policies:
     compare.make_policy(policy, inas_config)
 
   def loop_config_for(strategy):
-    needs_mc = 'mc' in query.get_query(strategy).needs
+    needs_mc = 'mc' in loop.strategy_needs(querier_for(strategy))
     return loop.LoopConfig(
         schedule, train_config, config.model.width,
         config.model.mc_dropout_rate if needs_mc else config.model.dropout_rate, config.model.mc_passes,
@@ -66,7 +93,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                  time.perf_counter() - start)
 
   rows = compare.run_grid(splits, policies, strategies, seeds, loop_config_for, inas_config,
-                          os.path.join(workdir, 'rounds.jsonl'), on_round=report, skip=skip)
+                          os.path.join(workdir, 'rounds.jsonl'), on_round=report, skip=skip,
+                          querier_for=querier_for)
   rows = [r for r in rows if r['policy'] in policies and r['strategy'] in strategies and r['seed'] in seeds]
   title = f'{config.data.name}, width {config.model.width}'
   return compare.write_outputs(rows, workdir, title, config.baseline_policy or None)

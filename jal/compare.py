@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from jal import inas as inas_lib
-from jal import loop, metrics, plots, query
+from jal import loop, metrics, plots
 from jal.data import Splits
 from jal.search_space import parse_architecture
 
@@ -49,6 +49,7 @@ def run_grid(
     rows_path: str,
     on_round: Callable[[dict], None] | None = None,
     skip: Sequence[tuple[str, str]] = (),
+    querier_for: Callable[[str], str | loop.Querier] = lambda name: name,
 ) -> list[dict]:
   """Runs every (policy, strategy, seed) whose rounds are not all in `rows_path`; returns all complete rows.
 
@@ -57,9 +58,12 @@ def run_grid(
     on_round: called with each new row (progress reports).
     skip: (policy, strategy) pairs not to run (e.g. ('inas', 'random') when random only serves as the passive
       learner of the fixed architectures).
+    querier_for: strategy name -> what `loop.run` takes: the name itself for registered strategies, a
+      `loop.Querier` for methods with state ('autoal').
   """
-  for strategy in strategies:
-    query.get_query(strategy)  # Fail on a typo before any training.
+  queriers = {name: querier_for(name) for name in strategies}
+  for querier in queriers.values():
+    loop.strategy_needs(querier)  # Fail on a typo before any training.
   made = {spec: make_policy(spec, inas_config) for spec in policies}
   rows = read_rows(rows_path)
   for spec in policies:
@@ -84,7 +88,7 @@ def run_grid(
           if on_round is not None:
             on_round(row)
 
-        loop.run(splits, config, strategy, made[spec], seed=seed, on_round=record)
+        loop.run(splits, config, queriers[strategy], made[spec], seed=seed, on_round=record)
   with open(rows_path, 'w') as f:  # Rewrite without the rows of abandoned partial runs.
     f.writelines(json.dumps(r) + '\n' for r in rows)
   return rows
@@ -152,15 +156,71 @@ def markdown_table(entries: Sequence[dict], baseline_policy: str | None = None) 
   return '\n'.join(lines) + '\n'
 
 
+_PHASES = ('time/nas', 'time/train', 'time/search', 'time/score', 'time/select')
+
+
+def round_seconds(row: dict) -> float:
+  """The wall time of a round: architecture search, training, strategy search (AutoAL), scoring, selection."""
+  return sum(row.get(k, 0.0) for k in _PHASES)
+
+
 def time_table(rows: Sequence[dict]) -> str:
   """Seconds spent per method in each phase, summed over rounds and seeds."""
   totals: dict = {}
   for r in rows:
-    t = totals.setdefault((r['policy'], r['strategy']), np.zeros(4))
-    t += [r.get('time/nas', 0.0), r['time/train'], r['time/score'], r['time/select']]
-  lines = ['| policy | strategy | nas s | train s | score s | select s |', '|---|---|---|---|---|---|']
+    t = totals.setdefault((r['policy'], r['strategy']), np.zeros(len(_PHASES)))
+    t += [r.get(k, 0.0) for k in _PHASES]
+  lines = ['| policy | strategy | nas s | train s | search s | score s | select s |',
+           '|---|---|---|---|---|---|---|']
   lines += [f'| {p} | {s} | ' + ' | '.join(f'{v:.1f}' for v in t) + ' |' for (p, s), t in sorted(totals.items())]
   return '\n'.join(lines) + '\n'
+
+
+def paired_table(rows: Sequence[dict], method: str) -> str:
+  """AUBC of `method` minus every other strategy's, per policy, on paired seeds (mean ± SE of differences)."""
+  by_method = curves(rows)
+  lines = ['| policy | vs strategy | seeds | AUBC difference |', '|---|---|---|---|']
+  for (policy, strategy), runs in sorted(by_method.items()):
+    mine = by_method.get((policy, method), {})
+    common = [s for s in sorted(runs) if s in mine]
+    if strategy == method or not common:
+      continue
+    aubc = lambda run: metrics.aubc(run['num_labeled'], run['test/accuracy'])  # noqa: E731
+    diff = metrics.paired_difference([aubc(mine[s]) for s in common], [aubc(runs[s]) for s in common])
+    lines.append(f'| {policy} | {method} − {strategy} | {len(common)} | {_pm(diff, signed=True)} |')
+  return '\n'.join(lines) + '\n'
+
+
+def overhead_table(rows: Sequence[dict], method: str = 'autoal', reference: str = 'entropy') -> str:
+  """Per policy: the share of `method`'s round time spent on its search and on its query (scoring plus
+  selection), and its mean round time over `reference`'s (rounds that query, all seeds)."""
+  lines = [f'| policy | search / round | query / round | round time: {method} / {reference} |', '|---|---|---|---|']
+  for policy in sorted({r['policy'] for r in rows}):
+    mine = [r for r in rows if r['policy'] == policy and r['strategy'] == method and r['query/size']]
+    ref = [r for r in rows if r['policy'] == policy and r['strategy'] == reference and r['query/size']]
+    if not mine:
+      continue
+    total = sum(map(round_seconds, mine))
+    search = sum(r.get('time/search', 0.0) for r in mine) / total
+    query_share = sum(r['time/score'] + r['time/select'] for r in mine) / total
+    ratio = (f'{np.mean([round_seconds(r) for r in mine]) / np.mean([round_seconds(r) for r in ref]):.2f}×'
+             if ref else '—')
+    lines.append(f'| {policy} | {search:.1%} | {query_share:.1%} | {ratio} |')
+  return '\n'.join(lines) + '\n'
+
+
+def strategy_weights(rows: Sequence[dict], method: str = 'autoal') -> dict[str, list]:
+  """candidate -> per seed (num_labeled, mean SearchNet weight over the unlabelled pool) at every query."""
+  out: dict = {}
+  for r in sorted(rows, key=lambda r: (r['seed'], r['round'])):
+    if r['strategy'] != method:
+      continue
+    for key, value in r.items():
+      if key.startswith('autoal/weight/'):
+        runs = out.setdefault(key[len('autoal/weight/'):], {}).setdefault((r['policy'], r['seed']), ([], []))
+        runs[0].append(r['num_labeled'])
+        runs[1].append(value)
+  return {name: list(runs.values()) for name, runs in out.items()}
 
 
 def write_outputs(rows: Sequence[dict], workdir: str, title: str, baseline_policy: str | None = None) -> dict:
@@ -171,6 +231,12 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str, baseline_polic
     writer.writeheader()
     writer.writerows(rows)
   table, times = markdown_table(entries, baseline_policy), time_table(rows)
+  weights = strategy_weights(rows)
+  if weights:  # AutoAL: its paired differences, overhead, and the weight of every candidate per round.
+    table += '\n' + paired_table(rows, 'autoal')
+    times += '\n' + overhead_table(rows)
+    plots.learning_curves(weights, os.path.join(workdir, 'strategy_weights.png'),
+                          title='AutoAL: mean SearchNet weight per candidate', ylabel='weight')
   with open(os.path.join(workdir, 'summary.json'), 'w') as f:
     json.dump({'methods': entries}, f, indent=1)
   with open(os.path.join(workdir, 'summary.md'), 'w') as f:

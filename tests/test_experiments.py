@@ -99,6 +99,23 @@ def test_compare_inas_smoke(tmp_path, fashion_mnist):
     assert (tmp_path / name).stat().st_size > 0
 
 
+def test_autoal_binary_smoke(tmp_path, fashion_mnist):
+  del fashion_mnist
+  completed = _run(['experiments/autoal.py', '--config=experiments/configs/autoal.py:smoke',
+                    '--config.strategies=autoal,entropy,random'], tmp_path)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  with open(tmp_path / 'summary.json') as f:
+    methods = {m['strategy'] for m in json.load(f)['methods']}
+  assert methods == {'autoal', 'entropy', 'random'}
+  assert 'autoal − entropy' in completed.stdout and 'round time: autoal / entropy' in completed.stdout
+  with open(tmp_path / 'rounds.jsonl') as f:
+    rows = [json.loads(line) for line in f if '"autoal"' in line]
+  queried = [r for r in rows if r['query/size']]
+  assert queried and all(abs(r['autoal/weight/entropy'] + r['autoal/weight/kmeans'] - 1) < 1e-4 for r in queried)
+  for name in ('learning_curve.png', 'strategy_weights.png', 'summary.md'):
+    assert (tmp_path / name).stat().st_size > 0
+
+
 def test_active_learning_binary_rejects_unknown_strategy(tmp_path):
   completed = _run(['experiments/active_learning.py', '--config=experiments/configs/active_learning.py:smoke',
                     '--config.strategies=random,entropi'], tmp_path)

@@ -24,5 +24,6 @@ def get_config(arg: str = ''):
   if arg == 'smoke':
     config.policies = 'inas,fixed:A(1,1)'
     config.strategies = 'least_confidence,random'
+    config.skip = ''
     config.baseline_policy = 'fixed:A(1,1)'
   return common.apply(config, arg)

@@ -1,0 +1,73 @@
+"""AutoAL against each of its candidate strategies alone and random (experiments/autoal.py; SPEC §5).
+
+  ''         CPU scale: AutoAL with the official seven candidates, the seven alone, and random, on Fashion-MNIST,
+             fixed A(1,2) task model, 3 paired seeds, 100 -> 600 labels by 100, 10 epochs of 1024 images per round
+  'three'    the same with the 3-candidate AutoAL (entropy, k-means, BALD) and those three alone
+  'smoke'    seconds, for tests
+  'paper'    the published protocol on CIFAR-10 (GPU/TPU): 2000 initial labels, 1000 per round, 18 rounds,
+             ResNet-18 for the task model, FitNet and SearchNet
+"""
+
+import ml_collections
+
+from experiments.configs import common
+
+
+def get_config(arg: str = ''):
+  variant, _, scale = arg.partition(':') if arg.startswith('three') else ('', '', arg)
+  config = common.base()
+  config.policies = 'fixed:A(1,2)'
+  config.strategies = 'autoal,least_confidence,margin,entropy,kmeans,bald,variation_ratio,mean_std,random'
+  config.budget.total = 600
+  config.train.epochs = 10
+  config.model.mc_passes = 10                  # AutoAL's T, for its MC-dropout candidates alone too.
+
+  config.autoal = autoal = ml_collections.ConfigDict()
+  autoal.candidates = 'least_confidence,margin,entropy,kmeans,bald,variation_ratio,mean_std'
+  autoal.arch = 'A(1,1)'                       # FitNet and SearchNet backbone (the paper: ResNet-18, A(2,4)).
+  autoal.width = 16
+  autoal.batch_size = 64
+  autoal.pretrain_steps = 100                  # FitNet on the simulated labelled half, every round.
+  autoal.cycles = 50                           # fit / search / loss-module steps, every round.
+  autoal.fit_lr = 0.005                        # Adam (paper).
+  autoal.search_lr = 0.005                     # SGD, momentum 0.9 (paper).
+  autoal.loss_module_lr = 0.1                  # SGD, momentum 0.9 (official code).
+  autoal.weight_decay = 5e-4
+  autoal.reg_weight = 1.0                      # λ.
+  autoal.num_components = 5
+  autoal.em_iterations = 50
+  autoal.num_threshold_samples = 4096
+  autoal.temperature = 0.0                     # τ; <= 0: the std of s over the batch (the code's 1e-11 saturates).
+  autoal.differentiable_reg = True             # False: the official code's constant L_re.
+  autoal.loss_margin = 1.0
+  autoal.loss_module_dim = 128
+  autoal.backbone_loss_weight = 1.0
+  autoal.mc_passes = 10
+  autoal.mc_dropout_rate = 0.5
+
+  if variant == 'three':
+    autoal.candidates = 'entropy,kmeans,bald'
+    config.strategies = 'autoal,entropy,kmeans,bald,random'
+  if scale == 'smoke':
+    config.strategies = 'autoal,entropy,kmeans,random'
+    autoal.candidates = 'entropy,kmeans'
+    autoal.width = 4
+    autoal.batch_size = 16
+    autoal.pretrain_steps = 3
+    autoal.cycles = 2
+    autoal.mc_passes = 3
+    autoal.num_threshold_samples = 256
+  config = common.apply(config, scale)
+  if scale == 'paper':
+    config.budget.initial = 2000
+    config.budget.per_round = 1000
+    config.budget.total = 19_000               # 18 rounds of training: 2000, 3000, ..., 19,000 labels.
+    config.budget.grown_per_round = 0
+    config.budget.grow_after = 0
+    config.policies = 'fixed:A(2,4)'
+    autoal.arch = 'A(2,4)'
+    autoal.width = 64
+    autoal.batch_size = 128
+    autoal.pretrain_steps = 3000               # ~200 epochs of the first simulated labelled half.
+    autoal.cycles = 2000
+  return config
