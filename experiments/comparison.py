@@ -86,11 +86,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start = time.perf_counter()
 
   def report(row):
-    logging.info('%s %s seed %d round %d: %d labels, %s (%d params), test accuracy %.4f | nas %.1fs train %.1fs '
-                 'score %.1fs select %.2fs | %.0fs elapsed', row['policy'], row['strategy'], row['seed'],
-                 row['round'], row['num_labeled'], row['arch'], row['arch/params'], row['test/accuracy'],
-                 row['time/nas'], row['time/train'], row['time/score'], row['time/select'],
-                 time.perf_counter() - start)
+    """One line per round on stdout (and the log): the architecture, iNAS's candidate errors, accuracy, times."""
+    candidates = ', '.join(f"{k.split('/')[-1]} {v:.3f}" for k, v in row.items()
+                           if k.startswith('nas/step') and isinstance(v, float))
+    line = (f"{row['policy']} {row['strategy']} seed {row['seed']} round {row['round']}: {row['num_labeled']} "
+            f"labels, {row['arch']} ({row['arch/params']} params), test accuracy {row['test/accuracy']:.4f}"
+            + (f' | iNAS validation errors: {candidates}' if candidates else '')
+            + f" | nas {row['time/nas']:.1f}s train {row['time/train']:.1f}s"
+            + (f" search {row['time/search']:.1f}s" if 'time/search' in row else '')
+            + f" score {row['time/score']:.1f}s select {row['time/select']:.2f}s"
+            + f' | {time.perf_counter() - start:.0f}s elapsed')
+    print(line, flush=True)
+    logging.info(line)
 
   rows = compare.run_grid(splits, policies, strategies, seeds, loop_config_for, inas_config,
                           os.path.join(workdir, 'rounds.jsonl'), on_round=report, skip=skip,
@@ -109,5 +116,8 @@ def main_for(config_flag, workdir_flag):
     summary = run(config_flag.value, workdir_flag.value)
     print(summary['table'])
     print(summary['times'])
+    for method in summary['methods']:
+      print(f"final test accuracy of {method['policy']} {method['strategy']}: "
+            f"{compare.format_pm(method['final_accuracy_mean_se'])} over {len(method['seeds'])} seed(s)")
 
   return main

@@ -134,7 +134,8 @@ def summarize(rows: Sequence[dict], baseline_policy: str | None = None) -> list[
   return entries
 
 
-def _pm(value, digits=4, signed=False):
+def format_pm(value, digits=4, signed=False) -> str:
+  """'mean ± se' for a (mean, se) pair; '—' for None."""
   if value is None:
     return '—'
   sign = '+' if signed else ''
@@ -148,10 +149,11 @@ def markdown_table(entries: Sequence[dict], baseline_policy: str | None = None) 
     header.append(f'AUBC − {baseline_policy}')
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for e in sorted(entries, key=lambda e: -e['aubc_mean_se'][0]):
-    cells = [e['policy'], e['strategy'], str(len(e['seeds'])), _pm(e['aubc_mean_se']), _pm(e['final_accuracy_mean_se']),
-             _pm(e.get('aubc_minus_random'), signed=True), _pm(e.get('auc_gain'), 3, signed=True)]
+    cells = [e['policy'], e['strategy'], str(len(e['seeds'])), format_pm(e['aubc_mean_se']),
+             format_pm(e['final_accuracy_mean_se']), format_pm(e.get('aubc_minus_random'), signed=True),
+             format_pm(e.get('auc_gain'), 3, signed=True)]
     if baseline_policy:
-      cells.append(_pm(e.get('aubc_minus_baseline'), signed=True))
+      cells.append(format_pm(e.get('aubc_minus_baseline'), signed=True))
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
@@ -187,7 +189,7 @@ def paired_table(rows: Sequence[dict], method: str) -> str:
       continue
     aubc = lambda run: metrics.aubc(run['num_labeled'], run['test/accuracy'])  # noqa: E731
     diff = metrics.paired_difference([aubc(mine[s]) for s in common], [aubc(runs[s]) for s in common])
-    lines.append(f'| {policy} | {method} − {strategy} | {len(common)} | {_pm(diff, signed=True)} |')
+    lines.append(f'| {policy} | {method} − {strategy} | {len(common)} | {format_pm(diff, signed=True)} |')
   return '\n'.join(lines) + '\n'
 
 
