@@ -505,6 +505,11 @@ class AutoAL:
   def needs(self) -> frozenset[str]:
     return self.config.needs
 
+  def state_template(self, pool: Dataset) -> AutoALState:
+    """The abstract (shapes only) state of the networks for `pool`, to restore a checkpoint into."""
+    networks = make_networks(self.config, pool.num_classes)
+    return jax.eval_shape(lambda: init_state(networks, jax.random.key(0), pool.image_shape))
+
   def query(self, state, pool: Dataset, model: ResNet, variables: dict, budget: int, rng: jax.Array
             ) -> tuple[np.ndarray, dict, AutoALState]:
     """Searches on the labelled set, marks `budget` items per candidate over the unlabelled pool with the task

@@ -21,7 +21,7 @@ from jal import query as query_lib
 from jal.data import Dataset, Splits
 from jal.models import ResNet, build_model
 from jal.search_space import Architecture
-from jal.train import TrainConfig, evaluate, train
+from jal.train import TrainConfig, TrainState, evaluate, train
 
 
 class Oracle(Protocol):
@@ -190,6 +190,36 @@ class LoopConfig:
   conv_impl: str = 'auto'
 
 
+@dataclasses.dataclass
+class RoundProgress:
+  """What the current round has finished, phase by phase: the unit a session checkpoints.
+
+  Attributes:
+    phase: the last finished phase: 'start' (nothing yet), 'policy' (architecture chosen), 'train' (model trained
+      and evaluated), 'query' (items chosen, awaiting their labels).
+    arch: the architecture chosen for the round.
+    record: the round's scalars so far.
+    train_state: the trained task model (seed 0).
+    pending: [b] pool indices chosen by the query, awaiting labels (empty when the budget is spent).
+    query_state: the querier's state after this round's query.
+  """
+
+  phase: str = 'start'
+  arch: Architecture | None = None
+  record: dict = dataclasses.field(default_factory=dict)
+  train_state: TrainState | None = None
+  pending: np.ndarray | None = None
+  query_state: object = None
+
+
+PHASES = ('start', 'policy', 'train', 'query')
+
+
+def round_model(arch: Architecture, pool: Dataset, config: LoopConfig) -> ResNet:
+  """The task model of a round."""
+  return build_model(arch, pool.num_classes, config.width, config.conv_bias, config.dropout_rate, config.conv_impl)
+
+
 def run_round(
     state: LoopState,
     splits: Splits,
@@ -197,52 +227,74 @@ def run_round(
     strategy: str | Querier,
     policy: ArchitecturePolicy,
     oracle: Oracle,
+    progress: RoundProgress | None = None,
+    on_phase: Callable[[LoopState, RoundProgress], None] | None = None,
 ) -> LoopState:
-  """One round of Algorithm 2: train on L, evaluate on test, and (budget permitting) query and label b items."""
+  """One round of Algorithm 2: choose the architecture, train on L and evaluate on test, query b items, label them.
+
+  Args:
+    progress: resume the round after its last finished phase (from a checkpoint); default: from the start.
+    on_phase: called after each phase with the unchanged state and the progress (a session saves it).
+  """
   pool = splits.pool
+  progress = progress or RoundProgress()
   round_rng = jax.random.fold_in(state.rng, state.round)
   policy_rng, train_rng, query_rng = jax.random.split(round_rng, 3)
-  start = time.perf_counter()
-  arch, policy_metrics = policy(state, pool, config, policy_rng)
-  policy_seconds = time.perf_counter() - start
-  model: ResNet = build_model(arch, pool.num_classes, config.width, config.conv_bias, config.dropout_rate,
-                              config.conv_impl)
-  start = time.perf_counter()
-  result = train(model, config.train, pool.images, np.maximum(state.labels, 0), train_rng, state.labeled_mask)
-  variables = result.state_for_seed(0).variables
-  train_seconds = time.perf_counter() - start
-  scores = evaluate(model, variables, splits.test.images, splits.test.labels)
-  record = {
-      'round': state.round, 'num_labeled': state.num_labeled, 'strategy': strategy_name(strategy),
-      'arch': str(arch),
-      'arch/blocks': arch.blocks, 'arch/stacks': arch.stacks, 'arch/depth': arch.depth,
-      'arch/params': arch.num_params(pool.num_classes, pool.image_shape[-1], config.width, config.conv_bias),
-      'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
-      'train/loss': result.history[0][-1]['train/loss'], 'time/train': train_seconds,
-      'time/nas': policy_seconds, 'time/score': 0.0, 'time/select': 0.0, 'query/size': 0,
-      **policy_metrics,
-  }
-  budget = config.schedule.next_batch(state.num_labeled)
+
+  if progress.phase == 'start':
+    start = time.perf_counter()
+    arch, policy_metrics = policy(state, pool, config, policy_rng)
+    progress = dataclasses.replace(progress, phase='policy', arch=arch, record={
+        'round': state.round, 'num_labeled': state.num_labeled, 'strategy': strategy_name(strategy),
+        'arch': str(arch), 'arch/blocks': arch.blocks, 'arch/stacks': arch.stacks, 'arch/depth': arch.depth,
+        'arch/params': arch.num_params(pool.num_classes, pool.image_shape[-1], config.width, config.conv_bias),
+        'time/nas': time.perf_counter() - start, **policy_metrics})
+    if on_phase is not None:
+      on_phase(state, progress)
+
+  model = round_model(progress.arch, pool, config)
+  if progress.phase == 'policy':
+    start = time.perf_counter()
+    result = train(model, config.train, pool.images, np.maximum(state.labels, 0), train_rng, state.labeled_mask)
+    train_state = result.state_for_seed(0)
+    train_seconds = time.perf_counter() - start
+    scores = evaluate(model, train_state.variables, splits.test.images, splits.test.labels)
+    progress = dataclasses.replace(progress, phase='train', train_state=train_state, record={
+        **progress.record, 'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
+        'train/loss': result.history[0][-1]['train/loss'], 'time/train': train_seconds})
+    if on_phase is not None:
+      on_phase(state, progress)
+
+  if progress.phase == 'train':
+    record = {**progress.record, 'time/score': 0.0, 'time/select': 0.0, 'query/size': 0}
+    variables = progress.train_state.variables
+    budget = config.schedule.next_batch(state.num_labeled)
+    indices, query_state = np.zeros(0, np.int32), state.query_state
+    if budget > 0 and not isinstance(strategy, str):
+      start = time.perf_counter()
+      indices, query_metrics, query_state = strategy.query(state, pool, model, variables, budget, query_rng)
+      record['time/query'] = time.perf_counter() - start
+      record.update(query_metrics)
+    elif budget > 0:
+      start = time.perf_counter()
+      inputs = query_lib.pool_inputs(strategy, model, variables, pool.images, ~state.labeled_mask,
+                                     state.labeled_mask, jax.random.fold_in(query_rng, 0), config.mc_passes)
+      jax.block_until_ready(inputs)
+      record['time/score'] = time.perf_counter() - start
+      start = time.perf_counter()
+      indices = query_lib.select(strategy, inputs, budget, jax.random.fold_in(query_rng, 1))
+      record['time/select'] = time.perf_counter() - start
+    record['query/size'] = int(len(indices))
+    progress = dataclasses.replace(progress, phase='query', record=record,
+                                   pending=np.asarray(indices, np.int32), query_state=query_state)
+    if on_phase is not None:
+      on_phase(state, progress)
+
   new_state = state
-  if budget > 0 and not isinstance(strategy, str):
-    start = time.perf_counter()
-    indices, query_metrics, query_state = strategy.query(state, pool, model, variables, budget, query_rng)
-    record['time/query'] = time.perf_counter() - start
-    record.update(query_metrics)
-    record['query/size'] = int(budget)
-    new_state = state.reveal(indices, oracle.label(indices)).replace(query_state=query_state)
-  elif budget > 0:
-    start = time.perf_counter()
-    inputs = query_lib.pool_inputs(strategy, model, variables, pool.images, ~state.labeled_mask,
-                                   state.labeled_mask, jax.random.fold_in(query_rng, 0), config.mc_passes)
-    jax.block_until_ready(inputs)
-    record['time/score'] = time.perf_counter() - start
-    start = time.perf_counter()
-    indices = query_lib.select(strategy, inputs, budget, jax.random.fold_in(query_rng, 1))
-    record['time/select'] = time.perf_counter() - start
-    record['query/size'] = int(budget)
-    new_state = state.reveal(indices, oracle.label(indices))
-  return new_state.replace(round=state.round + 1, arch=arch, history=state.history + (record,))
+  if len(progress.pending):
+    new_state = state.reveal(progress.pending, oracle.label(progress.pending))
+  return new_state.replace(round=state.round + 1, arch=progress.arch, query_state=progress.query_state,
+                           history=state.history + (progress.record,))
 
 
 def run(
@@ -254,6 +306,8 @@ def run(
     seed: int = 0,
     state: LoopState | None = None,
     on_round: Callable[[LoopState], None] | None = None,
+    progress: RoundProgress | None = None,
+    on_phase: Callable[[LoopState, RoundProgress], None] | None = None,
 ) -> LoopState:
   """Runs rounds until the budget is spent and the final labelled set has been trained on.
 
@@ -266,13 +320,16 @@ def run(
     seed: fixes the initial labelled set and every key.
     state: resume from this state instead of starting afresh.
     on_round: called with the state after every round (progress reports, checkpoints).
+    progress: resume the current round of `state` after this phase (see `RoundProgress`).
+    on_phase: called after every phase of every round (`jal.session.Session` saves there).
   """
   strategy_needs(strategy)  # An unknown name fails before any training.
   oracle = oracle or SimulatedOracle(splits.pool.labels)
   state = state or init_state(len(splits.pool), config.schedule, oracle, seed)
   num_rounds = len(config.schedule.label_counts())
   while state.round < num_rounds:
-    state = run_round(state, splits, config, strategy, policy, oracle)
+    state = run_round(state, splits, config, strategy, policy, oracle, progress, on_phase)
+    progress = None
     if on_round is not None:
       on_round(state)
   return state
