@@ -1,5 +1,6 @@
 """What the active-learning binaries share: flags, and config -> `jal.compare` -> files in the workdir."""
 
+import json
 import os
 import re
 import sys
@@ -53,6 +54,27 @@ def _querier_factory(config: ml_collections.ConfigDict):
   return querier_for
 
 
+# Fields that choose which runs to make, not how a run goes: they may change between restarts of a workdir.
+GRID_FIELDS = ('policies', 'strategies', 'seeds', 'skip', 'baseline_policy')
+
+
+def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Records the config a workdir's runs are made with (config.json) and refuses a restart under another one
+  (naming the differing fields), so that finished rows and checkpoints are never mixed across configs."""
+  from jal import session
+
+  run_config = {k: v for k, v in config.to_dict().items() if k not in GRID_FIELDS}
+  path = os.path.join(workdir, 'config.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      session.check_config(json.load(f), run_config, f'The workdir {workdir}')
+  else:
+    with open(path + '.tmp', 'w') as f:
+      json.dump(session._normalise(run_config), f, indent=1)
+    os.replace(path + '.tmp', path)
+  return run_config
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs (or resumes) the configured grid of policies x strategies x seeds; writes rows, tables, figures."""
   budget = config.budget
@@ -83,6 +105,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   splits = jal.load_splits(config.data.name, config.data.data_dir or None, 0, config.data.pool_size or None,
                            config.data.test_size or None, config.data.split_seed)
   os.makedirs(workdir, exist_ok=True)
+  run_config = check_workdir_config(config, workdir)
   start = time.perf_counter()
 
   def report(row):
@@ -101,7 +124,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   rows = compare.run_grid(splits, policies, strategies, seeds, loop_config_for, inas_config,
                           os.path.join(workdir, 'rounds.jsonl'), on_round=report, skip=skip,
-                          querier_for=querier_for)
+                          querier_for=querier_for, checkpoint_dir=os.path.join(workdir, 'checkpoints'),
+                          run_config=run_config)
   rows = [r for r in rows if r['policy'] in policies and r['strategy'] in strategies and r['seed'] in seeds]
   title = f'{config.data.name}, width {config.model.width}'
   return compare.write_outputs(rows, workdir, title, config.baseline_policy or None)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from absl import logging
 
 from jal import inas as inas_lib
 from jal import loop, metrics, plots
@@ -39,6 +41,19 @@ def read_rows(path: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
+def _write_rows(path: str, rows: Sequence[dict]) -> None:
+  """Rewrites a rows file atomically (a temporary file renamed over it)."""
+  with open(path + '.tmp', 'w') as f:
+    f.writelines(json.dumps(r) + '\n' for r in rows)
+  os.replace(path + '.tmp', path)
+
+
+def run_slug(policy: str, strategy: str, seed: int) -> str:
+  """A directory name for one run: 'fixed:A(1,2)', 'entropy', 0 -> 'fixed_A1-2__entropy__seed0'."""
+  clean = lambda text: re.sub(r'[^A-Za-z0-9_.-]+', '_', text.replace(',', '-')).replace('(', '').strip('_')  # noqa: E731
+  return f'{clean(policy)}__{clean(strategy)}__seed{seed}'
+
+
 def run_grid(
     splits: Splits,
     policies: Sequence[str],
@@ -50,6 +65,8 @@ def run_grid(
     on_round: Callable[[dict], None] | None = None,
     skip: Sequence[tuple[str, str]] = (),
     querier_for: Callable[[str], str | loop.Querier] = lambda name: name,
+    checkpoint_dir: str | None = None,
+    run_config: dict | None = None,
 ) -> list[dict]:
   """Runs every (policy, strategy, seed) whose rounds are not all in `rows_path`; returns all complete rows.
 
@@ -60,37 +77,58 @@ def run_grid(
       learner of the fixed architectures).
     querier_for: strategy name -> what `loop.run` takes: the name itself for registered strategies, a
       `loop.Querier` for methods with state ('autoal').
+    checkpoint_dir: if set, each run is a `jal.session.Session` in its own sub-directory, checkpointed after
+      every phase: an interrupted run resumes where it stopped instead of from its first round.
+    run_config: what determines a run besides (policy, strategy, seed); a checkpoint written under another is
+      refused.
   """
+  from jal import session as session_lib  # Local: Orbax loads only for checkpointed grids.
+
   queriers = {name: querier_for(name) for name in strategies}
   for querier in queriers.values():
     loop.strategy_needs(querier)  # Fail on a typo before any training.
   made = {spec: make_policy(spec, inas_config) for spec in policies}
   rows = read_rows(rows_path)
+  todo = []
   for spec in policies:
     for strategy in strategies:
       if (spec, strategy) in set(skip):
         continue
-      config = loop_config_for(strategy)
-      num_rounds = len(config.schedule.label_counts())
+      num_rounds = len(loop_config_for(strategy).schedule.label_counts())
       for seed in seeds:
-        def mine(r, spec=spec, strategy=strategy, seed=seed):
-          return r['policy'] == spec and r['strategy'] == strategy and r['seed'] == seed
+        done = [r for r in rows if (r['policy'], r['strategy'], r['seed']) == (spec, strategy, seed)]
+        if len(done) != num_rounds:
+          todo.append((spec, strategy, seed))
+  if not todo:
+    logging.info('Every run is complete in %s; nothing to do.', rows_path)
+    print(f'Every run is complete in {rows_path}; nothing to do.', flush=True)
+  for spec, strategy, seed in todo:
+    def mine(r, spec=spec, strategy=strategy, seed=seed):
+      return (r['policy'], r['strategy'], r['seed']) == (spec, strategy, seed)
 
-        if sum(map(mine, rows)) == num_rounds:
-          continue
-        rows = [r for r in rows if not mine(r)]  # A partial run restarts from its first round.
+    rows[:] = [r for r in rows if not mine(r)]  # A partial run's rows come back from its checkpoint, if any.
+    _write_rows(rows_path, rows)
 
-        def record(state, spec=spec, seed=seed, rows=rows):
-          row = dict(state.history[-1], policy=spec, seed=seed)
-          with open(rows_path, 'a') as f:
-            f.write(json.dumps(row) + '\n')
-          rows.append(row)
-          if on_round is not None:
-            on_round(row)
+    def record(state, spec=spec, seed=seed):
+      row = dict(state.history[-1], policy=spec, seed=seed)
+      with open(rows_path, 'a') as f:
+        f.write(json.dumps(row) + '\n')
+      rows.append(row)
+      if on_round is not None:
+        on_round(row)
 
-        loop.run(splits, config, queriers[strategy], made[spec], seed=seed, on_round=record)
-  with open(rows_path, 'w') as f:  # Rewrite without the rows of abandoned partial runs.
-    f.writelines(json.dumps(r) + '\n' for r in rows)
+    def resume(state, spec=spec, seed=seed):
+      rows.extend(dict(r, policy=spec, seed=seed) for r in state.history)
+      _write_rows(rows_path, rows)
+
+    config = loop_config_for(strategy)
+    if checkpoint_dir is None:
+      loop.run(splits, config, queriers[strategy], made[spec], seed=seed, on_round=record)
+    else:
+      run_session = session_lib.Session(os.path.join(checkpoint_dir, run_slug(spec, strategy, seed)),
+                                        {**(run_config or {}), 'policy': spec, 'strategy': strategy, 'seed': seed})
+      session_lib.run(run_session, splits, config, queriers[strategy], made[spec], seed=seed, on_round=record,
+                      on_resume=resume)
   return rows
 
 
