@@ -9,11 +9,16 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 import jal  # noqa: E402
-from jal import autoal, compare, inas, loop  # noqa: E402
+from jal import autoal, compare, data, inas, labelling, loop, session  # noqa: E402
+
+_LABELS = flags.DEFINE_string(
+    'labels', None, 'With --config.oracle=human: a CSV of item_id,label answering the pending query (see '
+    'queries/round_<r>/labels_template.csv in the workdir).')
 
 
 def define_flags(default_config: str):
@@ -61,8 +66,6 @@ GRID_FIELDS = ('policies', 'strategies', 'seeds', 'skip', 'baseline_policy')
 def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Records the config a workdir's runs are made with (config.json) and refuses a restart under another one
   (naming the differing fields), so that finished rows and checkpoints are never mixed across configs."""
-  from jal import session
-
   run_config = {k: v for k, v in config.to_dict().items() if k not in GRID_FIELDS}
   path = os.path.join(workdir, 'config.json')
   if os.path.exists(path):
@@ -75,10 +78,36 @@ def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> dic
   return run_config
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs (or resumes) the configured grid of policies x strategies x seeds; writes rows, tables, figures."""
+def load_data(config: ml_collections.ConfigDict) -> jal.Splits:
+  """config.data -> Splits: 'folder' reads your images from data_dir (jal.data.load_image_folder)."""
+  if config.data.name == 'folder':
+    if not config.data.data_dir:
+      raise ValueError("--config.data.name=folder needs --config.data.data_dir=/path/to/images.")
+    return data.load_image_folder(config.data.data_dir)
+  return jal.load_splits(config.data.name, config.data.data_dir or None, 0, config.data.pool_size or None,
+                         config.data.test_size or None, config.data.split_seed)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None = None) -> dict:
+  """Runs (or resumes) the configured grid of policies x strategies x seeds; writes rows, tables, figures.
+
+  With config.oracle = 'human' (one policy, strategy and seed), each query is written to workdir/queries/ and the
+  run stops with `jal.labelling.LabelsRequested`; `labels_file` answers the pending query.
+  """
   budget = config.budget
-  schedule = loop.BudgetSchedule(budget.initial, budget.per_round, budget.total, budget.grown_per_round or None,
+  oracle_kind = config.get('oracle', 'simulated')
+  if oracle_kind not in ('simulated', 'human'):
+    raise ValueError(f"config.oracle must be 'simulated' or 'human', got {oracle_kind!r}.")
+  if labels_file and oracle_kind != 'human':
+    raise ValueError('--labels answers a human query: add --config.oracle=human.')
+  splits = load_data(config)
+  if splits.pool.unknown_labels and oracle_kind != 'human':
+    raise ValueError('This pool has unlabelled images that only people can label: add --config.oracle=human.')
+  initial = budget.initial
+  if splits.pool.unknown_labels:  # An image folder: its seed labels are the initial set.
+    initial = int(np.sum(splits.pool.labels >= 0))
+    logging.info('Initial labelled set: the %d seed labels of the image folder.', initial)
+  schedule = loop.BudgetSchedule(initial, budget.per_round, budget.total, budget.grown_per_round or None,
                                  budget.grow_after or None)
   train_config = jal.TrainConfig.from_dict(config.train.to_dict())
   fields = config.inas.to_dict()
@@ -102,8 +131,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         config.model.mc_dropout_rate if needs_mc else config.model.dropout_rate, config.model.mc_passes,
         config.model.conv_bias, config.model.conv_impl)
 
-  splits = jal.load_splits(config.data.name, config.data.data_dir or None, 0, config.data.pool_size or None,
-                           config.data.test_size or None, config.data.split_seed)
+  oracle = None
+  if oracle_kind == 'human':
+    if len(policies) * len(strategies) * len(seeds) != 1:
+      raise ValueError('A human-labelled session runs one policy, one strategy and one seed; set '
+                       '--config.policies, --config.strategies and --config.seeds to one each.')
+    oracle = labelling.HumanOracle(splits, os.path.join(workdir, 'queries'), labels_file)
   os.makedirs(workdir, exist_ok=True)
   run_config = check_workdir_config(config, workdir)
   start = time.perf_counter()
@@ -125,7 +158,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   rows = compare.run_grid(splits, policies, strategies, seeds, loop_config_for, inas_config,
                           os.path.join(workdir, 'rounds.jsonl'), on_round=report, skip=skip,
                           querier_for=querier_for, checkpoint_dir=os.path.join(workdir, 'checkpoints'),
-                          run_config=run_config)
+                          run_config=run_config, oracle=oracle)
   rows = [r for r in rows if r['policy'] in policies and r['strategy'] in strategies and r['seed'] in seeds]
   title = f'{config.data.name}, width {config.model.width}'
   return compare.write_outputs(rows, workdir, title, config.baseline_policy or None)
@@ -137,7 +170,14 @@ def main_for(config_flag, workdir_flag):
   def main(argv):
     if len(argv) > 1:
       raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-    summary = run(config_flag.value, workdir_flag.value)
+    try:
+      summary = run(config_flag.value, workdir_flag.value, _LABELS.value)
+    except labelling.LabelsRequested as request:
+      print(request, flush=True)  # Not an error: the session waits, checkpointed, for people.
+      return
+    except (labelling.LabelFileError, session.CheckpointError) as error:
+      print(error, file=sys.stderr, flush=True)
+      sys.exit(1)
     print(summary['table'])
     print(summary['times'])
     for method in summary['methods']:

@@ -67,6 +67,7 @@ def run_grid(
     querier_for: Callable[[str], str | loop.Querier] = lambda name: name,
     checkpoint_dir: str | None = None,
     run_config: dict | None = None,
+    oracle: loop.Oracle | None = None,
 ) -> list[dict]:
   """Runs every (policy, strategy, seed) whose rounds are not all in `rows_path`; returns all complete rows.
 
@@ -81,6 +82,7 @@ def run_grid(
       every phase: an interrupted run resumes where it stopped instead of from its first round.
     run_config: what determines a run besides (policy, strategy, seed); a checkpoint written under another is
       refused.
+    oracle: who labels (default: the pool's own labels); `jal.labelling.HumanOracle` for people.
   """
   from jal import session as session_lib  # Local: Orbax loads only for checkpointed grids.
 
@@ -123,12 +125,12 @@ def run_grid(
 
     config = loop_config_for(strategy)
     if checkpoint_dir is None:
-      loop.run(splits, config, queriers[strategy], made[spec], seed=seed, on_round=record)
+      loop.run(splits, config, queriers[strategy], made[spec], oracle, seed=seed, on_round=record)
     else:
       run_session = session_lib.Session(os.path.join(checkpoint_dir, run_slug(spec, strategy, seed)),
                                         {**(run_config or {}), 'policy': spec, 'strategy': strategy, 'seed': seed})
-      session_lib.run(run_session, splits, config, queriers[strategy], made[spec], seed=seed, on_round=record,
-                      on_resume=resume)
+      session_lib.run(run_session, splits, config, queriers[strategy], made[spec], oracle, seed=seed,
+                      on_round=record, on_resume=resume)
   return rows
 
 

@@ -34,6 +34,10 @@ class Dataset:
     num_classes: C.
     name: e.g. 'fashion_mnist_idx/train'.
     class_names: optional C human-readable names.
+    ids: optional N stable item ids (file paths for an image folder); default '<name>/<index>', kept by subsets,
+      so an id names the same image whatever pool is drawn.
+    unknown_labels: True for a pool nobody has labelled yet (an image folder): its labels are -1 where unknown
+      and only a human oracle can reveal them.
   """
 
   images: np.ndarray
@@ -41,12 +45,27 @@ class Dataset:
   num_classes: int
   name: str = 'dataset'
   class_names: tuple[str, ...] | None = None
+  ids: tuple[str, ...] | None = None
+  unknown_labels: bool = False
 
   def __post_init__(self):
-    _validate(self.images, self.labels, self.num_classes, self.name)
+    labels = np.maximum(self.labels, 0) if self.unknown_labels else self.labels
+    _validate(self.images, labels, self.num_classes, self.name)
+    if self.unknown_labels and np.any(self.labels < -1):
+      raise ValueError(f'{self.name}: labels must be -1 (unknown) or a class index, found {self.labels.min()}.')
     if self.class_names is not None and len(self.class_names) != self.num_classes:
       raise ValueError(
           f'{self.name}: {len(self.class_names)} class names for {self.num_classes} classes.')
+    if self.ids is not None:
+      if len(self.ids) != len(self.labels):
+        raise ValueError(f'{self.name}: {len(self.ids)} ids for {len(self.labels)} images.')
+      if len(set(self.ids)) != len(self.ids):
+        raise ValueError(f'{self.name}: item ids must be unique.')
+
+  @property
+  def item_ids(self) -> tuple[str, ...]:
+    """The N stable item ids."""
+    return self.ids if self.ids is not None else tuple(f'{self.name}/{i}' for i in range(len(self.labels)))
 
   def __len__(self) -> int:
     return int(self.labels.shape[0])
@@ -58,8 +77,10 @@ class Dataset:
   def subset(self, indices: np.ndarray, name: str | None = None) -> Dataset:
     """The examples at `indices`, in that order."""
     indices = np.asarray(indices)
+    ids = self.item_ids
     return dataclasses.replace(
-        self, images=self.images[indices], labels=self.labels[indices], name=name or self.name)
+        self, images=self.images[indices], labels=self.labels[indices], name=name or self.name,
+        ids=tuple(ids[i] for i in indices))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -234,6 +255,95 @@ def load_tfds(name: str, split: str, data_dir: str | None = None) -> Dataset:
   return from_arrays(
       images, labels, int(label_feature.num_classes), f'{name}/{split}',
       tuple(label_feature.names) if getattr(label_feature, 'names', None) else None)
+
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp')
+
+
+def _read_images(paths: list[str], image_size: tuple[int, int] | None) -> np.ndarray:
+  """[N, H, W, C] uint8 from image files (grayscale stays 1 channel unless some file is colour)."""
+  from PIL import Image  # Pillow comes with matplotlib.
+
+  images, bad = [], []
+  for path in paths:
+    try:
+      with Image.open(path) as image:
+        image.load()
+        images.append(image.copy())
+    except Exception as error:  # Pillow raises several types for unreadable files.
+      bad.append(f'{path} ({type(error).__name__})')
+  if bad:
+    raise ValueError('Cannot read these images: ' + '; '.join(bad[:20]) + (' ...' if len(bad) > 20 else '') +
+                     '. Remove or replace them.')
+  mode = 'L' if all(image.mode in ('L', '1', 'I;16') for image in images) else 'RGB'
+  images = [image.convert(mode) for image in images]
+  if image_size is not None:
+    images = [image.resize((image_size[1], image_size[0])) for image in images]
+  sizes = {image.size for image in images}
+  if len(sizes) > 1:
+    odd = [p for p, image in zip(paths, images) if image.size != images[0].size][:10]
+    raise ValueError(f'Images have different sizes {sorted(sizes)[:5]} (e.g. {odd}); resize them to one size '
+                     'or pass image_size=(H, W).')
+  array = np.stack([np.asarray(image, np.uint8) for image in images])
+  return array[..., None] if array.ndim == 3 else array
+
+
+def _list_images(directory: str) -> list[str]:
+  return sorted(os.path.join(directory, f) for f in os.listdir(directory)
+                if f.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(os.path.join(directory, f)))
+
+
+def load_image_folder(root: str, image_size: tuple[int, int] | None = None) -> Splits:
+  """Your own images as a pool to label:
+
+      root/labeled/<class>/*.png    seed labels (at least one image per class); the class names come from here
+      root/unlabeled/*.png          the pool to query
+      root/test/<class>/*.png       labelled images to report test accuracy on (never queried)
+
+  Item ids are the paths relative to `root`. The pool's labels are -1 where unknown (`unknown_labels`), so only a
+  human oracle can reveal them; images are normalised with the pool's statistics.
+  """
+  if not os.path.isdir(root):
+    raise FileNotFoundError(f'Image folder {root!r} does not exist.')
+  missing = [d for d in ('labeled', 'unlabeled', 'test') if not os.path.isdir(os.path.join(root, d))]
+  if missing:
+    raise ValueError(f'Image folder {root!r} lacks {missing}: it needs labeled/<class>/, unlabeled/ and '
+                     'test/<class>/ sub-folders (see jal.data.load_image_folder).')
+  classes = sorted(d for d in os.listdir(os.path.join(root, 'labeled'))
+                   if os.path.isdir(os.path.join(root, 'labeled', d)))
+  if len(classes) < 2:
+    raise ValueError(f'{root}/labeled/ must hold one sub-folder per class (at least 2), found {classes}.')
+
+  def labelled(split):
+    paths, labels = [], []
+    for index, name in enumerate(classes):
+      directory = os.path.join(root, split, name)
+      files = _list_images(directory) if os.path.isdir(directory) else []
+      paths += files
+      labels += [index] * len(files)
+    extra = sorted(set(os.listdir(os.path.join(root, split))) - set(classes))
+    extra = [e for e in extra if os.path.isdir(os.path.join(root, split, e))]
+    if extra:
+      raise ValueError(f'{root}/{split}/ has class folders {extra} that {root}/labeled/ lacks; every class needs '
+                       'seed labels under labeled/.')
+    return paths, labels
+
+  seed_paths, seed_labels = labelled('labeled')
+  test_paths, test_labels = labelled('test')
+  pool_paths = _list_images(os.path.join(root, 'unlabeled'))
+  for what, paths in (('labeled', seed_paths), ('unlabeled', pool_paths), ('test', test_paths)):
+    if not paths:
+      raise ValueError(f'{root}/{what}/ holds no images ({", ".join(IMAGE_SUFFIXES)}).')
+  images = _read_images(seed_paths + pool_paths + test_paths, image_size)
+  num_pool = len(seed_paths) + len(pool_paths)
+  relative = lambda paths: tuple(os.path.relpath(p, root) for p in paths)  # noqa: E731
+  pool = Dataset(images[:num_pool], np.array(seed_labels + [-1] * len(pool_paths), np.int32), len(classes),
+                 f'{os.path.basename(os.path.normpath(root))}:pool', tuple(classes),
+                 relative(seed_paths + pool_paths), unknown_labels=True)
+  test = Dataset(images[num_pool:], np.array(test_labels, np.int32), len(classes),
+                 f'{os.path.basename(os.path.normpath(root))}:test', tuple(classes), relative(test_paths))
+  mean, std = normalization_stats(pool.images)
+  return Splits(normalize(pool, mean, std), None, normalize(test, mean, std), mean, std)
 
 
 def load(name: str = DEFAULT_DATASET, split: str = 'train', data_dir: str | None = None) -> Dataset:

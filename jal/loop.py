@@ -25,9 +25,13 @@ from jal.train import TrainConfig, TrainState, evaluate, train
 
 
 class Oracle(Protocol):
-  """Answers label requests: `label(indices [b] int) -> [b] int class indices`."""
+  """Answers label requests: `label(indices [b] int, round_index) -> [b] int class indices`.
 
-  def label(self, indices: np.ndarray) -> np.ndarray:
+  A human oracle may instead raise (`jal.labelling.LabelsRequested`) after writing the items to label; the
+  session's checkpoint keeps the query, and the next run with the answers continues from it.
+  """
+
+  def label(self, indices: np.ndarray, round_index: int) -> np.ndarray:
     ...
 
 
@@ -37,8 +41,13 @@ class SimulatedOracle:
 
   labels: np.ndarray
 
-  def label(self, indices: np.ndarray) -> np.ndarray:
-    return np.asarray(self.labels)[np.asarray(indices)]
+  def label(self, indices: np.ndarray, round_index: int = 0) -> np.ndarray:
+    del round_index
+    labels = np.asarray(self.labels)[np.asarray(indices)]
+    if np.any(labels < 0):
+      raise ValueError('The pool has no known labels for some queried items (an unlabelled image folder): '
+                       'only a human oracle can label them (jal.labelling.HumanOracle, --oracle=human).')
+    return labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +174,18 @@ def init_state(pool_size: int, schedule: BudgetSchedule, oracle: Oracle, seed: i
         'larger pool.')
   initial = np.random.default_rng(seed).choice(pool_size, schedule.initial, replace=False)
   state = LoopState(np.zeros(pool_size, bool), np.full(pool_size, -1, np.int32), 0, jax.random.key(seed))
-  return state.reveal(initial, oracle.label(initial))
+  return state.reveal(initial, oracle.label(initial, -1))
+
+
+def seeded_state(pool: Dataset, schedule: BudgetSchedule, seed: int) -> LoopState:
+  """The initial state of a pool that comes with its own labels for some items (an image folder's seed labels)."""
+  known = np.asarray(pool.labels) >= 0
+  if int(known.sum()) != schedule.initial:
+    raise ValueError(f'The pool comes with {int(known.sum())} labelled items but the budget says initial = '
+                     f'{schedule.initial}; set --config.budget.initial={int(known.sum())}.')
+  if schedule.total > len(pool):
+    raise ValueError(f'The total budget ({schedule.total}) exceeds the pool ({len(pool)} items); lower it.')
+  return LoopState(known, np.where(known, pool.labels, -1).astype(np.int32), 0, jax.random.key(seed))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,7 +312,7 @@ def run_round(
 
   new_state = state
   if len(progress.pending):
-    new_state = state.reveal(progress.pending, oracle.label(progress.pending))
+    new_state = state.reveal(progress.pending, oracle.label(progress.pending, state.round))
   return new_state.replace(round=state.round + 1, arch=progress.arch, query_state=progress.query_state,
                            history=state.history + (progress.record,))
 
@@ -325,7 +345,9 @@ def run(
   """
   strategy_needs(strategy)  # An unknown name fails before any training.
   oracle = oracle or SimulatedOracle(splits.pool.labels)
-  state = state or init_state(len(splits.pool), config.schedule, oracle, seed)
+  if state is None:
+    state = (seeded_state(splits.pool, config.schedule, seed) if splits.pool.unknown_labels
+             else init_state(len(splits.pool), config.schedule, oracle, seed))
   num_rounds = len(config.schedule.label_counts())
   while state.round < num_rounds:
     state = run_round(state, splits, config, strategy, policy, oracle, progress, on_phase)

@@ -16,9 +16,10 @@ def base() -> ml_collections.ConfigDict:
   config.seeds = '0,1,2'                    # Paired: a seed fixes the initial labelled set of every method.
   config.baseline_policy = ''               # Paired AUBC differences against this policy ('' = none).
   config.skip = ''                          # 'policy/strategy' pairs not to run, comma-separated.
+  config.oracle = 'simulated'               # 'human': queries go to workdir/queries/, answers come by --labels.
 
   config.data = ml_collections.ConfigDict()
-  config.data.name = 'fashion_mnist_idx'
+  config.data.name = 'fashion_mnist_idx'    # Or a TFDS name, or 'folder' (your images, in data_dir).
   config.data.data_dir = ''
   config.data.pool_size = 10_000
   config.data.test_size = 2000

@@ -1,0 +1,171 @@
+"""Labelling by people: the items a query picked, written as files to label, and the answers read back.
+
+After a query `HumanOracle` writes `queries/round_<r>/`: `index.csv` (position, item id, image file),
+one PNG per item, `contact_sheet.png` (every item, numbered) and `labels_template.csv` (item_id,label to fill
+in), then raises `LabelsRequested`; the session's checkpoint keeps the query. Run again with `--labels=FILE.csv`:
+the whole file is validated against the items asked for (unknown ids, ids not asked for, duplicates, classes out
+of range, missing rows) before anything is applied; a bad file is refused with every bad line listed and the
+session is left as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import re
+
+import numpy as np
+
+from jal.data import Splits
+
+
+class LabelsRequested(Exception):
+  """A query is waiting for people to label it; the message says what to do."""
+
+  def __init__(self, directory: str, round_index: int, count: int):
+    self.directory, self.round_index, self.count = directory, round_index, count
+    super().__init__(
+        f'Round {round_index} asks for {count} labels. Label the items listed in {directory}/index.csv (one PNG '
+        f'each, all of them on {directory}/contact_sheet.png): fill in the label column of '
+        f'{directory}/labels_template.csv with a class name or index, then run the same command again with '
+        '--labels=<that file>.')
+
+
+class LabelFileError(ValueError):
+  """A labels CSV that cannot be applied; lists every bad line. Nothing was imported."""
+
+
+def raw_images(splits: Splits, indices: np.ndarray) -> np.ndarray:
+  """[b, H, W, C] uint8 pool images, un-normalised for viewing."""
+  images = splits.pool.images[np.asarray(indices)] * splits.std + splits.mean
+  return np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
+
+
+def _safe(item_id: str) -> str:
+  return re.sub(r'[^A-Za-z0-9_.-]+', '_', item_id)[-80:]
+
+
+def _to_pil(image: np.ndarray):
+  from PIL import Image
+
+  return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+
+
+def contact_sheet(images: np.ndarray, path: str, columns: int = 10, scale: int = 3) -> None:
+  """All images on one PNG, numbered from 0 in reading order."""
+  from PIL import Image, ImageDraw
+
+  n, h, w, _ = images.shape
+  cell_h, cell_w = h * scale + 14, w * scale + 4
+  rows = math.ceil(n / columns)
+  sheet = Image.new('RGB', (columns * cell_w, rows * cell_h), 'white')
+  draw = ImageDraw.Draw(sheet)
+  for i, image in enumerate(images):
+    x, y = (i % columns) * cell_w, (i // columns) * cell_h
+    sheet.paste(_to_pil(image).convert('RGB').resize((w * scale, h * scale)), (x + 2, y + 12))
+    draw.text((x + 2, y), str(i), fill='black')
+  sheet.save(path)
+
+
+def write_query(directory: str, splits: Splits, indices: np.ndarray) -> None:
+  """Writes index.csv, one PNG per item, contact_sheet.png and labels_template.csv for the queried `indices`."""
+  os.makedirs(directory, exist_ok=True)
+  ids = splits.pool.item_ids
+  images = raw_images(splits, indices)
+  classes = splits.pool.class_names or tuple(str(c) for c in range(splits.pool.num_classes))
+  with open(os.path.join(directory, 'index.csv'), 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(['position', 'item_id', 'pool_index', 'image_file'])
+    for position, (index, image) in enumerate(zip(indices, images)):
+      name = f'{position:04d}_{_safe(ids[index])}.png'
+      _to_pil(image).save(os.path.join(directory, name))
+      writer.writerow([position, ids[index], int(index), name])
+  with open(os.path.join(directory, 'labels_template.csv'), 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(['item_id', 'label'])
+    writer.writerows([ids[index], ''] for index in indices)
+  with open(os.path.join(directory, 'classes.txt'), 'w') as f:
+    f.writelines(f'{i}\t{name}\n' for i, name in enumerate(classes))
+  contact_sheet(images, os.path.join(directory, 'contact_sheet.png'))
+
+
+def read_labels(path: str, asked_ids: list[str], all_ids: set[str], class_names: tuple[str, ...] | None,
+                num_classes: int) -> np.ndarray:
+  """[b] class indices for `asked_ids`, in their order, from a CSV of item_id,label (a class name or index).
+
+  Raises:
+    LabelFileError: listing every bad line (unknown ids, ids not asked for, duplicates, labels that are not a
+      class, missing rows) when anything is wrong; nothing is returned then.
+  """
+  if not os.path.isfile(path):
+    raise LabelFileError(f'Labels file {path!r} does not exist.')
+  names = {name: i for i, name in enumerate(class_names or ())}
+  problems, answers, seen = [], {}, set()
+  asked = set(asked_ids)
+  with open(path, newline='') as f:
+    reader = csv.reader(f)
+    header = next(reader, None)
+    if header is None or [h.strip().lower() for h in header[:2]] != ['item_id', 'label']:
+      raise LabelFileError(f'{path}: the first line must be the header "item_id,label", got {header!r}.')
+    for line_number, row in enumerate(reader, start=2):
+      if not row or all(not cell.strip() for cell in row):
+        continue
+      if len(row) < 2:
+        problems.append(f'line {line_number}: expected "item_id,label", got {row!r}')
+        continue
+      item, value = row[0].strip(), row[1].strip()
+      if item not in all_ids:
+        problems.append(f'line {line_number}: unknown item id {item!r}')
+        continue
+      if item not in asked:
+        problems.append(f'line {line_number}: item {item!r} was not asked for in this round')
+        continue
+      if item in seen:
+        problems.append(f'line {line_number}: item {item!r} appears again')
+        continue
+      seen.add(item)
+      if value in names:
+        label = names[value]
+      elif re.fullmatch(r'-?\d+', value):
+        label = int(value)
+        if not 0 <= label < num_classes:
+          problems.append(f'line {line_number}: class {label} is out of range [0, {num_classes})')
+          continue
+      else:
+        problems.append(f'line {line_number}: {value!r} is not a class name ({", ".join(names) or "none"}) nor an '
+                        f'index in [0, {num_classes})')
+        continue
+      answers[item] = (label, line_number)
+  missing = [item for item in asked_ids if item not in seen]
+  if missing:
+    problems.append(f'{len(missing)} items asked for have no row: ' + ', '.join(missing[:20]) +
+                    (' ...' if len(missing) > 20 else ''))
+  if problems:
+    raise LabelFileError(f'{path} was not imported (nothing was applied); fix these and run again:\n  ' +
+                         '\n  '.join(problems))
+  return np.array([answers[item][0] for item in asked_ids], np.int32)
+
+
+@dataclasses.dataclass
+class HumanOracle:
+  """Asks people: writes each query under `query_root/round_<r>/` and raises `LabelsRequested`, or, given a
+  labels file for the pending query, imports it (once; the next query is written out again)."""
+
+  splits: Splits
+  query_root: str
+  labels_file: str | None = None
+
+  def label(self, indices: np.ndarray, round_index: int) -> np.ndarray:
+    indices = np.asarray(indices)
+    pool = self.splits.pool
+    ids = pool.item_ids
+    if self.labels_file is not None:
+      labels = read_labels(self.labels_file, [ids[i] for i in indices], set(ids), pool.class_names,
+                           pool.num_classes)
+      self.labels_file = None  # Consumed: the next round's query goes out to people again.
+      return labels
+    directory = os.path.join(self.query_root, f'round_{round_index}' if round_index >= 0 else 'initial')
+    write_query(directory, self.splits, indices)
+    raise LabelsRequested(directory, round_index, len(indices))

@@ -1,0 +1,159 @@
+"""The human-labelling workflow end to end: query files, a label CSV imported (or refused, leaving the session as
+it was), the next round; and a user's own image folder as the pool."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments import comparison
+from experiments.configs import active_learning as active_learning_config
+from jal import data, labelling
+
+
+def _config(**overrides):
+  config = active_learning_config.get_config('smoke')
+  config.strategies = 'entropy'
+  config.seeds = '0'
+  config.oracle = 'human'
+  for key, value in overrides.items():
+    section, _, field = key.rpartition('.')
+    (config[section] if section else config)[field] = value
+  return config
+
+
+def _snapshot(directory):
+  """Every file under `directory` with its bytes: what must not change when an input is refused."""
+  out = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        out[os.path.relpath(path, directory)] = f.read()
+  return out
+
+
+def _answer(query_dir, label_of, path, edit=None):
+  """Writes a labels CSV for the items in query_dir/index.csv; `edit` may change the rows first."""
+  with open(os.path.join(query_dir, 'index.csv')) as f:
+    rows = [[r['item_id'], str(label_of(r))] for r in csv.DictReader(f)]
+  if edit is not None:
+    rows = edit(rows)
+  with open(path, 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(['item_id', 'label'])
+    writer.writerows(rows)
+  return str(path)
+
+
+def test_human_labelling_round_trip(tmp_path, fashion_mnist):
+  del fashion_mnist
+  workdir = str(tmp_path / 'work')
+  config = _config()
+  splits = comparison.load_data(config)
+  true_label = lambda row: int(splits.pool.labels[int(row['pool_index'])])  # noqa: E731
+
+  # 1. The initial labels are asked for: files written, a clean stop that says what to do.
+  with pytest.raises(labelling.LabelsRequested, match='--labels='):
+    comparison.run(config, workdir)
+  initial = os.path.join(workdir, 'queries', 'initial')
+  for name in ('index.csv', 'contact_sheet.png', 'labels_template.csv', 'classes.txt'):
+    assert os.path.getsize(os.path.join(initial, name)) > 0
+  with open(os.path.join(initial, 'index.csv')) as f:
+    index = list(csv.DictReader(f))
+  assert len(index) == 20 and all(os.path.exists(os.path.join(initial, r['image_file'])) for r in index)
+  assert all(r['item_id'].startswith('fashion_mnist_idx/train/') for r in index)
+
+  # 2. Answer with class names: round 0 trains and the next query goes out.
+  names = splits.pool.class_names
+  with pytest.raises(labelling.LabelsRequested, match='Round 0 asks for 20 labels'):
+    comparison.run(config, workdir, _answer(initial, lambda r: names[true_label(r)], tmp_path / 'initial.csv'))
+  round_0 = os.path.join(workdir, 'queries', 'round_0')
+  before = _snapshot(os.path.join(workdir, 'checkpoints'))
+
+  # 3. A bad file is refused as a whole, every bad line named, and the session is untouched.
+  def spoil(rows):
+    rows[0][1] = '12'                          # Class out of range.
+    rows[1][0] = 'fashion_mnist_idx/train/x'   # Unknown id.
+    rows[3] = list(rows[2])                    # Duplicate (and so item 3 is missing).
+    return rows
+
+  bad = _answer(round_0, true_label, tmp_path / 'bad.csv', spoil)
+  with pytest.raises(labelling.LabelFileError) as refused:
+    comparison.run(config, workdir, bad)
+  message = str(refused.value)
+  assert 'nothing was applied' in message
+  assert 'line 2: class 12 is out of range' in message
+  assert "line 3: unknown item id 'fashion_mnist_idx/train/x'" in message
+  assert 'line 5: item' in message and 'appears again' in message
+  assert '2 items asked for have no row' in message
+  assert _snapshot(os.path.join(workdir, 'checkpoints')) == before
+
+  # 4. The right file continues the session: round 1, then the last query, then the end.
+  with pytest.raises(labelling.LabelsRequested, match='Round 1'):
+    comparison.run(config, workdir, _answer(round_0, true_label, tmp_path / 'round0.csv'))
+  summary = comparison.run(config, workdir, _answer(os.path.join(workdir, 'queries', 'round_1'), true_label,
+                                                    tmp_path / 'round1.csv'))
+  (method,) = summary['methods']
+  assert method['strategy'] == 'entropy' and len(method['aubc']) == 1
+  rows = [r for r in compare_rows(workdir)]
+  assert [r['num_labeled'] for r in rows] == [20, 40, 60]
+
+
+def compare_rows(workdir):
+  from jal import compare
+
+  return sorted(compare.read_rows(os.path.join(workdir, 'rounds.jsonl')), key=lambda r: r['round'])
+
+
+def _image_folder(root, fashion_mnist, seeds_per_class=2, unlabeled=30, test_per_class=3):
+  """A user's folder: labeled/<class>/, unlabeled/, test/<class>/ of real Fashion-MNIST PNGs (3 classes)."""
+  pool = fashion_mnist.pool
+  raw = np.clip(np.round((pool.images * fashion_mnist.std + fashion_mnist.mean) * 255), 0, 255).astype(np.uint8)
+  names = ['shirt', 'sneaker', 'trouser']
+  classes = {'shirt': 6, 'sneaker': 7, 'trouser': 1}
+  used = 0
+  for name in names:
+    members = np.flatnonzero(pool.labels == classes[name])
+    for split, count in (('labeled', seeds_per_class), ('test', test_per_class)):
+      os.makedirs(root / split / name, exist_ok=True)
+      for k, index in enumerate(members[used:used + count] if split == 'labeled' else
+                                members[seeds_per_class:seeds_per_class + count]):
+        Image.fromarray(raw[index, ..., 0]).save(root / split / name / f'{k}.png')
+  os.makedirs(root / 'unlabeled', exist_ok=True)
+  truth = {}
+  members = np.flatnonzero(np.isin(pool.labels, list(classes.values())))[-unlabeled:]
+  for k, index in enumerate(members):
+    Image.fromarray(raw[index, ..., 0]).save(root / 'unlabeled' / f'u{k:03d}.png')
+    truth[f'unlabeled/u{k:03d}.png'] = names[[classes[n] for n in names].index(int(pool.labels[index]))]
+  return truth
+
+
+def test_image_folder_is_a_pool_labelled_by_people(tmp_path, fashion_mnist):
+  truth = _image_folder(tmp_path / 'images', fashion_mnist)
+  splits = data.load_image_folder(str(tmp_path / 'images'))
+  assert splits.pool.class_names == ('shirt', 'sneaker', 'trouser')
+  assert len(splits.pool) == 6 + 30 and int(np.sum(splits.pool.labels >= 0)) == 6
+  assert splits.pool.item_ids[0] == 'labeled/shirt/0.png' and len(splits.test) == 9
+  workdir = str(tmp_path / 'work')
+  config = _config(**{'data.name': 'folder', 'data.data_dir': str(tmp_path / 'images'), 'budget.per_round': 5,
+                      'budget.total': 16})
+  with pytest.raises(labelling.LabelsRequested, match='Round 0 asks for 5 labels'):
+    comparison.run(config, workdir)
+  query = os.path.join(workdir, 'queries', 'round_0')
+  labels = _answer(query, lambda r: truth[r['item_id']], tmp_path / 'labels.csv')
+  with pytest.raises(labelling.LabelsRequested, match='Round 1 asks for 5 labels'):
+    comparison.run(config, workdir, labels)
+  rows = compare_rows(workdir)
+  assert [r['num_labeled'] for r in rows] == [6]
+
+
+def test_a_folder_pool_cannot_be_simulated(tmp_path, fashion_mnist):
+  _image_folder(tmp_path / 'images', fashion_mnist)
+  config = _config(**{'data.name': 'folder', 'data.data_dir': str(tmp_path / 'images')})
+  config.oracle = 'simulated'
+  with pytest.raises(ValueError, match='only people can label'):
+    comparison.run(config, str(tmp_path / 'work'))
+  assert not os.path.exists(tmp_path / 'work')
