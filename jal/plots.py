@@ -72,21 +72,20 @@ def architecture_trajectory(runs_by_strategy: Mapping[str, Sequence[Mapping[str,
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
-  figure, params_axis = plt.subplots(figsize=(6, 4), dpi=120)
-  depth_axis = params_axis.twinx()
-  for strategy, runs in runs_by_strategy.items():
+  figure, (params_axis, depth_axis) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+  for k, (strategy, runs) in enumerate(runs_by_strategy.items()):
     n = runs[0]['num_labeled']
+    colour = f'C{k}'
     params = np.mean([r['arch/params'] for r in runs], axis=0) / 1e6
     depth = np.mean([r['arch/depth'] for r in runs], axis=0)
-    params_axis.plot(n, params, color='tab:blue', marker='o', markersize=3, label=f'{strategy}: parameters')
-    depth_axis.plot(n, depth, color='black', linestyle='--', marker='s', markersize=3, label=f'{strategy}: depth')
-  params_axis.set_xlabel('labelled examples')
-  params_axis.set_ylabel('parameters (millions)', color='tab:blue')
-  depth_axis.set_ylabel('layers', color='black')
-  lines = params_axis.get_legend_handles_labels()
-  more = depth_axis.get_legend_handles_labels()
-  params_axis.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7)
-  params_axis.set_title('architectures chosen by iNAS (mean over seeds)')
+    params_axis.plot(n, params, color=colour, marker='o', markersize=3, label=strategy)
+    depth_axis.plot(n, depth, color=colour, marker='s', markersize=3, label=strategy)
+  for axis, ylabel in ((params_axis, 'parameters (millions)'), (depth_axis, 'layers')):
+    axis.set_xlabel('labelled examples')
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+  figure.suptitle('architectures chosen by iNAS (mean over seeds)')
   figure.tight_layout()
   figure.savefig(path)
   plt.close(figure)
