@@ -6,7 +6,10 @@ The public API:
   training      `train`, `TrainConfig`, `TrainResult`, `predict`, `evaluate` (jal.train)
   augmentation  `AugmentConfig`                                             (jal.augment)
   data          `load`, `load_splits`, `load_fashion_mnist`, `load_tfds`, `from_arrays`, `make_splits`,
-                `Dataset`, `Splits`                                          (jal.data)
+                `load_image_folder`, `Dataset`, `Splits`                     (jal.data)
+Active learning lives in its modules: `jal.query` (strategies), `jal.loop` (the loop, oracles, policies),
+`jal.inas` (iNAS, active-iNAS), `jal.autoal` (AutoAL), `jal.session` (checkpoint and resume), `jal.labelling`
+(people as the oracle), `jal.metrics` (AUBC, AUC-GAIN), `jal.compare` (paired comparisons, figures).
 """
 
 from jal.augment import AugmentConfig
@@ -17,6 +20,7 @@ from jal.data import (
     from_arrays,
     load,
     load_fashion_mnist,
+    load_image_folder,
     load_splits,
     load_tfds,
     make_splits,
@@ -39,6 +43,6 @@ __version__ = '0.1.0'
 __all__ = [
     'AugmentConfig', 'Architecture', 'DEFAULT_DATASET', 'Dataset', 'ModelOutput', 'Predictions', 'ResNet',
     'SearchSpace', 'Splits', 'TrainConfig', 'TrainResult', 'TrainState', 'build_model', 'evaluate',
-    'from_arrays', 'load', 'load_fashion_mnist', 'load_splits', 'load_tfds', 'make_mesh', 'make_splits',
-    'parse_architecture', 'predict', 'register_block', 'train',
+    'from_arrays', 'load', 'load_fashion_mnist', 'load_image_folder', 'load_splits', 'load_tfds', 'make_mesh',
+    'make_splits', 'parse_architecture', 'predict', 'register_block', 'train',
 ]
