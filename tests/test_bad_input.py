@@ -10,31 +10,11 @@ import jax
 import numpy as np
 import pytest
 from PIL import Image
+from workdirs import smoke_config, snapshot
 
 from experiments import comparison
-from experiments.configs import active_learning as active_learning_config
 from jal import data, inas, labelling, loop, query, session
 from jal.search_space import Architecture, SearchSpace
-
-
-def _config(**overrides):
-  config = active_learning_config.get_config('smoke')
-  config.strategies = 'entropy'
-  config.seeds = '0'
-  for key, value in overrides.items():
-    section, _, field = key.rpartition('.')
-    (config[section] if section else config)[field] = value
-  return config
-
-
-def _snapshot(directory):
-  out = {}
-  for root, _, files in os.walk(directory):
-    for name in files:
-      path = os.path.join(root, name)
-      with open(path, 'rb') as f:
-        out[os.path.relpath(path, directory)] = f.read()
-  return out
 
 
 @pytest.fixture(scope='module')
@@ -43,9 +23,9 @@ def sessions(tmp_path_factory, fashion_mnist):
   del fashion_mnist
   root = tmp_path_factory.mktemp('sessions')
   finished = str(root / 'finished')
-  comparison.run(_config(), finished)
+  comparison.run(smoke_config(), finished)
   waiting = str(root / 'waiting')
-  human = _config(oracle='human')
+  human = smoke_config(oracle='human')
   with pytest.raises(labelling.LabelsRequested):
     comparison.run(human, waiting)
   splits = comparison.load_data(human)
@@ -59,7 +39,7 @@ def sessions(tmp_path_factory, fashion_mnist):
   with open(os.path.join(waiting, 'queries', 'round_0', 'index.csv')) as f:
     asked = [(r['item_id'], int(splits.pool.labels[int(r['pool_index'])])) for r in csv.DictReader(f)]
   return {'finished': finished, 'waiting': waiting, 'human': human, 'asked': asked, 'splits': splits,
-          'root': root, 'snapshots': {d: _snapshot(d) for d in (finished, waiting)}}
+          'root': root, 'snapshots': {d: snapshot(d) for d in (finished, waiting)}}
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +49,7 @@ def unchanged(request):
   if 'sessions' in request.fixturenames:
     sessions = request.getfixturevalue('sessions')
     for directory, snapshot in sessions['snapshots'].items():
-      assert _snapshot(directory) == snapshot, f'{directory} changed'
+      assert snapshot(directory) == snapshot, f'{directory} changed'
 
 
 def _images(n=10, shape=(8, 8, 1)):
@@ -162,7 +142,7 @@ def test_an_exhausted_pool(sessions):
 
 def test_a_missing_dataset(sessions, tmp_path):
   with pytest.raises(FileNotFoundError, match='apt-get install dataset-fashion-mnist'):
-    comparison.run(_config(**{'data.data_dir': str(tmp_path / 'nowhere')}), str(tmp_path / 'work'))
+    comparison.run(smoke_config(**{'data.data_dir': str(tmp_path / 'nowhere')}), str(tmp_path / 'work'))
   assert not os.path.exists(tmp_path / 'work')
 
 
@@ -170,18 +150,18 @@ def test_a_missing_dataset(sessions, tmp_path):
 
 def test_an_unknown_strategy(sessions, tmp_path):
   with pytest.raises(ValueError, match=r"Unknown query strategy 'entropi'; registered: \["):
-    comparison.run(_config(strategies='entropi'), str(tmp_path / 'work'))
+    comparison.run(smoke_config(strategies='entropi'), str(tmp_path / 'work'))
   assert not os.path.exists(tmp_path / 'work')
 
 
 def test_an_unknown_policy(sessions, tmp_path):
   with pytest.raises(ValueError, match=r"Unknown architecture policy 'nas'; use 'inas' or 'fixed:A\(i,j\)'"):
-    comparison.run(_config(policies='nas'), str(tmp_path / 'work'))
+    comparison.run(smoke_config(policies='nas'), str(tmp_path / 'work'))
 
 
 def test_an_unparseable_architecture(sessions, tmp_path):
   with pytest.raises(ValueError, match=r"Cannot parse architecture 'A\(0,2\)'"):
-    comparison.run(_config(policies='fixed:A(0,2)'), str(tmp_path / 'work'))
+    comparison.run(smoke_config(policies='fixed:A(0,2)'), str(tmp_path / 'work'))
 
 
 def test_an_architecture_outside_the_grid(sessions):
@@ -192,27 +172,27 @@ def test_an_architecture_outside_the_grid(sessions):
 
 def test_a_negative_budget(sessions, tmp_path):
   with pytest.raises(ValueError, match='per_round >= 1'):
-    comparison.run(_config(**{'budget.per_round': -20}), str(tmp_path / 'work'))
+    comparison.run(smoke_config(**{'budget.per_round': -20}), str(tmp_path / 'work'))
 
 
 def test_a_total_below_the_initial_budget(sessions, tmp_path):
   with pytest.raises(ValueError, match=r'total >= initial; got initial=20, per_round=20, total=10'):
-    comparison.run(_config(**{'budget.total': 10}), str(tmp_path / 'work'))
+    comparison.run(smoke_config(**{'budget.total': 10}), str(tmp_path / 'work'))
 
 
 def test_a_budget_larger_than_the_pool(sessions, tmp_path):
   with pytest.raises(ValueError, match=r'The total budget \(400\) exceeds the pool \(300 items\)'):
-    comparison.run(_config(**{'budget.total': 400}), str(tmp_path / 'work'))
+    comparison.run(smoke_config(**{'budget.total': 400}), str(tmp_path / 'work'))
 
 
 def test_k_larger_than_the_pool(sessions, tmp_path):
   with pytest.raises(ValueError, match=r'exceeds the pool \(300 items\)'):
-    comparison.run(_config(**{'budget.initial': 301, 'budget.total': 301}), str(tmp_path / 'work'))
+    comparison.run(smoke_config(**{'budget.initial': 301, 'budget.total': 301}), str(tmp_path / 'work'))
 
 
 def test_an_unknown_autoal_candidate(sessions, tmp_path):
   config = comparison.ml_collections.ConfigDict(
-      __import__('experiments.configs.autoal', fromlist=['x']).get_config('smoke'))
+      __import__('experiments.configs.autoal', fromlist=['x']).getsmoke_config('smoke'))
   config.autoal.candidates = 'entropy,kmean'
   with pytest.raises(ValueError, match="Unknown query strategy 'kmean'"):
     comparison.run(config, str(tmp_path / 'work'))
@@ -220,22 +200,22 @@ def test_an_unknown_autoal_candidate(sessions, tmp_path):
 
 def test_an_unknown_oracle(sessions, tmp_path):
   with pytest.raises(ValueError, match="config.oracle must be 'simulated' or 'human', got 'people'"):
-    comparison.run(_config(oracle='people'), str(tmp_path / 'work'))
+    comparison.run(smoke_config(oracle='people'), str(tmp_path / 'work'))
 
 
 def test_labels_without_a_human_oracle(sessions, tmp_path):
   with pytest.raises(ValueError, match='add --config.oracle=human'):
-    comparison.run(_config(), str(tmp_path / 'work'), str(tmp_path / 'labels.csv'))
+    comparison.run(smoke_config(), str(tmp_path / 'work'), str(tmp_path / 'labels.csv'))
 
 
 def test_a_human_session_of_several_methods(sessions, tmp_path):
   with pytest.raises(ValueError, match='one policy, one strategy and one seed'):
-    comparison.run(_config(oracle='human', strategies='entropy,margin'), str(tmp_path / 'work'))
+    comparison.run(smoke_config(oracle='human', strategies='entropy,margin'), str(tmp_path / 'work'))
 
 
-def test_a_workdir_restarted_under_another_config(sessions):
+def test_a_workdir_restarted_under_anothersmoke_config(sessions):
   with pytest.raises(session.CheckpointError, match=r'differing fields: train.epochs: 2 -> 5.*new workdir'):
-    comparison.run(_config(**{'train.epochs': 5}), sessions['finished'])
+    comparison.run(smoke_config(**{'train.epochs': 5}), sessions['finished'])
 
 
 # --- Checkpoints (each on a copy of the finished session: the original must stay as it was). ---
@@ -255,11 +235,11 @@ def test_a_truncated_checkpoint(sessions, tmp_path):
   for path in files:
     with open(path, 'r+b') as f:
       f.truncate(path.stat().st_size // 2)
-  before = _snapshot(copy)
+  before = snapshot(copy)
   (copy / 'rounds.jsonl').write_text('')  # Rows lost too: the run must come back from its checkpoint.
   with pytest.raises(session.CheckpointError, match=rf'{latest}.*cannot be read.*Delete {latest}'):
-    comparison.run(_config(), str(copy))
-  after = _snapshot(copy)
+    comparison.run(smoke_config(), str(copy))
+  after = snapshot(copy)
   assert {k: v for k, v in after.items() if 'checkpoints' in k} == \
          {k: v for k, v in before.items() if 'checkpoints' in k}
 
@@ -271,29 +251,29 @@ def test_a_corrupted_checkpoint_metadata(sessions, tmp_path):
     if path.is_file() and path.parent.name == 'meta':
       path.write_bytes(b'{"round": 3, "phase": ')
   with pytest.raises(session.CheckpointError, match='cannot be read'):
-    comparison.run(_config(), str(copy))
+    comparison.run(smoke_config(), str(copy))
 
 
-def test_a_checkpoint_of_another_config(sessions, tmp_path):
+def test_a_checkpoint_of_anothersmoke_config(sessions, tmp_path):
   copy, latest = _copy_with_latest(sessions, tmp_path)
-  splits = comparison.load_data(_config())
+  splits = comparison.load_data(smoke_config())
   other = session.Session(str(latest.parent), {'something': 'else'})
   with pytest.raises(session.CheckpointError, match=r'differing fields: .*something'):
-    other.restore(session.task_model_template(splits, _loop_config()), None)
+    other.restore(session.task_model_template(splits, _loopsmoke_config()), None)
 
 
 def test_a_checkpoint_of_another_pool(sessions, tmp_path):
   copy, latest = _copy_with_latest(sessions, tmp_path)
-  splits = comparison.load_data(_config(**{'data.pool_size': 200}))
+  splits = comparison.load_data(smoke_config(**{'data.pool_size': 200}))
   config_json = __import__('json').loads((copy / 'config.json').read_text())
   run = session.Session(str(latest.parent), {**config_json, 'policy': 'fixed:A(1,2)', 'strategy': 'entropy',
                                                'seed': 0})
   small = data.Splits(splits.pool, None, splits.test, splits.mean, splits.std)
   with pytest.raises(session.CheckpointError, match='pool of 300 items, the data has 200'):
-    session.run(run, small, _loop_config(), 'entropy', loop.fixed(Architecture(1, 2)))
+    session.run(run, small, _loopsmoke_config(), 'entropy', loop.fixed(Architecture(1, 2)))
 
 
-def _loop_config():
+def _loopsmoke_config():
   from jal.train import TrainConfig
 
   return loop.LoopConfig(loop.BudgetSchedule(20, 20, 60), TrainConfig(epochs=2, examples_per_epoch=64,

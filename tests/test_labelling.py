@@ -7,32 +7,10 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
+from workdirs import smoke_config, snapshot
 
 from experiments import comparison
-from experiments.configs import active_learning as active_learning_config
 from jal import data, labelling
-
-
-def _config(**overrides):
-  config = active_learning_config.get_config('smoke')
-  config.strategies = 'entropy'
-  config.seeds = '0'
-  config.oracle = 'human'
-  for key, value in overrides.items():
-    section, _, field = key.rpartition('.')
-    (config[section] if section else config)[field] = value
-  return config
-
-
-def _snapshot(directory):
-  """Every file under `directory` with its bytes: what must not change when an input is refused."""
-  out = {}
-  for root, _, files in os.walk(directory):
-    for name in files:
-      path = os.path.join(root, name)
-      with open(path, 'rb') as f:
-        out[os.path.relpath(path, directory)] = f.read()
-  return out
 
 
 def _answer(query_dir, label_of, path, edit=None):
@@ -48,10 +26,14 @@ def _answer(query_dir, label_of, path, edit=None):
   return str(path)
 
 
+def _human_config(**overrides):
+  return smoke_config(oracle='human', **overrides)
+
+
 def test_human_labelling_round_trip(tmp_path, fashion_mnist):
   del fashion_mnist
   workdir = str(tmp_path / 'work')
-  config = _config()
+  config = _human_config()
   splits = comparison.load_data(config)
   true_label = lambda row: int(splits.pool.labels[int(row['pool_index'])])  # noqa: E731
 
@@ -71,7 +53,7 @@ def test_human_labelling_round_trip(tmp_path, fashion_mnist):
   with pytest.raises(labelling.LabelsRequested, match='Round 0 asks for 20 labels'):
     comparison.run(config, workdir, _answer(initial, lambda r: names[true_label(r)], tmp_path / 'initial.csv'))
   round_0 = os.path.join(workdir, 'queries', 'round_0')
-  before = _snapshot(os.path.join(workdir, 'checkpoints'))
+  before = snapshot(os.path.join(workdir, 'checkpoints'))
 
   # 3. A bad file is refused as a whole, every bad line named, and the session is untouched.
   def spoil(rows):
@@ -89,7 +71,7 @@ def test_human_labelling_round_trip(tmp_path, fashion_mnist):
   assert "line 3: unknown item id 'fashion_mnist_idx/train/x'" in message
   assert 'line 5: item' in message and 'appears again' in message
   assert '2 items asked for have no row' in message
-  assert _snapshot(os.path.join(workdir, 'checkpoints')) == before
+  assert snapshot(os.path.join(workdir, 'checkpoints')) == before
 
   # 4. The right file continues the session: round 1, then the last query, then the end.
   with pytest.raises(labelling.LabelsRequested, match='Round 1'):
@@ -138,7 +120,7 @@ def test_image_folder_is_a_pool_labelled_by_people(tmp_path, fashion_mnist):
   assert len(splits.pool) == 6 + 30 and int(np.sum(splits.pool.labels >= 0)) == 6
   assert splits.pool.item_ids[0] == 'labeled/shirt/0.png' and len(splits.test) == 9
   workdir = str(tmp_path / 'work')
-  config = _config(**{'data.name': 'folder', 'data.data_dir': str(tmp_path / 'images'), 'budget.per_round': 5,
+  config = _human_config(**{'data.name': 'folder', 'data.data_dir': str(tmp_path / 'images'), 'budget.per_round': 5,
                       'budget.total': 16})
   with pytest.raises(labelling.LabelsRequested, match='Round 0 asks for 5 labels'):
     comparison.run(config, workdir)
@@ -152,7 +134,7 @@ def test_image_folder_is_a_pool_labelled_by_people(tmp_path, fashion_mnist):
 
 def test_a_folder_pool_cannot_be_simulated(tmp_path, fashion_mnist):
   _image_folder(tmp_path / 'images', fashion_mnist)
-  config = _config(**{'data.name': 'folder', 'data.data_dir': str(tmp_path / 'images')})
+  config = _human_config(**{'data.name': 'folder', 'data.data_dir': str(tmp_path / 'images')})
   config.oracle = 'simulated'
   with pytest.raises(ValueError, match='only people can label'):
     comparison.run(config, str(tmp_path / 'work'))

@@ -1,0 +1,27 @@
+"""Helpers shared by the tests that drive the binaries' code in-process over a workdir."""
+
+import os
+
+from experiments.configs import active_learning as active_learning_config
+
+
+def smoke_config(**overrides):
+  """The active-learning smoke config, one strategy (entropy) and one seed; 'section.field' keys override."""
+  config = active_learning_config.get_config('smoke')
+  config.strategies = 'entropy'
+  config.seeds = '0'
+  for key, value in overrides.items():
+    section, _, field = key.rpartition('.')
+    (config[section] if section else config)[field] = value
+  return config
+
+
+def snapshot(directory):
+  """Every file under `directory` with its bytes: what must not change when an input is refused."""
+  out = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        out[os.path.relpath(path, directory)] = f.read()
+  return out
