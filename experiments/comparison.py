@@ -1,6 +1,7 @@
 """What the active-learning binaries share: flags, and config -> `jal.compare` -> files in the workdir."""
 
 import json
+import logging as std_logging
 import os
 import re
 import sys
@@ -164,12 +165,18 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
   return compare.write_outputs(rows, workdir, title, config.baseline_policy or None)
 
 
+def _quiet_orbax(record) -> bool:
+  """Drops Orbax's INFO lines (several per checkpoint); its warnings and errors still show."""
+  return not ('/orbax/' in record.pathname and record.levelno < std_logging.WARNING)
+
+
 def main_for(config_flag, workdir_flag):
   """An absl main that runs the comparison and prints its tables."""
 
   def main(argv):
     if len(argv) > 1:
       raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    logging.get_absl_handler().addFilter(_quiet_orbax)
     try:
       summary = run(config_flag.value, workdir_flag.value, _LABELS.value)
     except labelling.LabelsRequested as request:
