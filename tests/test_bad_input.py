@@ -13,6 +13,7 @@ from PIL import Image
 from workdirs import smoke_config, snapshot
 
 from experiments import comparison
+from experiments.configs import autoal as autoal_config
 from jal import data, inas, labelling, loop, query, session
 from jal.search_space import Architecture, SearchSpace
 
@@ -48,8 +49,8 @@ def unchanged(request):
   yield
   if 'sessions' in request.fixturenames:
     sessions = request.getfixturevalue('sessions')
-    for directory, snapshot in sessions['snapshots'].items():
-      assert snapshot(directory) == snapshot, f'{directory} changed'
+    for directory, before in sessions['snapshots'].items():
+      assert snapshot(directory) == before, f'{directory} changed'
 
 
 def _images(n=10, shape=(8, 8, 1)):
@@ -191,8 +192,7 @@ def test_k_larger_than_the_pool(sessions, tmp_path):
 
 
 def test_an_unknown_autoal_candidate(sessions, tmp_path):
-  config = comparison.ml_collections.ConfigDict(
-      __import__('experiments.configs.autoal', fromlist=['x']).getsmoke_config('smoke'))
+  config = autoal_config.get_config('smoke')
   config.autoal.candidates = 'entropy,kmean'
   with pytest.raises(ValueError, match="Unknown query strategy 'kmean'"):
     comparison.run(config, str(tmp_path / 'work'))
@@ -213,7 +213,7 @@ def test_a_human_session_of_several_methods(sessions, tmp_path):
     comparison.run(smoke_config(oracle='human', strategies='entropy,margin'), str(tmp_path / 'work'))
 
 
-def test_a_workdir_restarted_under_anothersmoke_config(sessions):
+def test_a_workdir_restarted_under_another_config(sessions):
   with pytest.raises(session.CheckpointError, match=r'differing fields: train.epochs: 2 -> 5.*new workdir'):
     comparison.run(smoke_config(**{'train.epochs': 5}), sessions['finished'])
 
@@ -254,7 +254,7 @@ def test_a_corrupted_checkpoint_metadata(sessions, tmp_path):
     comparison.run(smoke_config(), str(copy))
 
 
-def test_a_checkpoint_of_anothersmoke_config(sessions, tmp_path):
+def test_a_checkpoint_of_another_config(sessions, tmp_path):
   copy, latest = _copy_with_latest(sessions, tmp_path)
   splits = comparison.load_data(smoke_config())
   other = session.Session(str(latest.parent), {'something': 'else'})
