@@ -88,7 +88,8 @@ class Querier(Protocol):
   """A query method with state that persists across rounds (AutoAL's networks), beside the stateless strategies.
 
   `name` appears in the history; `needs` lists the task-model outputs it reads ('probs', 'embeddings', 'mc'), so
-  the loop trains the task model with the dropout slot when 'mc' is needed.
+  the loop trains the task model with the dropout slot when 'mc' is needed. A querier whose state should survive
+  a restart also defines `state_template(pool)`, the abstract (shape-only) state `jal.session` restores into.
   """
 
   name: str
