@@ -74,7 +74,7 @@ def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> dic
       session.check_config(json.load(f), run_config, f'The workdir {workdir}')
   else:
     with open(path + '.tmp', 'w') as f:
-      json.dump(session._normalise(run_config), f, indent=1)
+      json.dump(session.normalise_config(run_config), f, indent=1)
     os.replace(path + '.tmp', path)
   return run_config
 

@@ -33,7 +33,7 @@ def _json_default(value):
   return value.item() if isinstance(value, np.generic | np.ndarray) and np.ndim(value) == 0 else str(value)
 
 
-def _normalise(config: dict) -> dict:
+def normalise_config(config: dict) -> dict:
   """A JSON round trip: tuples become lists, numpy scalars numbers, other objects strings, as when read back."""
   return json.loads(json.dumps(config, default=_json_default, sort_keys=True))
 
@@ -51,7 +51,7 @@ def _flatten(tree: dict, prefix: str = '') -> dict[str, object]:
 
 def config_differences(saved: dict, current: dict) -> list[str]:
   """'field: saved -> current' for every (dotted) field that differs."""
-  saved, current = _flatten(_normalise(saved)), _flatten(_normalise(current))
+  saved, current = _flatten(normalise_config(saved)), _flatten(normalise_config(current))
   return [f'{k}: {saved.get(k, "<absent>")!r} -> {current.get(k, "<absent>")!r}'
           for k in sorted(set(saved) | set(current)) if saved.get(k, '<absent>') != current.get(k, '<absent>')]
 
@@ -93,7 +93,7 @@ class Session:
 
   def __init__(self, directory: str, config: dict, max_to_keep: int = 2):
     self.directory = os.path.abspath(directory)
-    self.config = _normalise(config)
+    self.config = normalise_config(config)
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False,
@@ -123,7 +123,7 @@ class Session:
         'has_pending': 'pending' in arrays,
     }
     self._manager.save(step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays),
-                                                     meta=ocp.args.JsonSave(_normalise(meta))), force=True)
+                                                     meta=ocp.args.JsonSave(normalise_config(meta))), force=True)
 
   def restore(
       self,
