@@ -96,7 +96,7 @@ def test_active_inas_main_job_smoke(tmp_path, fashion_mnist):
 def test_compare_inas_smoke(tmp_path, fashion_mnist):
   del fashion_mnist
   completed = _run(['experiments/compare_inas.py', '--config=experiments/configs/compare_inas.py:smoke',
-                    '--config.seeds=0,1'], tmp_path)
+                    '--config.seeds=0'], tmp_path)
   assert completed.returncode == 0, completed.stderr[-3000:]
   with open(tmp_path / 'summary.json') as f:
     methods = {(m['policy'], m['strategy']): m for m in json.load(f)['methods']}

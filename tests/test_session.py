@@ -100,10 +100,13 @@ def test_autoal_and_inas_state_resume_exactly(tmp_path, small):
   querier = autoal.AutoAL(dataclasses.replace(
       autoal.AutoALConfig(candidates=('entropy', 'kmeans')), width=4, batch_size=16, pretrain_steps=3,
       cycles=2, num_threshold_samples=256))
-  policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(2, 2), candidate_fraction=0.5))
+  # A(1,1) -> A(1,2) at most: few architectures to compile. The crash comes after round 0's query, so round 1's
+  # search continues from the restored AutoAL networks and its query uses them.
+  policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(1, 2), candidate_fraction=0.5))
   run_config = {'case': 'autoal+inas'}
   straight = _run_with_crash(tmp_path / 'a', splits, config, querier, policy, run_config, None)
-  resumed = _run_with_crash(tmp_path / 'b', splits, config, querier, policy, run_config, _crash_at(1, 'query'))
+  resumed = _run_with_crash(tmp_path / 'b', splits, config, querier, policy, run_config, _crash_at(0, 'query'))
+  assert resumed.query_state is not None and len(resumed.history) == 3
   assert _without_times(resumed.history) == _without_times(straight.history)
   np.testing.assert_array_equal(resumed.labeled_mask, straight.labeled_mask)
   for a, b in zip(jax.tree_util.tree_leaves(resumed.query_state), jax.tree_util.tree_leaves(straight.query_state)):
