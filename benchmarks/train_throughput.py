@@ -27,7 +27,7 @@ def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
   import jal
 
   train_lib = importlib.import_module('jal.train')  # `jal.train` the attribute is the function.
-  model = jal.build_model(jal.Architecture(*arch), 10, width=width, conv_impl=conv_impl)
+  model = jal.build_model(jal.Architecture(*arch), 10, jal.ModelConfig(width=width, conv_impl=conv_impl))
   config = jal.TrainConfig(augment=jal.AugmentConfig(flip=False, shift=0))
   tx = train_lib.make_optimizer(config, 1000)
   state = train_lib.create_train_state(model, tx, jax.random.key(0), (28, 28, 1))
@@ -130,12 +130,12 @@ def _seeds_worker(arch, width, batch, steps):
   rng = np.random.default_rng(0)
   images = rng.normal(size=(1024, 28, 28, 1)).astype(np.float32)
   labels = rng.integers(0, 10, 1024).astype(np.int32)
-  model = jal.build_model(jal.Architecture(*arch), 10, width=width)
+  model = jal.build_model(jal.Architecture(*arch), 10, jal.ModelConfig(width=width))
   config = jal.TrainConfig(epochs=1, examples_per_epoch=steps * batch, batch_size=batch)
   keys = jax.random.split(jax.random.key(0), 3)
   out = {}
   for strategy in ('sequential', 'vmap'):
-    cfg = dataclasses.replace(config, seeds=strategy)
+    cfg = dataclasses.replace(config, seed_parallelism=strategy)
     jal.train(model, cfg, images, labels, keys)  # Compile.
     out[strategy] = jal.train(model, cfg, images, labels, keys).seconds
   return out
@@ -173,7 +173,7 @@ def main():
 
   import jax
 
-  seed_strategy = importlib.import_module('jal.train').SEED_STRATEGY
+  seed_strategy = importlib.import_module('jal.train').SEED_PARALLELISM
   try:
     import torch
     torch_version = torch.__version__

@@ -8,10 +8,10 @@ Logs the architecture iNAS chose, every candidate's validation error and the tes
 rounds.jsonl / rounds.csv, summary.md, learning_curve.png and architectures.png to the workdir.
 """
 
+import launch
 from absl import app
-from comparison import define_flags, main_for
 
-_CONFIG, _WORKDIR = define_flags('active_inas.py')
+_CONFIG, _WORKDIR, _LABELS = launch.define_flags('active_inas.py')
 
 if __name__ == '__main__':
-  app.run(main_for(_CONFIG, _WORKDIR))
+  app.run(launch.main_for(_CONFIG, _WORKDIR, _LABELS))

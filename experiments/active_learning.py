@@ -8,10 +8,10 @@ differences and AUC-GAIN against random) and learning_curve.png to the workdir; 
 last complete (strategy, seed) run.
 """
 
+import launch
 from absl import app
-from comparison import define_flags, main_for
 
-_CONFIG, _WORKDIR = define_flags('active_learning.py')
+_CONFIG, _WORKDIR, _LABELS = launch.define_flags('active_learning.py')
 
 if __name__ == '__main__':
-  app.run(main_for(_CONFIG, _WORKDIR))
+  app.run(launch.main_for(_CONFIG, _WORKDIR, _LABELS))

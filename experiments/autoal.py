@@ -9,10 +9,10 @@ search and query overhead), learning_curve.png and strategy_weights.png (the pap
 Restarting with the same workdir skips the runs already complete.
 """
 
+import launch
 from absl import app
-from comparison import define_flags, main_for
 
-_CONFIG, _WORKDIR = define_flags('autoal.py')
+_CONFIG, _WORKDIR, _LABELS = launch.define_flags('autoal.py')
 
 if __name__ == '__main__':
-  app.run(main_for(_CONFIG, _WORKDIR))
+  app.run(launch.main_for(_CONFIG, _WORKDIR, _LABELS))

@@ -6,10 +6,10 @@ Writes the AUBC table with paired differences (summary.md), learning_curves.png 
 architectures.png (iNAS's trajectory) and auc_gain.png (AUC-GAIN against random per architecture).
 """
 
+import launch
 from absl import app
-from comparison import define_flags, main_for
 
-_CONFIG, _WORKDIR = define_flags('compare_inas.py')
+_CONFIG, _WORKDIR, _LABELS = launch.define_flags('compare_inas.py')
 
 if __name__ == '__main__':
-  app.run(main_for(_CONFIG, _WORKDIR))
+  app.run(launch.main_for(_CONFIG, _WORKDIR, _LABELS))

@@ -2,14 +2,16 @@
 
 The public API:
   search space  `Architecture`, `SearchSpace`, `parse_architecture`         (jal.search_space)
-  models        `build_model`, `ResNet`, `ModelOutput`, `register_block`    (jal.models)
-  training      `train`, `TrainConfig`, `TrainResult`, `predict`, `evaluate` (jal.train)
+  models        `build_model`, `ModelConfig`, `ResNet`, `ModelOutput`, `register_block` (jal.models)
+  training      `train`, `TrainConfig`, `TrainResult`, `TrainState`         (jal.train)
+  inference     `predict`, `evaluate`, `make_mesh`, `Predictions`           (jal.predict)
   augmentation  `AugmentConfig`                                             (jal.augment)
   data          `load`, `load_splits`, `load_fashion_mnist`, `load_tfds`, `from_arrays`, `make_splits`,
                 `load_image_folder`, `Dataset`, `Splits`                     (jal.data)
-Active learning lives in its modules: `jal.query` (strategies), `jal.loop` (the loop, oracles, policies),
-`jal.inas` (iNAS, active-iNAS), `jal.autoal` (AutoAL), `jal.session` (checkpoint and resume), `jal.labelling`
-(people as the oracle), `jal.metrics` (AUBC, AUC-GAIN), `jal.compare` (paired comparisons, figures).
+Active learning lives in its modules: `jal.query` (strategies, queriers), `jal.loop` (the loop, policies,
+checkpointed resume), `jal.oracle` (simulated and human oracles), `jal.inas` (iNAS, active-iNAS), `jal.autoal`
+(AutoAL), `jal.checkpoint` (Orbax checkpoints of PyTrees), `jal.experiment` (configs -> resumable grids of runs),
+`jal.report` (tables, paired differences, figures), `jal.metrics` (AUBC, AUC-GAIN).
 """
 
 from jal.augment import AugmentConfig
@@ -25,24 +27,16 @@ from jal.data import (
     load_tfds,
     make_splits,
 )
-from jal.models import ModelOutput, ResNet, build_model, register_block
+from jal.models import ModelConfig, ModelOutput, ResNet, build_model, register_block
+from jal.predict import Predictions, evaluate, make_mesh, predict
 from jal.search_space import Architecture, SearchSpace, parse_architecture
-from jal.train import (
-    Predictions,
-    TrainConfig,
-    TrainResult,
-    TrainState,
-    evaluate,
-    make_mesh,
-    predict,
-    train,
-)
+from jal.train import TrainConfig, TrainResult, TrainState, train
 
 __version__ = '0.1.0'
 
 __all__ = [
-    'AugmentConfig', 'Architecture', 'DEFAULT_DATASET', 'Dataset', 'ModelOutput', 'Predictions', 'ResNet',
-    'SearchSpace', 'Splits', 'TrainConfig', 'TrainResult', 'TrainState', 'build_model', 'evaluate',
+    'AugmentConfig', 'Architecture', 'DEFAULT_DATASET', 'Dataset', 'ModelConfig', 'ModelOutput', 'Predictions',
+    'ResNet', 'SearchSpace', 'Splits', 'TrainConfig', 'TrainResult', 'TrainState', 'build_model', 'evaluate',
     'from_arrays', 'load', 'load_fashion_mnist', 'load_image_folder', 'load_splits', 'load_tfds', 'make_mesh',
     'make_splits', 'parse_architecture', 'predict', 'register_block', 'train',
 ]

@@ -40,9 +40,10 @@ from flax import struct
 from jal import query as query_lib
 from jal.augment import AugmentConfig
 from jal.data import Dataset
-from jal.models import ResNet, build_model, init_variables
+from jal.models import ModelConfig, ResNet, build_model, init_variables
+from jal.predict import predict
 from jal.search_space import Architecture
-from jal.train import TrainState, predict, train_step
+from jal.train import TrainState, train_step
 
 # The official code's seven candidates (SPEC §5) and the 3-candidate ablation (one per family).
 OFFICIAL_CANDIDATES = ('least_confidence', 'margin', 'entropy', 'kmeans', 'bald', 'variation_ratio', 'mean_std')
@@ -168,8 +169,8 @@ def fit_mixture(x: jax.Array, init: GaussianMixture1D, iterations: int, reg_cova
   return jax.lax.fori_loop(0, iterations, em, init)
 
 
-def mixture_threshold(scores: jax.Array, fraction: float, rng: jax.Array, config: AutoALConfig) -> jax.Array:
-  """ϑ: the 100(1 - fraction) percentile of draws from a mixture fitted to the [B] scores (no gradient).
+def mixture_threshold(scores: jax.Array, query_fraction: float, rng: jax.Array, config: AutoALConfig) -> jax.Array:
+  """ϑ: the 100(1 - query_fraction) percentile of draws from a mixture fitted to the [B] scores (no gradient).
 
   The scores are standardised first: softmax scores are O(1/B), below any sensible variance floor.
   """
@@ -178,12 +179,12 @@ def mixture_threshold(scores: jax.Array, fraction: float, rng: jax.Array, config
   z = (scores - mean) / std
   gmm = fit_mixture(z, init_mixture(z, config.num_components), config.em_iterations)
   draws = gmm.sample(rng, config.num_threshold_samples)
-  return jnp.percentile(draws, 100.0 * (1.0 - fraction)) * std + mean
+  return jnp.percentile(draws, 100.0 * (1.0 - query_fraction)) * std + mean
 
 
 # --- Scores, relaxed selection and the losses. ---
 
-def relaxed_selection(weight_logits: jax.Array, marks: jax.Array, fraction: float, rng: jax.Array,
+def relaxed_selection(weight_logits: jax.Array, marks: jax.Array, query_fraction: float, rng: jax.Array,
                       config: AutoALConfig) -> tuple[jax.Array, jax.Array]:
   """s̄ [B] and s [B] from SearchNet's [B, K] outputs and the candidates' [B, K] marks.
 
@@ -191,17 +192,17 @@ def relaxed_selection(weight_logits: jax.Array, marks: jax.Array, fraction: floa
   """
   weights = jax.nn.softmax(weight_logits, axis=-1)
   scores = jax.nn.softmax(jnp.sum(marks * weights, axis=-1))
-  threshold = mixture_threshold(scores, fraction, rng, config)
+  threshold = mixture_threshold(scores, query_fraction, rng, config)
   temperature = (jax.lax.stop_gradient(jnp.std(scores)) + 1e-12 if config.temperature is None
                  else config.temperature)
   return jax.nn.sigmoid((scores - threshold) / temperature), scores
 
 
-def selection_regulariser(selection: jax.Array, fraction: float, differentiable: bool = True) -> jax.Array:
+def selection_regulariser(selection: jax.Array, query_fraction: float, differentiable: bool = True) -> jax.Array:
   """L_re(t, B) = 1/(1 + exp(0.5·|α - t·B|)) - 0.5: 0 when α, the (soft) count of selected items, is t·B."""
   alpha = (jnp.sum(selection) if differentiable
            else jax.lax.stop_gradient(jnp.sum(selection > 0.5).astype(selection.dtype)))
-  return 1.0 / (1.0 + jnp.exp(0.5 * jnp.abs(alpha - fraction * selection.shape[0]))) - 0.5
+  return 1.0 / (1.0 + jnp.exp(0.5 * jnp.abs(alpha - query_fraction * selection.shape[0]))) - 0.5
 
 
 def margin_ranking_loss(predicted: jax.Array, target: jax.Array, margin: float = 1.0) -> jax.Array:
@@ -273,9 +274,9 @@ class Networks:
 def make_networks(config: AutoALConfig, num_classes: int) -> Networks:
   """FitNet (C outputs), SearchNet (K outputs) of `config.arch`, the loss module, and their optimisers."""
   needs_mc = 'mc' in config.needs
-  fitnet = build_model(config.arch, num_classes, config.width,
-                       dropout_rate=config.mc_dropout_rate if needs_mc else 0.0)
-  searchnet = build_model(config.arch, len(config.candidates), config.width)
+  fit_dropout = config.mc_dropout_rate if needs_mc else 0.0
+  fitnet = build_model(config.arch, num_classes, ModelConfig(config.width, dropout_rate=fit_dropout))
+  searchnet = build_model(config.arch, len(config.candidates), ModelConfig(config.width))
   decay = optax.add_decayed_weights(config.weight_decay)
   return Networks(
       fitnet, searchnet, LossModule(config.loss_module_dim),
@@ -286,7 +287,7 @@ def make_networks(config: AutoALConfig, num_classes: int) -> Networks:
   )
 
 
-def init_state(networks: Networks, rng: jax.Array, image_shape: tuple[int, int, int]) -> AutoALState:
+def init_networks(networks: Networks, rng: jax.Array, image_shape: tuple[int, int, int]) -> AutoALState:
   """Fresh FitNet, SearchNet and loss module for images of shape [H, W, C]."""
   fit_rng, search_rng, module_rng = jax.random.split(rng, 3)
 
@@ -310,20 +311,15 @@ def _per_sample_loss(networks: Networks, fit: TrainState, images: jax.Array, lab
   return jax.lax.stop_gradient(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
-def _apply_update(state: TrainState, tx, grads, batch_stats) -> TrainState:
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  return TrainState(state.step + 1, optax.apply_updates(state.params, updates), batch_stats, opt_state)
-
-
 @functools.partial(jax.jit, static_argnames=('networks',))
-def fit_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, fraction: jax.Array, *,
+def fit_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, query_fraction: jax.Array, *,
              networks: Networks) -> tuple[AutoALState, dict]:
   """FitNet: min mean(stop_grad(s̄)·ℓ) + λ·L_re (L_re is constant in FitNet's parameters)."""
   config = networks.config
   logits = networks.searchnet.apply(state.search.variables, batch.images, train=False).logits
-  selection, _ = relaxed_selection(logits, batch.marks, fraction, rng, config)
+  selection, _ = relaxed_selection(logits, batch.marks, query_fraction, rng, config)
   selection = jax.lax.stop_gradient(selection)
-  reg = selection_regulariser(selection, fraction, config.differentiable_reg)
+  reg = selection_regulariser(selection, query_fraction, config.differentiable_reg)
 
   def loss_fn(params):
     output, updates = networks.fitnet.apply(
@@ -333,31 +329,31 @@ def fit_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, fraction: j
     return jnp.mean(selection * losses) + config.reg_weight * reg, updates['batch_stats']
 
   (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.fit.params)
-  fit = _apply_update(state.fit, networks.fit_tx, grads, batch_stats)
+  fit = state.fit.apply_gradients(networks.fit_tx, grads, batch_stats)
   return state.replace(fit=fit), {'autoal/fit_loss': loss}
 
 
 def search_loss(search_params, search_batch_stats, fit: TrainState, batch: SearchBatch, rng: jax.Array,
-                networks: Networks, fraction: float) -> tuple[jax.Array, tuple]:
+                networks: Networks, query_fraction: float) -> tuple[jax.Array, tuple]:
   """L_S = -mean(s̄·stop_grad(ℓ)) - λ·L_re, differentiable in SearchNet's parameters through s̄ and α = Σ s̄."""
   config = networks.config
   losses = _per_sample_loss(networks, fit, batch.images, batch.labels)
   output, updates = networks.searchnet.apply(
       {'params': search_params, 'batch_stats': search_batch_stats}, batch.images, train=True,
       mutable=['batch_stats'])
-  selection, _ = relaxed_selection(output.logits, batch.marks, fraction, rng, config)
-  reg = selection_regulariser(selection, fraction, config.differentiable_reg)
+  selection, _ = relaxed_selection(output.logits, batch.marks, query_fraction, rng, config)
+  reg = selection_regulariser(selection, query_fraction, config.differentiable_reg)
   loss = -jnp.mean(selection * losses) - config.reg_weight * reg
   return loss, (updates['batch_stats'], jnp.sum(selection), reg)
 
 
 @functools.partial(jax.jit, static_argnames=('networks',))
-def search_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, fraction: jax.Array, *,
+def search_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, query_fraction: jax.Array, *,
                 networks: Networks) -> tuple[AutoALState, dict]:
   """SearchNet: one SGD step on L_S."""
   (loss, (batch_stats, alpha, reg)), grads = jax.value_and_grad(search_loss, has_aux=True)(
-      state.search.params, state.search.batch_stats, state.fit, batch, rng, networks, fraction)
-  search = _apply_update(state.search, networks.search_tx, grads, batch_stats)
+      state.search.params, state.search.batch_stats, state.fit, batch, rng, networks, query_fraction)
+  search = state.search.apply_gradients(networks.search_tx, grads, batch_stats)
   return state.replace(search=search), {'autoal/search_loss': loss, 'autoal/alpha': alpha, 'autoal/reg': reg}
 
 
@@ -380,11 +376,11 @@ def loss_module_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, *, 
 
   (loss, batch_stats), (search_grads, module_grads) = jax.value_and_grad(loss_fn, has_aux=True)(
       (state.search.params, state.loss_module.params))
-  module = _apply_update(state.loss_module, networks.loss_module_tx, module_grads, {})
+  module = state.loss_module.apply_gradients(networks.loss_module_tx, module_grads, {})
   search = state.search
   if config.backbone_loss_weight > 0:
     search_grads = jax.tree_util.tree_map(lambda g: config.backbone_loss_weight * g, search_grads)
-    search = _apply_update(state.search, networks.search_tx, search_grads, batch_stats)
+    search = state.search.apply_gradients(networks.search_tx, search_grads, batch_stats)
   return state.replace(search=search, loss_module=module), {'autoal/ranking_loss': loss}
 
 
@@ -417,7 +413,7 @@ def candidate_inputs(config: AutoALConfig, model: ResNet, variables: dict, image
 
 
 def make_batches(networks: Networks, state: AutoALState, images: np.ndarray, labels: np.ndarray,
-                 indices: np.ndarray, fraction: float, rng: jax.Array) -> list[SearchBatch]:
+                 indices: np.ndarray, query_fraction: float, rng: jax.Array) -> list[SearchBatch]:
   """Cuts the simulated unlabelled items into fixed batches of B (the last one topped up from the start) and
   marks each batch's top q = ceil(t·B) per candidate from FitNet's outputs on that batch."""
   config = networks.config
@@ -425,7 +421,7 @@ def make_batches(networks: Networks, state: AutoALState, images: np.ndarray, lab
   order = np.asarray(jax.random.permutation(rng, indices))
   num_batches = -(-len(order) // size)
   order = np.concatenate([order, order[:num_batches * size - len(order)]])
-  count = max(1, math.ceil(fraction * size))
+  count = max(1, math.ceil(query_fraction * size))
   batches = []
   for i, rows in enumerate(order.reshape(num_batches, size)):
     key = jax.random.fold_in(rng, i)
@@ -438,14 +434,14 @@ def make_batches(networks: Networks, state: AutoALState, images: np.ndarray, lab
 
 
 def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: np.ndarray,
-           labeled_mask: np.ndarray, fraction: float, rng: jax.Array) -> tuple[AutoALState, dict]:
+           labeled_mask: np.ndarray, query_fraction: float, rng: jax.Array) -> tuple[AutoALState, dict]:
   """One round of AutoAL's search on the labelled set: split L 50/50, pre-train FitNet on one half, then cycle
   fit_step, search_step and loss_module_step over fixed batches of the other half.
 
   Args:
     images: [N, H, W, C] pool images; labels: [N] int (only labelled entries are read).
     labeled_mask: [N] bool, L (at least 4 items).
-    fraction: t = b / |U| of the real query.
+    query_fraction: t = b / |U| of the real query.
 
   Returns:
     The updated networks and the last cycle's scalars ('autoal/...').
@@ -468,14 +464,14 @@ def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: n
                             tx=networks.fit_tx, augment_config=AugmentConfig())
   state = state.replace(fit=fit)
 
-  batches = make_batches(networks, state, images, labels, search_half, fraction, batch_rng)
-  fraction = jnp.float32(fraction)
+  batches = make_batches(networks, state, images, labels, search_half, query_fraction, batch_rng)
+  query_fraction = jnp.float32(query_fraction)
   metrics = {}
   for cycle in range(config.cycles):
     batch = batches[cycle % len(batches)]
     keys = jax.random.split(jax.random.fold_in(cycle_rng, cycle), 3)
-    state, fit_metrics = fit_step(state, batch, keys[0], fraction, networks=networks)
-    state, search_metrics = search_step(state, batch, keys[1], fraction, networks=networks)
+    state, fit_metrics = fit_step(state, batch, keys[0], query_fraction, networks=networks)
+    state, search_metrics = search_step(state, batch, keys[1], query_fraction, networks=networks)
     state, module_metrics = loss_module_step(state, batch, keys[2], networks=networks)
     metrics = {**fit_metrics, **search_metrics, **module_metrics}
   return state, {k: float(v) for k, v in metrics.items()}
@@ -508,29 +504,30 @@ class AutoAL:
   def state_template(self, pool: Dataset) -> AutoALState:
     """The abstract (shapes only) state of the networks for `pool`, to restore a checkpoint into."""
     networks = make_networks(self.config, pool.num_classes)
-    return jax.eval_shape(lambda: init_state(networks, jax.random.key(0), pool.image_shape))
+    return jax.eval_shape(lambda: init_networks(networks, jax.random.key(0), pool.image_shape))
 
-  def query(self, state, pool: Dataset, model: ResNet, variables: dict, budget: int, rng: jax.Array
-            ) -> tuple[np.ndarray, dict, AutoALState]:
+  def query(self, context: query_lib.QueryContext, rng: jax.Array) -> tuple[np.ndarray, dict, AutoALState]:
     """Searches on the labelled set, marks `budget` items per candidate over the unlabelled pool with the task
     model's outputs, and labels the top-`budget` of SearchNet's weighted marks."""
     config = self.config
+    pool, budget = context.pool, context.budget
     networks = make_networks(config, pool.num_classes)
     init_rng, search_rng, score_rng, select_rng = jax.random.split(rng, 4)
-    autoal_state = state.query_state
+    autoal_state = context.state
     if autoal_state is None:
-      autoal_state = init_state(networks, init_rng, pool.image_shape)
-    unlabeled = ~state.labeled_mask
-    fraction = budget / int(unlabeled.sum())
+      autoal_state = init_networks(networks, init_rng, pool.image_shape)
+    unlabeled = context.unlabeled_mask
+    query_fraction = budget / int(unlabeled.sum())
 
     start = time.perf_counter()
-    autoal_state, metrics = search(networks, autoal_state, pool.images, np.maximum(state.labels, 0),
-                                   state.labeled_mask, fraction, search_rng)
+    autoal_state, metrics = search(networks, autoal_state, pool.images, np.maximum(context.labels, 0),
+                                   context.labeled_mask, query_fraction, search_rng)
     jax.block_until_ready(autoal_state)
     search_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    inputs = candidate_inputs(config, model, variables, pool.images, unlabeled, state.labeled_mask, score_rng)
+    inputs = candidate_inputs(config, context.model, context.variables, pool.images, unlabeled,
+                              context.labeled_mask, score_rng)
     marks = candidate_marks(inputs, config.candidates, budget, select_rng)
     weights = strategy_weights(networks, autoal_state, pool.images)
     score_seconds = time.perf_counter() - start

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from jal.data import Dataset
-from jal.models import build_model
+from jal.models import ModelFn
 from jal.search_space import Architecture, SearchSpace
 from jal.train import TrainConfig, train
 
@@ -130,28 +130,27 @@ def train_scorer(
     labels: np.ndarray,
     train_config: TrainConfig,
     config: INASConfig,
-    width: int = 64,
-    dropout_rate: float = 0.0,
-    conv_bias: bool = True,
-    conv_impl: str = 'auto',
+    model_fn: ModelFn,
 ) -> Scorer:
   """The scorer of the paper: train on S' for `candidate_fraction` of the schedule, score on V'.
 
-  `labels` are the labels revealed so far ([N], read only where the masks hold). Returns the mean over
-  `config.num_seeds` seeds of 1 - (best or final) validation accuracy.
+  `labels` are the labels revealed so far ([N], read only where the masks hold); `model_fn` builds a candidate
+  (the loop's model factory). Returns the mean over `config.num_seeds` seeds of 1 - (best or final) validation
+  accuracy.
   """
 
   def scorer(arch, train_mask, validation_mask, rng):
-    model = build_model(arch, pool.num_classes, width, conv_bias, dropout_rate, conv_impl)
+    model = model_fn(arch)
     validation = (pool.images[validation_mask], labels[validation_mask])
     candidate_config = dataclasses.replace(train_config, eval_every=max(1, train_config.eval_every))
-    fraction = config.candidate_fraction
+    schedule_fraction = config.candidate_fraction
     if config.schedule == 'compressed':
       epochs = max(1, int(round(config.candidate_fraction * train_config.epochs)))
       candidate_config = dataclasses.replace(candidate_config, epochs=epochs)
-      fraction = 1.0
+      schedule_fraction = 1.0
     result = train(model, candidate_config, pool.images, np.maximum(labels, 0),
-                   jax.random.split(rng, config.num_seeds), train_mask, validation=validation, fraction=fraction)
+                   jax.random.split(rng, config.num_seeds), train_mask, validation=validation,
+                   schedule_fraction=schedule_fraction)
     accuracies = result.best_val_accuracy() if config.score == 'best' else result.final_val_accuracy()
     return 1.0 - float(np.mean(accuracies))
 
@@ -165,11 +164,10 @@ def inas_policy(config: INASConfig = INASConfig(), start: Architecture | None = 
   previous round chose, so capacity never shrinks.
   """
 
-  def policy(state, pool, loop_config, rng):
-    previous = state.arch or start or config.space.root
-    scorer = train_scorer(pool, state.labels, loop_config.train, config, loop_config.width,
-                          loop_config.dropout_rate, loop_config.conv_bias, loop_config.conv_impl)
-    result = inas(state.labeled_mask, previous, config, scorer, rng)
+  def policy(inputs, rng):
+    previous = inputs.previous_arch or start or config.space.root
+    scorer = train_scorer(inputs.pool, inputs.labels, inputs.train, config, inputs.model_fn)
+    result = inas(inputs.labeled_mask, previous, config, scorer, rng)
     return result.arch, result.metrics()
 
   return policy

@@ -1,53 +1,34 @@
-"""The active-learning loop: Algorithm 2 of active-iNAS with the architecture policy as a parameter.
+"""The active-learning loop: Algorithm 2 of active-iNAS, with the architecture policy and the query as parameters.
 
-Each round r: the policy names an architecture for the labelled set L (a fixed one, or iNAS later); the model
-is trained on L and scored on the test split; the query strategy picks the next b pool items; the oracle labels
-them. The state (`LoopState`) holds everything a round changes; shapes are fixed by the pool, so nothing
-recompiles between rounds.
+Each round r: the policy names an architecture for the labelled set L (a fixed one, or iNAS); the model is trained
+on L and scored on the test split; the querier picks the next b pool items; the oracle labels them. `LoopState`
+holds everything the rounds change and `RoundProgress` what the current round has finished; both are PyTrees, and
+with a `jal.checkpoint.Checkpointer` the loop saves them after every phase and resumes where it stopped (on the CPU
+a killed run finishes with the same history and parameters as an uninterrupted one). Shapes are fixed by the pool,
+so nothing recompiles between rounds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any
 
 import jax
 import numpy as np
 from flax import struct
 
+from jal import checkpoint as checkpoint_lib
 from jal import query as query_lib
 from jal.data import Dataset, Splits
-from jal.models import ResNet, build_model
-from jal.search_space import Architecture
-from jal.train import TrainConfig, TrainState, evaluate, train
-
-
-class Oracle(Protocol):
-  """Answers label requests: `label(indices [b] int, round_index) -> [b] int class indices`.
-
-  A human oracle may instead raise (`jal.labelling.LabelsRequested`) after writing the items to label; the
-  session's checkpoint keeps the query, and the next run with the answers continues from it.
-  """
-
-  def label(self, indices: np.ndarray, round_index: int) -> np.ndarray:
-    ...
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class SimulatedOracle:
-  """Reveals the known labels of a pool (the standard simulated active-learning protocol)."""
-
-  labels: np.ndarray
-
-  def label(self, indices: np.ndarray, round_index: int = 0) -> np.ndarray:
-    del round_index
-    labels = np.asarray(self.labels)[np.asarray(indices)]
-    if np.any(labels < 0):
-      raise ValueError('The pool has no known labels for some queried items (an unlabelled image folder): '
-                       'only a human oracle can label them (jal.labelling.HumanOracle, --oracle=human).')
-    return labels
+from jal.models import ModelConfig, ModelFn, count_params
+from jal.models import model_fn as default_model_fn
+from jal.oracle import Oracle, SimulatedOracle
+from jal.predict import evaluate
+from jal.search_space import Architecture, parse_architecture
+from jal.train import TrainConfig, TrainState, create_train_state, make_optimizer, train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,43 +65,42 @@ class BudgetSchedule:
     return counts
 
 
-class Querier(Protocol):
-  """A query method with state that persists across rounds (AutoAL's networks), beside the stateless strategies.
+@dataclasses.dataclass(frozen=True)
+class PolicyInputs:
+  """What an architecture policy reads in a round: the pool, the labels revealed so far, the previous round's
+  architecture and model, and how models are built and trained. Never the test split.
 
-  `name` appears in the history; `needs` lists the task-model outputs it reads ('probs', 'embeddings', 'mc'), so
-  the loop trains the task model with the dropout slot when 'mc' is needed. A querier whose state should survive
-  a restart also defines `state_template(pool)`, the abstract (shape-only) state `jal.session` restores into.
+  Attributes:
+    pool: the pool; its images are what candidates train and validate on.
+    labeled_mask: [N] bool, the labelled set L.
+    labels: [N] int32, revealed labels (-1 where not asked).
+    previous_arch: the previous round's architecture (None in round 0).
+    previous_model: the previous round's trained task model (None in round 0).
+    round: the round index.
+    train: how the round model trains (policies derive candidate schedules from it).
+    model_fn: architecture -> Flax module.
   """
 
-  name: str
-  needs: frozenset[str]
-
-  def query(self, state: LoopState, pool: Dataset, model: ResNet, variables: dict, budget: int,
-            rng: jax.Array) -> tuple[np.ndarray, dict, object]:
-    """Picks `budget` unlabelled pool items: ([budget] indices, scalars for the history, new `state.query_state`)."""
-    ...
-
-
-def strategy_name(strategy: str | Querier) -> str:
-  """The name a strategy is recorded under."""
-  return strategy if isinstance(strategy, str) else strategy.name
+  pool: Dataset
+  labeled_mask: np.ndarray
+  labels: np.ndarray
+  previous_arch: Any
+  previous_model: TrainState | None
+  round: int
+  train: TrainConfig
+  model_fn: ModelFn
 
 
-def strategy_needs(strategy: str | Querier) -> frozenset[str]:
-  """The task-model outputs a strategy reads."""
-  return query_lib.get_query(strategy).needs if isinstance(strategy, str) else strategy.needs
+# An architecture policy: (inputs, rng) -> (the architecture for this round, 'nas/' scalars for the history).
+ArchitecturePolicy = Callable[[PolicyInputs, jax.Array], tuple[Any, dict]]
 
 
-# An architecture policy: (state, pool, loop config, rng) -> (the architecture for this round, 'nas/' scalars).
-# It sees the pool and the labels revealed so far, never the test split.
-ArchitecturePolicy = Callable[['LoopState', Dataset, 'LoopConfig', jax.Array], tuple[Architecture, dict]]
+def fixed(arch) -> ArchitecturePolicy:
+  """The baseline policy: the same architecture in every round (a `jal.Architecture`, or with your own model_fn
+  any string that names your model)."""
 
-
-def fixed(arch: Architecture) -> ArchitecturePolicy:
-  """The baseline policy: the same architecture in every round."""
-
-  def policy(state, pool, config, rng):
-    del state, pool, config, rng
+  def policy(inputs, rng):
+    del inputs, rng
     return arch, {}
 
   return policy
@@ -133,19 +113,21 @@ class LoopState:
   Attributes:
     labeled_mask: [N] bool, the labelled set L within the pool.
     labels: [N] int32 labels revealed so far (-1 where not asked yet).
-    round: the number of finished rounds.
     rng: the session's root key; each round folds in its index.
-    query_state: the state a `Querier` carries between rounds (AutoAL's networks); None for plain strategies.
-    arch: the architecture of the last trained round (static).
+    query_state: the querier's state carried between rounds (AutoAL's networks); None for plain strategies.
+    train_state: the task model of the last finished round (None before the first).
+    round: the number of finished rounds (static).
+    arch: the architecture of the last finished round (static).
     history: one dict of scalars per finished round (static, JSON-friendly).
   """
 
   labeled_mask: np.ndarray
   labels: np.ndarray
-  round: int
   rng: jax.Array
-  query_state: object = None
-  arch: Architecture | None = struct.field(pytree_node=False, default=None)
+  query_state: Any = None
+  train_state: TrainState | None = None
+  round: int = struct.field(pytree_node=False, default=0)
+  arch: Any = struct.field(pytree_node=False, default=None)
   history: tuple[dict, ...] = struct.field(pytree_node=False, default=())
 
   @property
@@ -160,21 +142,46 @@ class LoopState:
       raise ValueError(f'The oracle returned {labels.shape} labels for {indices.shape} items.')
     if np.any(self.labeled_mask[indices]) or len(np.unique(indices)) != len(indices):
       raise ValueError('A query selected an item twice or one that is already labelled.')
-    mask = self.labeled_mask.copy()
-    revealed = self.labels.copy()
+    mask = np.asarray(self.labeled_mask).copy()
+    revealed = np.asarray(self.labels).copy()
     mask[indices] = True
     revealed[indices] = labels
     return self.replace(labeled_mask=mask, labels=revealed)
 
 
-def init_state(pool_size: int, schedule: BudgetSchedule, oracle: Oracle, seed: int) -> LoopState:
+@struct.dataclass
+class RoundProgress:
+  """What the current round has finished, phase by phase: the unit the loop checkpoints.
+
+  Attributes:
+    train_state: the round's trained task model (after 'train').
+    pending: [b] int32 pool indices chosen by the query, awaiting labels (after 'query').
+    query_state: the querier's state after this round's query.
+    phase: the last finished phase (static): 'start' (nothing yet), 'policy' (architecture chosen), 'train'
+      (model trained and evaluated), 'query' (items chosen, awaiting their labels).
+    arch: the architecture chosen for the round (static).
+    record: the round's scalars so far (static).
+  """
+
+  train_state: TrainState | None = None
+  pending: np.ndarray | None = None
+  query_state: Any = None
+  phase: str = struct.field(pytree_node=False, default='start')
+  arch: Any = struct.field(pytree_node=False, default=None)
+  record: dict = struct.field(pytree_node=False, default_factory=dict)
+
+
+PHASES = ('start', 'policy', 'train', 'query')
+
+
+def initial_state(pool_size: int, schedule: BudgetSchedule, oracle: Oracle, seed: int) -> LoopState:
   """k random initial labels (depending on `seed` only, so strategies compared on a seed share them)."""
   if schedule.total > pool_size:
     raise ValueError(
         f'The total budget ({schedule.total}) exceeds the pool ({pool_size} items); lower the budget or use a '
         'larger pool.')
   initial = np.random.default_rng(seed).choice(pool_size, schedule.initial, replace=False)
-  state = LoopState(np.zeros(pool_size, bool), np.full(pool_size, -1, np.int32), 0, jax.random.key(seed))
+  state = LoopState(np.zeros(pool_size, bool), np.full(pool_size, -1, np.int32), jax.random.key(seed))
   return state.reveal(initial, oracle.label(initial, -1))
 
 
@@ -186,68 +193,155 @@ def seeded_state(pool: Dataset, schedule: BudgetSchedule, seed: int) -> LoopStat
                      f'{schedule.initial}; set --config.budget.initial={int(known.sum())}.')
   if schedule.total > len(pool):
     raise ValueError(f'The total budget ({schedule.total}) exceeds the pool ({len(pool)} items); lower it.')
-  return LoopState(known, np.where(known, pool.labels, -1).astype(np.int32), 0, jax.random.key(seed))
+  return LoopState(known, np.where(known, pool.labels, -1).astype(np.int32), jax.random.key(seed))
 
 
 @dataclasses.dataclass(frozen=True)
 class LoopConfig:
-  """The loop's settings besides the strategy and policy.
+  """The loop's settings besides the query and the policy.
 
   Attributes:
     schedule: the label budget.
     train: optimisation of each round's model.
-    width: base width of the models.
-    dropout_rate: rate of the dropout slot (0.5 for MC-dropout strategies; trained with it, as in the paper).
+    model: how models are built (width, dropout slot, ...); the default model factory reads it.
     mc_passes: T stochastic passes for MC-dropout strategies.
-    conv_bias, conv_impl: model options (see `jal.models.build_model`).
   """
 
   schedule: BudgetSchedule
   train: TrainConfig
-  width: int = 64
-  dropout_rate: float = 0.0
+  model: ModelConfig = ModelConfig()
   mc_passes: int = 100
-  conv_bias: bool = True
-  conv_impl: str = 'auto'
 
 
-@dataclasses.dataclass
-class RoundProgress:
-  """What the current round has finished, phase by phase: the unit a session checkpoints.
+def arch_name(arch) -> str:
+  """How an architecture is recorded (history, checkpoints): 'A(1,2)', or your model's name."""
+  return str(arch)
 
-  Attributes:
-    phase: the last finished phase: 'start' (nothing yet), 'policy' (architecture chosen), 'train' (model trained
-      and evaluated), 'query' (items chosen, awaiting their labels).
-    arch: the architecture chosen for the round.
-    record: the round's scalars so far.
-    train_state: the trained task model (seed 0).
-    pending: [b] pool indices chosen by the query, awaiting labels (empty when the budget is spent).
-    query_state: the querier's state after this round's query.
+
+def _arch_from_name(name: str | None):
+  if name is None:
+    return None
+  try:
+    return parse_architecture(name)
+  except ValueError:
+    return name  # A user model's name.
+
+
+def _abstract_train_state(model, config: TrainConfig, image_shape) -> TrainState:
+  """The shapes of the TrainState `jal.train.train` produces for `model` (no computation)."""
+  tx = make_optimizer(config, config.total_steps)
+  return jax.eval_shape(lambda: create_train_state(model, tx, jax.random.key(0), image_shape))
+
+
+def pool_fingerprint(pool: Dataset) -> dict:
+  """What identifies a pool: its size and digests of its item ids and images (a restore refuses another)."""
+  ids = hashlib.sha256('\n'.join(pool.item_ids).encode()).hexdigest()
+  images = hashlib.sha256(np.ascontiguousarray(pool.images).tobytes()).hexdigest()
+  return {'size': len(pool), 'ids_sha256': ids, 'images_sha256': images}
+
+
+def save(checkpointer: checkpoint_lib.Checkpointer, state: LoopState, progress: RoundProgress, fingerprint: dict,
+         done: bool = False) -> None:
+  """Writes the state after `progress.phase` of round `state.round` as step round * 4 + phase.
+
+  Args:
+    fingerprint: the pool's `pool_fingerprint` (computed once per run).
   """
+  step = state.round * len(PHASES) + PHASES.index(progress.phase)
+  tree = {'state': {'labeled_mask': np.asarray(state.labeled_mask), 'labels': np.asarray(state.labels, np.int32),
+                    'rng': state.rng, 'train_state': state.train_state, 'query_state': state.query_state},
+          'progress': {'train_state': progress.train_state,
+                       # Orbax refuses empty arrays: no pending items (the budget is spent) is saved as None.
+                       'pending': progress.pending if progress.pending is not None and len(progress.pending) else None,
+                       'query_state': progress.query_state}}
+  present = sorted(f'{part}.{name}' for part, fields in tree.items() for name, value in fields.items()
+                   if value is not None)
+  meta = {'round': state.round, 'phase': progress.phase, 'done': done,
+          'state_arch': None if state.arch is None else arch_name(state.arch),
+          'progress_arch': None if progress.arch is None else arch_name(progress.arch),
+          'record': progress.record, 'history': list(state.history), 'present': present,
+          'num_pending': len(tree['progress']['pending']) if tree['progress']['pending'] is not None else 0,
+          'pool': fingerprint}
+  checkpointer.save(step, tree, meta)
 
-  phase: str = 'start'
-  arch: Architecture | None = None
-  record: dict = dataclasses.field(default_factory=dict)
-  train_state: TrainState | None = None
-  pending: np.ndarray | None = None
-  query_state: object = None
 
+def restore(checkpointer: checkpoint_lib.Checkpointer, pool: Dataset, config: LoopConfig,
+            querier: query_lib.Querier, model_fn: ModelFn, fingerprint: dict | None = None
+            ) -> tuple[LoopState, RoundProgress, bool] | None:
+  """The latest checkpointed (state, progress, done), or None if there is none.
 
-PHASES = ('start', 'policy', 'train', 'query')
+  Args:
+    fingerprint: `pool_fingerprint(pool)`, if already computed.
 
+  Raises:
+    CheckpointError: unreadable, written under another config or for another pool, or by another model.
+  """
+  image_shape = pool.image_shape
+  current = fingerprint or pool_fingerprint(pool)
 
-def round_model(arch: Architecture, pool: Dataset, config: LoopConfig) -> ResNet:
-  """The task model of a round."""
-  return build_model(arch, pool.num_classes, config.width, config.conv_bias, config.dropout_rate, config.conv_impl)
+  def template(meta):
+    present = set(meta['present'])
+    where = f'The checkpoint in {checkpointer.directory}'
+    saved_pool = meta.get('pool', {})
+    if saved_pool != current:
+      changed = [k for k in current if saved_pool.get(k) != current[k]]
+      raise checkpoint_lib.CheckpointError(
+          f'{where} belongs to another pool: {", ".join(changed)} differ (pool of {saved_pool.get("size")} items '
+          f'then, {current["size"]} now). Its labels would land on other items. Restore the data the session was '
+          'started with, or start a new workdir.')
+    num_items = meta['pool']['size']
+
+    def model_state(arch_field, part):
+      if f'{part}.train_state' not in present:
+        return None
+      return _abstract_train_state(model_fn(_arch_from_name(meta[arch_field])), config.train, image_shape)
+
+    def query_state(part):
+      if f'{part}.query_state' not in present:
+        return None
+      if not hasattr(querier, 'state_template'):
+        raise checkpoint_lib.CheckpointError(
+            f'{where} holds a query state but {querier.name!r} keeps none: it was written by another strategy.')
+      return querier.state_template(pool)
+
+    return {'state': {'labeled_mask': jax.ShapeDtypeStruct((num_items,), np.bool_),
+                      'labels': jax.ShapeDtypeStruct((num_items,), np.int32),
+                      'rng': jax.eval_shape(lambda: jax.random.key(0)),
+                      'train_state': model_state('state_arch', 'state'), 'query_state': query_state('state')},
+            'progress': {'train_state': model_state('progress_arch', 'progress'),
+                         'pending': (jax.ShapeDtypeStruct((meta['num_pending'],), np.int32)
+                                     if 'progress.pending' in present else None),
+                         'query_state': query_state('progress')}}
+
+  restored = checkpointer.restore(template)
+  if restored is None:
+    return None
+  tree, meta = restored
+  saved_state, saved_progress = tree['state'], tree['progress']
+  mask, labels = np.asarray(saved_state['labeled_mask']), np.asarray(saved_state['labels'])
+  if np.any((labels >= 0) != mask):
+    raise checkpoint_lib.CheckpointError(
+        f'The checkpoint {checkpointer.directory}/{checkpointer.latest_step} is inconsistent (labelled mask and '
+        'labels disagree); delete it to resume from the previous checkpoint.')
+  state = LoopState(mask, labels, saved_state['rng'], saved_state['query_state'], saved_state['train_state'],
+                    int(meta['round']), _arch_from_name(meta['state_arch']), tuple(meta['history']))
+  pending = saved_progress['pending']
+  if pending is None and meta['phase'] == 'query':
+    pending = np.zeros(0, np.int32)
+  progress = RoundProgress(saved_progress['train_state'], None if pending is None else np.asarray(pending),
+                           saved_progress['query_state'], meta['phase'], _arch_from_name(meta['progress_arch']),
+                           meta['record'])
+  return state, progress, bool(meta['done'])
 
 
 def run_round(
     state: LoopState,
     splits: Splits,
     config: LoopConfig,
-    strategy: str | Querier,
+    querier: query_lib.Querier,
     policy: ArchitecturePolicy,
     oracle: Oracle,
+    model_fn: ModelFn,
     progress: RoundProgress | None = None,
     on_phase: Callable[[LoopState, RoundProgress], None] | None = None,
 ) -> LoopState:
@@ -255,7 +349,10 @@ def run_round(
 
   Args:
     progress: resume the round after its last finished phase (from a checkpoint); default: from the start.
-    on_phase: called after each phase with the unchanged state and the progress (a session saves it).
+    on_phase: called after each phase with the unchanged state and the progress (the loop saves there).
+
+  Raises:
+    FloatingPointError: the round's training loss is not finite (names the round and the likely causes).
   """
   pool = splits.pool
   progress = progress or RoundProgress()
@@ -264,95 +361,120 @@ def run_round(
 
   if progress.phase == 'start':
     start = time.perf_counter()
-    arch, policy_metrics = policy(state, pool, config, policy_rng)
-    progress = dataclasses.replace(progress, phase='policy', arch=arch, record={
-        'round': state.round, 'num_labeled': state.num_labeled, 'strategy': strategy_name(strategy),
-        'arch': str(arch), 'arch/blocks': arch.blocks, 'arch/stacks': arch.stacks, 'arch/depth': arch.depth,
-        'arch/params': arch.num_params(pool.num_classes, pool.image_shape[-1], config.width, config.conv_bias),
-        'time/nas': time.perf_counter() - start, **policy_metrics})
+    inputs = PolicyInputs(pool, state.labeled_mask, state.labels, state.arch, state.train_state, state.round,
+                          config.train, model_fn)
+    arch, policy_metrics = policy(inputs, policy_rng)
+    model = model_fn(arch)
+    params = count_params(_abstract_train_state(model, config.train, pool.image_shape).params)
+    record = {'round': state.round, 'num_labeled': state.num_labeled, 'strategy': querier.name,
+              'arch': arch_name(arch), 'arch/params': params}
+    if isinstance(arch, Architecture):
+      record.update({'arch/blocks': arch.blocks, 'arch/stacks': arch.stacks, 'arch/depth': arch.depth})
+    record.update({'time/nas': time.perf_counter() - start, **policy_metrics})
+    # A fresh progress: nothing of the previous round's model may be saved under this round's architecture.
+    progress = RoundProgress(phase='policy', arch=arch, record=record)
     if on_phase is not None:
       on_phase(state, progress)
 
-  model = round_model(progress.arch, pool, config)
+  model = model_fn(progress.arch)
   if progress.phase == 'policy':
     start = time.perf_counter()
     result = train(model, config.train, pool.images, np.maximum(state.labels, 0), train_rng, state.labeled_mask)
     train_state = result.state_for_seed(0)
     train_seconds = time.perf_counter() - start
+    train_loss = result.history[0][-1]['train/loss']
+    if not np.isfinite(train_loss):
+      raise FloatingPointError(
+          f'Round {state.round}: the training loss of {arch_name(progress.arch)} is {train_loss} (not finite). '
+          'Likely causes: a learning rate too high for this model or data, or images that are not normalised '
+          '(NaN or huge values). Lower --config.train.learning_rate or check the data; finished rounds are kept.')
     scores = evaluate(model, train_state.variables, splits.test.images, splits.test.labels)
-    progress = dataclasses.replace(progress, phase='train', train_state=train_state, record={
+    progress = progress.replace(phase='train', train_state=train_state, record={
         **progress.record, 'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
-        'train/loss': result.history[0][-1]['train/loss'], 'time/train': train_seconds})
+        'train/loss': train_loss, 'time/train': train_seconds})
     if on_phase is not None:
       on_phase(state, progress)
 
   if progress.phase == 'train':
     record = {**progress.record, 'time/score': 0.0, 'time/select': 0.0, 'query/size': 0}
-    variables = progress.train_state.variables
     budget = config.schedule.next_batch(state.num_labeled)
     indices, query_state = np.zeros(0, np.int32), state.query_state
-    if budget > 0 and not isinstance(strategy, str):
+    if budget > 0:
       start = time.perf_counter()
-      indices, query_metrics, query_state = strategy.query(state, pool, model, variables, budget, query_rng)
+      context = query_lib.QueryContext(pool, state.labeled_mask, state.labels, model,
+                                       progress.train_state.variables, budget, state.query_state)
+      indices, query_metrics, query_state = querier.query(context, query_rng)
       record['time/query'] = time.perf_counter() - start
       record.update(query_metrics)
-    elif budget > 0:
-      start = time.perf_counter()
-      inputs = query_lib.pool_inputs(strategy, model, variables, pool.images, ~state.labeled_mask,
-                                     state.labeled_mask, jax.random.fold_in(query_rng, 0), config.mc_passes)
-      jax.block_until_ready(inputs)
-      record['time/score'] = time.perf_counter() - start
-      start = time.perf_counter()
-      indices = query_lib.select(strategy, inputs, budget, jax.random.fold_in(query_rng, 1))
-      record['time/select'] = time.perf_counter() - start
     record['query/size'] = int(len(indices))
-    progress = dataclasses.replace(progress, phase='query', record=record,
-                                   pending=np.asarray(indices, np.int32), query_state=query_state)
+    progress = progress.replace(phase='query', record=record, pending=np.asarray(indices, np.int32),
+                                query_state=query_state)
     if on_phase is not None:
       on_phase(state, progress)
 
   new_state = state
   if len(progress.pending):
     new_state = state.reveal(progress.pending, oracle.label(progress.pending, state.round))
-  return new_state.replace(round=state.round + 1, arch=progress.arch, query_state=progress.query_state,
-                           history=state.history + (progress.record,))
+  return new_state.replace(round=state.round + 1, arch=progress.arch, train_state=progress.train_state,
+                           query_state=progress.query_state, history=state.history + (progress.record,))
 
 
 def run(
     splits: Splits,
     config: LoopConfig,
-    strategy: str | Querier,
+    strategy: str | query_lib.Querier,
     policy: ArchitecturePolicy,
     oracle: Oracle | None = None,
     seed: int = 0,
-    state: LoopState | None = None,
+    *,
+    model_fn: ModelFn | None = None,
+    checkpointer: checkpoint_lib.Checkpointer | None = None,
+    resume: tuple[LoopState, RoundProgress, bool] | None = None,
     on_round: Callable[[LoopState], None] | None = None,
-    progress: RoundProgress | None = None,
-    on_phase: Callable[[LoopState, RoundProgress], None] | None = None,
 ) -> LoopState:
   """Runs rounds until the budget is spent and the final labelled set has been trained on.
 
   Args:
     splits: pool (the oracle's labels), test (reporting only).
     config: budget, training and model settings.
-    strategy: a registered query strategy (`jal.query.QUERIES`) or a `Querier` (`jal.autoal.AutoAL`).
+    strategy: a registered query strategy (`jal.query.QUERIES`) or a `jal.query.Querier` (`jal.autoal.AutoAL`).
     policy: the architecture policy (`fixed(A(1,2))`, or `jal.inas.inas_policy(...)`).
     oracle: answers label requests; default: the pool's own labels (simulation).
     seed: fixes the initial labelled set and every key.
-    state: resume from this state instead of starting afresh.
-    on_round: called with the state after every round (progress reports, checkpoints).
-    progress: resume the current round of `state` after this phase (see `RoundProgress`).
-    on_phase: called after every phase of every round (`jal.session.Session` saves there).
+    model_fn: architecture -> Flax module; default: `jal.models.model_fn(num_classes, config.model)`. Your own
+      module works with a fixed policy as long as it returns a `jal.models.ModelOutput`.
+    checkpointer: save after every phase and resume from its latest checkpoint (a finished run returns at once).
+    resume: a (state, progress, done) already restored with `restore` (the checkpointer then only saves).
+    on_round: called with the state after every round (progress reports, result rows).
+
+  Returns:
+    The final state; `state.train_state` is the model trained on the final labelled set.
   """
-  strategy_needs(strategy)  # An unknown name fails before any training.
+  querier = query_lib.as_querier(strategy, config.mc_passes)
+  model_fn = model_fn or default_model_fn(splits.pool.num_classes, config.model)
   oracle = oracle or SimulatedOracle(splits.pool.labels)
+  state = progress = None
+  fingerprint = pool_fingerprint(splits.pool) if checkpointer is not None else None
+  if resume is None and checkpointer is not None:
+    resume = restore(checkpointer, splits.pool, config, querier, model_fn, fingerprint)
+  if resume is not None:
+    state, progress, done = resume
+    if done:
+      return state
   if state is None:
     state = (seeded_state(splits.pool, config.schedule, seed) if splits.pool.unknown_labels
-             else init_state(len(splits.pool), config.schedule, oracle, seed))
+             else initial_state(len(splits.pool), config.schedule, oracle, seed))
   num_rounds = len(config.schedule.label_counts())
+
+  def save_phase(state, progress):
+    if checkpointer is not None:
+      save(checkpointer, state, progress, fingerprint)
+
   while state.round < num_rounds:
-    state = run_round(state, splits, config, strategy, policy, oracle, progress, on_phase)
+    state = run_round(state, splits, config, querier, policy, oracle, model_fn, progress, save_phase)
     progress = None
+    if checkpointer is not None:
+      save(checkpointer, state, RoundProgress(), fingerprint, done=state.round >= num_rounds)
     if on_round is not None:
       on_round(state)
   return state

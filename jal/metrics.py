@@ -62,8 +62,3 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, fl
     raise ValueError(f'Paired values need one value per seed on both sides, got {a.shape} and {b.shape}.')
   return mean_se(a - b)
 
-
-def format_mean_se(values: Sequence[float], digits: int = 4) -> str:
-  """'0.8123 ± 0.0021'."""
-  mean, se = mean_se(values)
-  return f'{mean:.{digits}f} ± {se:.{digits}f}'

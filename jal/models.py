@@ -7,7 +7,9 @@ embedding that coreset, k-means and BADGE use) - dropout slot (rate 0 except for
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -135,30 +137,57 @@ class ResNet(nn.Module):
     return ModelOutput(logits, embedding, tuple(stages) if return_stages else ())
 
 
-def build_model(
-    arch: Architecture,
-    num_classes: int,
-    width: int = 64,
-    conv_bias: bool = True,
-    dropout_rate: float = 0.0,
-    conv_impl: str = 'auto',
-) -> ResNet:
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """How every network of a run is built, besides its architecture.
+
+  Attributes:
+    width: base width (channels of the first stack; 64 in the paper).
+    conv_bias: convolutions carry a bias (as the official code's).
+    dropout_rate: rate of the dropout slot before the head, active in training and in MC-dropout passes.
+    conv_impl: the convolution formulation (`jal.layers.CONV_IMPLS`; 'auto' picks per backend and shape).
+  """
+
+  width: int = 64
+  conv_bias: bool = True
+  dropout_rate: float = 0.0
+  conv_impl: str = 'auto'
+
+  def __post_init__(self):
+    if self.width < 1:
+      raise ValueError(f'ModelConfig.width must be >= 1, got {self.width}.')
+    if not 0.0 <= self.dropout_rate < 1.0:
+      raise ValueError(f'ModelConfig.dropout_rate must be in [0, 1), got {self.dropout_rate}.')
+    if self.conv_impl not in CONV_IMPLS:
+      raise ValueError(f'Unknown conv_impl {self.conv_impl!r}; valid: {CONV_IMPLS}.')
+
+
+def build_model(arch: Architecture, num_classes: int, config: ModelConfig | None = None) -> ResNet:
   """Builds A(B, i, j) for `num_classes` classes; see `ResNet`.
 
   Raises:
-    ValueError: on an unknown block type, conv formulation, or a non-positive size.
+    ValueError: on an unknown block type or fewer than two classes.
   """
+  config = config or ModelConfig()
   if arch.block not in BLOCK_MODULES:
     raise ValueError(f'No module for block {arch.block!r}; registered: {sorted(BLOCK_MODULES)}.')
   if num_classes < 2:
     raise ValueError(f'num_classes must be >= 2, got {num_classes}.')
-  if width < 1:
-    raise ValueError(f'width must be >= 1, got {width}.')
-  if not 0.0 <= dropout_rate < 1.0:
-    raise ValueError(f'dropout_rate must be in [0, 1), got {dropout_rate}.')
-  if conv_impl not in CONV_IMPLS:
-    raise ValueError(f'Unknown conv_impl {conv_impl!r}; valid: {CONV_IMPLS}.')
-  return ResNet(arch, num_classes, width, conv_bias, dropout_rate, conv_impl)
+  return ResNet(arch, num_classes, config.width, config.conv_bias, config.dropout_rate, config.conv_impl)
+
+
+# Architecture -> the Flax module of a round. The module's `apply(variables, images [N, H, W, C], train=...)`
+# returns a `ModelOutput` (logits [N, C], embedding [N, D]); a researcher's own module fits as long as it does.
+ModelFn = Callable[[Any], nn.Module]
+
+
+def model_fn(num_classes: int, config: ModelConfig | None = None) -> ModelFn:
+  """The default model factory: A(B, i, j) -> `build_model(arch, num_classes, config)`."""
+  return functools.partial(_build, num_classes=num_classes, config=config or ModelConfig())
+
+
+def _build(arch, *, num_classes, config):
+  return build_model(arch, num_classes, config)
 
 
 def init_variables(model: ResNet, rng: jax.Array, image_shape: tuple[int, int, int]) -> dict:

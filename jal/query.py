@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Callable
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -377,7 +379,7 @@ def mc_dropout_stats(
   Args:
     model: the `jal.models.ResNet` whose head to run.
     variables: its variables.
-    embeddings: [N, D] from `jal.train.predict`.
+    embeddings: [N, D] from `jal.predict.predict`.
     num_passes: T (100 in active-iNAS, 10 in AutoAL).
     rng: key for the dropout masks.
     rate: dropout rate; default the model's own, which must then be > 0.
@@ -431,7 +433,7 @@ def pool_inputs(
     batch_size: int = 1024,
 ) -> QueryInputs:
   """Runs the model over the pool once and computes what `strategy` needs (probs, embeddings, MC statistics)."""
-  from jal.train import predict  # Local: keeps this module importable without the training engine.
+  from jal.predict import predict  # Local: keeps this module importable without the inference engine.
 
   spec = get_query(strategy) if isinstance(strategy, str) else strategy
   inputs = QueryInputs(jnp.asarray(unlabeled_mask), jnp.asarray(labeled_mask))
@@ -441,3 +443,81 @@ def pool_inputs(
   mc = (mc_dropout_stats(model, variables, predictions.embeddings, mc_passes, rng)
         if 'mc' in spec.needs else None)
   return inputs.replace(probs=predictions.probs, embeddings=predictions.embeddings, mc=mc)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryContext:
+  """What a query method reads in a round, and nothing else of the loop.
+
+  Attributes:
+    pool: the pool (`jal.data.Dataset`): images [N, H, W, C] and item ids.
+    labeled_mask: [N] bool, the labelled set L.
+    labels: [N] int32 labels revealed so far (-1 where not asked).
+    model: the round's trained task model (a Flax module returning a `jal.models.ModelOutput`).
+    variables: its variables ({'params', 'batch_stats'}).
+    budget: how many items to pick.
+    state: the query method's own state from the previous round (None at first, and for stateless methods).
+  """
+
+  pool: object
+  labeled_mask: np.ndarray
+  labels: np.ndarray
+  model: object
+  variables: dict
+  budget: int
+  state: object = None
+
+  @property
+  def unlabeled_mask(self) -> np.ndarray:
+    return ~self.labeled_mask
+
+
+class Querier(Protocol):
+  """How every query method enters the loop: `query(context, rng) -> (indices [budget], scalars, new state)`.
+
+  `name` is recorded in the history; `needs` lists the task-model outputs it reads ('probs', 'embeddings', 'mc'),
+  so a comparison can train models with the dropout slot when 'mc' is needed. A method with state that should
+  survive a restart also defines `state_template(pool)`: the abstract (shape-only) state a checkpoint restores
+  into. Registered strategies become `StrategyQuerier`s; AutoAL is `jal.autoal.AutoAL`.
+  """
+
+  name: str
+  needs: frozenset[str]
+
+  def query(self, context: QueryContext, rng: jax.Array) -> tuple[np.ndarray, dict, object]:
+    ...
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyQuerier:
+  """A registered strategy as a querier: score the pool with the task model once, then run the kernel.
+
+  Records 'time/score' (model outputs over the pool) and 'time/select' (the kernel) in seconds.
+  """
+
+  name: str
+  mc_passes: int = 100
+
+  def __post_init__(self):
+    get_query(self.name)  # An unknown name fails before any training.
+    if self.mc_passes < 1:
+      raise ValueError(f'mc_passes must be >= 1 (stochastic passes of MC-dropout), got {self.mc_passes}.')
+
+  @property
+  def needs(self) -> frozenset[str]:
+    return get_query(self.name).needs
+
+  def query(self, context: QueryContext, rng: jax.Array) -> tuple[np.ndarray, dict, object]:
+    start = time.perf_counter()
+    inputs = pool_inputs(self.name, context.model, context.variables, context.pool.images, context.unlabeled_mask,
+                         context.labeled_mask, jax.random.fold_in(rng, 0), self.mc_passes)
+    jax.block_until_ready(inputs)
+    score_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    indices = select(self.name, inputs, context.budget, jax.random.fold_in(rng, 1))
+    return indices, {'time/score': score_seconds, 'time/select': time.perf_counter() - start}, context.state
+
+
+def as_querier(strategy: str | Querier, mc_passes: int = 100) -> Querier:
+  """A registered strategy's name -> its `StrategyQuerier`; a querier object passes through unchanged."""
+  return StrategyQuerier(strategy, mc_passes) if isinstance(strategy, str) else strategy

@@ -5,8 +5,8 @@ number of steps and every shape are the same whatever |L| is: the labelled set i
 epoch visits the labelled items in a fresh random order (cycling when |L| is smaller than the epoch), and one
 jitted, donated step gathers its batch on the device. Nothing recompiles between active-learning rounds.
 
-Several seeds train at once (`train(..., rngs=[R keys])`), either vmapped or one after another; `SEED_STRATEGY`
-picks per backend from `benchmarks/train_throughput.py`. Data parallelism uses `jax.jit` with a `NamedSharding`
+Several seeds train at once (`train(..., rngs=[R keys])`), either vmapped or one after another
+(`seed_parallelism`, the one place that chooses). Data parallelism uses `jax.jit` with a `NamedSharding`
 over a 'data' mesh axis: the batch is split across devices, parameters are replicated.
 """
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Sequence
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,11 +27,19 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jal.augment import AugmentConfig, augment
-from jal.models import ResNet, init_variables
+from jal.models import init_variables
+from jal.predict import evaluate, make_mesh
 
-# Measured by benchmarks/train_throughput.py: on this 2-core CPU, 3 vmapped seeds trained ~3x slower than the
-# same three models in turn; on accelerators vmap batches the seeds into wider kernels.
-SEED_STRATEGY = {'cpu': 'sequential', 'gpu': 'vmap', 'tpu': 'vmap'}
+# How several seeds train at once, per backend: on the CPU vmapped conv nets train slower than the same models
+# in turn (benchmarks/train_throughput.py); on accelerators vmap batches the seeds into wider kernels (unmeasured).
+SEED_PARALLELISM = {'cpu': 'sequential', 'gpu': 'vmap', 'tpu': 'vmap'}
+
+
+def seed_parallelism(choice: str = 'auto', backend: str | None = None) -> str:
+  """'vmap' or 'sequential': `choice` itself, or for 'auto' the backend's entry of `SEED_PARALLELISM`."""
+  if choice != 'auto':
+    return choice
+  return SEED_PARALLELISM.get(backend or jax.default_backend(), 'sequential')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +59,7 @@ class TrainConfig:
     augment: on-device augmentation.
     eval_every: evaluate on the validation set every this many epochs (0: only at the end).
     eval_batch_size: chunk size for inference.
-    seeds: 'auto' (per backend, `SEED_STRATEGY`), 'vmap' or 'sequential'.
+    seed_parallelism: how several seeds train: 'auto' (per backend, `SEED_PARALLELISM`), 'vmap' or 'sequential'.
   """
 
   epochs: int = 200
@@ -66,7 +74,7 @@ class TrainConfig:
   augment: AugmentConfig = AugmentConfig()
   eval_every: int = 0
   eval_batch_size: int = 1024
-  seeds: str = 'auto'
+  seed_parallelism: str = 'auto'
 
   def __post_init__(self):
     if self.epochs < 1 or self.batch_size < 1 or self.examples_per_epoch < self.batch_size:
@@ -75,8 +83,11 @@ class TrainConfig:
           f'epochs={self.epochs}, batch_size={self.batch_size}, '
           f'examples_per_epoch={self.examples_per_epoch}.'
       )
-    if self.seeds not in ('auto', 'vmap', 'sequential'):
-      raise ValueError(f"TrainConfig.seeds must be 'auto', 'vmap' or 'sequential', got {self.seeds!r}.")
+    if self.seed_parallelism not in ('auto', 'vmap', 'sequential'):
+      raise ValueError("TrainConfig.seed_parallelism must be 'auto', 'vmap' or 'sequential', got "
+                       f'{self.seed_parallelism!r}.')
+    if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
+      raise ValueError(f'TrainConfig.learning_rate must be a positive finite number, got {self.learning_rate}.')
 
   @classmethod
   def from_dict(cls, fields: dict) -> TrainConfig:
@@ -108,23 +119,14 @@ class TrainState:
 
   @property
   def variables(self) -> dict:
-    """The variables `model.apply` takes."""
-    return {'params': self.params, 'batch_stats': self.batch_stats}
+    """The variables `model.apply` takes (a model without BatchNorm has no 'batch_stats')."""
+    return {'params': self.params, 'batch_stats': self.batch_stats} if self.batch_stats else {'params': self.params}
 
-
-@struct.dataclass
-class Predictions:
-  """Model outputs over a set of examples.
-
-  Attributes:
-    logits: [N, C] float32.
-    probs: [N, C] softmax of the logits.
-    embeddings: [N, D] pooled features.
-  """
-
-  logits: jax.Array
-  probs: jax.Array
-  embeddings: jax.Array
+  def apply_gradients(self, tx: optax.GradientTransformation, grads, batch_stats=None) -> TrainState:
+    """One optimiser step: the update of every network jal trains (task model, AutoAL's three)."""
+    updates, opt_state = tx.update(grads, self.opt_state, self.params)
+    return TrainState(self.step + 1, optax.apply_updates(self.params, updates),
+                      self.batch_stats if batch_stats is None else batch_stats, opt_state)
 
 
 @dataclasses.dataclass
@@ -184,7 +186,7 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
 
 
 def create_train_state(
-    model: ResNet,
+    model: nn.Module,
     tx: optax.GradientTransformation,
     rng: jax.Array,
     image_shape: tuple[int, int, int],
@@ -194,7 +196,7 @@ def create_train_state(
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       params=variables['params'],
-      batch_stats=variables['batch_stats'],
+      batch_stats=variables.get('batch_stats', {}),
       opt_state=tx.init(variables['params']),
   )
 
@@ -210,7 +212,7 @@ def train_step(
     labels: jax.Array,
     rng: jax.Array,
     *,
-    model: ResNet,
+    model: nn.Module,
     tx: optax.GradientTransformation,
     augment_config: AugmentConfig,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -224,19 +226,17 @@ def train_step(
 
   def loss_fn(params):
     output, updates = model.apply(
-        {'params': params, 'batch_stats': state.batch_stats},
+        {**state.variables, 'params': params},
         images,
         train=True,
         rngs={'dropout': dropout_rng},
         mutable=['batch_stats'],
     )
-    return cross_entropy(output.logits, labels), (output.logits, updates['batch_stats'])
+    return cross_entropy(output.logits, labels), (output.logits, updates.get('batch_stats', {}))
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-  new_state = TrainState(state.step + 1, params, batch_stats, opt_state)
+  new_state = state.apply_gradients(tx, grads, batch_stats)
   return new_state, {'train/loss': loss, 'train/accuracy': accuracy}
 
 
@@ -283,12 +283,6 @@ def _compiled_init(model, tx, image_shape, vmapped, replicated):
 
 _compiled_epoch_order = jax.jit(epoch_order)
 _compiled_epoch_orders = jax.jit(jax.vmap(epoch_order, in_axes=(None, 0)))
-
-
-def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-  """A 1-D mesh with a 'data' axis over `devices` (default: all local devices)."""
-  devices = jax.local_devices() if devices is None else list(devices)
-  return Mesh(np.asarray(devices), ('data',))
 
 
 def as_key_batch(rngs: jax.Array) -> jax.Array:
@@ -341,20 +335,21 @@ def _validate_training_data(images, labels, labeled_mask, num_classes):
 
 
 def train(
-    model: ResNet,
+    model: nn.Module,
     config: TrainConfig,
     images: jax.Array | np.ndarray,
     labels: jax.Array | np.ndarray,
     rngs: jax.Array,
     labeled_mask: jax.Array | np.ndarray | None = None,
     validation: tuple[Any, Any] | None = None,
-    fraction: float = 1.0,
+    schedule_fraction: float = 1.0,
     mesh: Mesh | None = None,
 ) -> TrainResult:
   """Trains R independent models of one architecture on the labelled items of a pool.
 
   Args:
-    model: the network (`jal.models.build_model`).
+    model: the network (`jal.models.build_model`, or any Flax module whose `apply(..., train=)` returns a
+      `jal.models.ModelOutput` and that has a `num_classes` attribute).
     config: optimisation hyper-parameters.
     images: [N, H, W, C] float32 pool images (normalised).
     labels: [N] int labels; only entries where `labeled_mask` is True are read.
@@ -363,7 +358,8 @@ def train(
     labeled_mask: [N] bool, the labelled set L (default: every item).
     validation: optional (images [M, H, W, C], labels [M]) scored every `config.eval_every` epochs and at the
       end; the test set never belongs here.
-    fraction: train for this fraction of the full schedule and stop ("premature evaluation", iNAS §4.3): the
+    schedule_fraction: train for this fraction of the full schedule and stop ("premature evaluation", iNAS
+      §4.3): the
       learning-rate schedule is the full one, truncated.
     mesh: devices to run data-parallel on (default: all local devices on a 'data' axis).
 
@@ -382,8 +378,8 @@ def train(
     labeled_mask = np.ones(labels.shape, bool)
   labeled_mask = np.asarray(labeled_mask)
   num_labeled = _validate_training_data(images, labels, labeled_mask, model.num_classes)
-  if not 0.0 < fraction <= 1.0:
-    raise ValueError(f'fraction must be in (0, 1], got {fraction}.')
+  if not 0.0 < schedule_fraction <= 1.0:
+    raise ValueError(f'schedule_fraction must be in (0, 1], got {schedule_fraction}.')
 
   mesh = make_mesh() if mesh is None else mesh
   num_devices = mesh.devices.size
@@ -399,10 +395,7 @@ def train(
   mask = jax.device_put(jnp.asarray(labeled_mask), replicated)
   num_labeled_arr = jax.device_put(jnp.int32(num_labeled), replicated)
 
-  strategy = config.seeds
-  if strategy == 'auto':
-    strategy = SEED_STRATEGY.get(jax.default_backend(), 'sequential')
-  vmapped = strategy == 'vmap' and num_seeds > 1
+  vmapped = seed_parallelism(config.seed_parallelism) == 'vmap' and num_seeds > 1
   total_steps = config.total_steps
   tx = make_optimizer(config, total_steps)
   image_shape = tuple(images.shape[1:])
@@ -410,7 +403,7 @@ def train(
       model, tx, config.augment, config.batch_size, data_sharding, vmapped
   )
   init_fn = _compiled_init(model, tx, image_shape, vmapped, replicated)
-  run_steps = max(1, int(round(fraction * total_steps)))
+  run_steps = max(1, int(round(schedule_fraction * total_steps)))
   steps_per_epoch = config.steps_per_epoch
 
   def run(seed_rng, state):
@@ -460,69 +453,3 @@ def train(
     state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
   jax.block_until_ready(state)
   return TrainResult(state, histories, time.perf_counter() - start)
-
-
-@functools.lru_cache(maxsize=64)
-def _compiled_forward(model, data_sharding):
-  def forward(variables, images):
-    if data_sharding is not None:
-      images = jax.lax.with_sharding_constraint(images, data_sharding)
-    output = model.apply(variables, images, train=False)
-    return output.logits, jax.nn.softmax(output.logits), output.embedding
-
-  return jax.jit(forward)
-
-
-def predict(
-    model: ResNet,
-    variables: dict,
-    images: jax.Array | np.ndarray,
-    batch_size: int = 1024,
-    mesh: Mesh | None = None,
-) -> Predictions:
-  """Inference in eval mode over any number of images, one fixed-size chunk at a time.
-
-  Only one chunk's activations are alive at once; the last chunk is padded so nothing recompiles.
-
-  Args:
-    model: the network.
-    variables: {'params', 'batch_stats'} of one model.
-    images: [N, H, W, C] float32, on the host or the device.
-    batch_size: chunk size; rounded up to a multiple of the device count.
-    mesh: devices to shard each chunk over (default: all local devices).
-
-  Returns:
-    Predictions with logits and probs [N, C] and embeddings [N, D].
-  """
-  if images.ndim != 4:
-    raise ValueError(f'images must be [N, H, W, C], got shape {images.shape}.')
-  mesh = make_mesh() if mesh is None else mesh
-  num_devices = mesh.devices.size
-  batch_size = -(-batch_size // num_devices) * num_devices
-  data_sharding = NamedSharding(mesh, P('data')) if num_devices > 1 else None
-  forward = _compiled_forward(model, data_sharding)
-  num_images = images.shape[0]
-  outputs = []
-  for start in range(0, num_images, batch_size):
-    chunk = jnp.asarray(images[start:start + batch_size], jnp.float32)
-    if chunk.shape[0] < batch_size:
-      chunk = jnp.pad(chunk, ((0, batch_size - chunk.shape[0]), (0, 0), (0, 0), (0, 0)))
-    outputs.append(forward(variables, chunk))
-  logits, probs, embeddings = (jnp.concatenate(parts)[:num_images] for parts in zip(*outputs))
-  return Predictions(logits, probs, embeddings)
-
-
-def evaluate(
-    model: ResNet,
-    variables: dict,
-    images: jax.Array | np.ndarray,
-    labels: jax.Array | np.ndarray,
-    batch_size: int = 1024,
-    mesh: Mesh | None = None,
-) -> dict[str, float]:
-  """Accuracy and mean cross-entropy of one model on [N] labelled images: {'accuracy', 'loss'}."""
-  predictions = predict(model, variables, images, batch_size, mesh)
-  labels = jnp.asarray(labels)
-  accuracy = jnp.mean(jnp.argmax(predictions.logits, -1) == labels)
-  loss = cross_entropy(predictions.logits, labels)
-  return {'accuracy': float(accuracy), 'loss': float(loss)}

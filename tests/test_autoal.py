@@ -11,6 +11,7 @@ import pytest
 from sklearn.mixture import GaussianMixture
 
 from jal import autoal, data, loop
+from jal.models import ModelConfig
 from jal.search_space import Architecture
 from jal.train import TrainConfig
 
@@ -58,7 +59,7 @@ def test_regulariser_is_zero_at_the_target_and_differentiable_only_when_asked():
 def real_batch(fashion_mnist):
   """FitNet pre-trained a little, and one marked batch of 32 real Fashion-MNIST images."""
   networks = autoal.make_networks(SMALL, 10)
-  state = autoal.init_state(networks, jax.random.key(0), fashion_mnist.pool.image_shape)
+  state = autoal.init_networks(networks, jax.random.key(0), fashion_mnist.pool.image_shape)
   pool = fashion_mnist.pool
   batches = autoal.make_batches(networks, state, pool.images, pool.labels, np.arange(64), 0.1, jax.random.key(1))
   return networks, state, batches
@@ -99,7 +100,7 @@ def optax_global_norm(tree):
 def _memorising_fitnet(fashion_mnist, config):
   """A FitNet that has memorised 32 images, so that its loss is high exactly where a label is then changed."""
   networks = autoal.make_networks(config, 10)
-  state = autoal.init_state(networks, jax.random.key(0), fashion_mnist.pool.image_shape)
+  state = autoal.init_networks(networks, jax.random.key(0), fashion_mnist.pool.image_shape)
   images = jnp.asarray(fashion_mnist.pool.images[:32])
   labels = jnp.asarray(fashion_mnist.pool.labels[:32])
   fit = state.fit
@@ -171,8 +172,8 @@ def test_autoal_session_of_two_rounds(fashion_mnist):
       data.Dataset(fashion_mnist.pool.images[:300], fashion_mnist.pool.labels[:300], 10),
       None, fashion_mnist.test, fashion_mnist.mean, fashion_mnist.std)
   config = loop.LoopConfig(loop.BudgetSchedule(20, 20, 40),
-                           TrainConfig(epochs=2, examples_per_epoch=64, batch_size=32), width=4,
-                           dropout_rate=0.5, mc_passes=3)
+                           TrainConfig(epochs=2, examples_per_epoch=64, batch_size=32),
+                           ModelConfig(width=4, dropout_rate=0.5), mc_passes=3)
   querier = autoal.AutoAL(SMALL)
   state = loop.run(splits, config, querier, loop.fixed(Architecture(1, 1)), seed=0)
   assert [r['num_labeled'] for r in state.history] == [20, 40]

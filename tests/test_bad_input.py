@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 from workdirs import smoke_config, snapshot
 
-from experiments import comparison
 from experiments.configs import autoal as autoal_config
-from jal import data, inas, labelling, loop, query, session
+from jal import checkpoint, data, experiment, inas, loop, query
+from jal import oracle as oracle_lib
+from jal.models import ModelConfig, model_fn
 from jal.search_space import Architecture, SearchSpace
 
 
@@ -24,19 +25,19 @@ def sessions(tmp_path_factory, fashion_mnist):
   del fashion_mnist
   root = tmp_path_factory.mktemp('sessions')
   finished = str(root / 'finished')
-  comparison.run(smoke_config(), finished)
+  experiment.run(smoke_config(), finished)
   waiting = str(root / 'waiting')
   human = smoke_config(oracle='human')
-  with pytest.raises(labelling.LabelsRequested):
-    comparison.run(human, waiting)
-  splits = comparison.load_data(human)
+  with pytest.raises(oracle_lib.LabelsRequested):
+    experiment.run(human, waiting)
+  splits = experiment.load_data(human)
   answers = root / 'initial.csv'
   with open(os.path.join(waiting, 'queries', 'initial', 'index.csv')) as f:
     rows = [[r['item_id'], int(splits.pool.labels[int(r['pool_index'])])] for r in csv.DictReader(f)]
   with open(answers, 'w', newline='') as f:
     csv.writer(f).writerows([['item_id', 'label'], *rows])
-  with pytest.raises(labelling.LabelsRequested, match='Round 0'):
-    comparison.run(human, waiting, str(answers))
+  with pytest.raises(oracle_lib.LabelsRequested, match='Round 0'):
+    experiment.run(human, waiting, str(answers))
   with open(os.path.join(waiting, 'queries', 'round_0', 'index.csv')) as f:
     asked = [(r['item_id'], int(splits.pool.labels[int(r['pool_index'])])) for r in csv.DictReader(f)]
   return {'finished': finished, 'waiting': waiting, 'human': human, 'asked': asked, 'splits': splits,
@@ -143,7 +144,7 @@ def test_an_exhausted_pool(sessions):
 
 def test_a_missing_dataset(sessions, tmp_path):
   with pytest.raises(FileNotFoundError, match='apt-get install dataset-fashion-mnist'):
-    comparison.run(smoke_config(**{'data.data_dir': str(tmp_path / 'nowhere')}), str(tmp_path / 'work'))
+    experiment.run(smoke_config(**{'data.data_dir': str(tmp_path / 'nowhere')}), str(tmp_path / 'work'))
   assert not os.path.exists(tmp_path / 'work')
 
 
@@ -151,18 +152,18 @@ def test_a_missing_dataset(sessions, tmp_path):
 
 def test_an_unknown_strategy(sessions, tmp_path):
   with pytest.raises(ValueError, match=r"Unknown query strategy 'entropi'; registered: \["):
-    comparison.run(smoke_config(strategies='entropi'), str(tmp_path / 'work'))
+    experiment.run(smoke_config(strategies='entropi'), str(tmp_path / 'work'))
   assert not os.path.exists(tmp_path / 'work')
 
 
 def test_an_unknown_policy(sessions, tmp_path):
   with pytest.raises(ValueError, match=r"Unknown architecture policy 'nas'; use 'inas' or 'fixed:A\(i,j\)'"):
-    comparison.run(smoke_config(policies='nas'), str(tmp_path / 'work'))
+    experiment.run(smoke_config(policies='nas'), str(tmp_path / 'work'))
 
 
 def test_an_unparseable_architecture(sessions, tmp_path):
   with pytest.raises(ValueError, match=r"Cannot parse architecture 'A\(0,2\)'"):
-    comparison.run(smoke_config(policies='fixed:A(0,2)'), str(tmp_path / 'work'))
+    experiment.run(smoke_config(policies='fixed:A(0,2)'), str(tmp_path / 'work'))
 
 
 def test_an_architecture_outside_the_grid(sessions):
@@ -173,49 +174,49 @@ def test_an_architecture_outside_the_grid(sessions):
 
 def test_a_negative_budget(sessions, tmp_path):
   with pytest.raises(ValueError, match='per_round >= 1'):
-    comparison.run(smoke_config(**{'budget.per_round': -20}), str(tmp_path / 'work'))
+    experiment.run(smoke_config(**{'budget.per_round': -20}), str(tmp_path / 'work'))
 
 
 def test_a_total_below_the_initial_budget(sessions, tmp_path):
   with pytest.raises(ValueError, match=r'total >= initial; got initial=20, per_round=20, total=10'):
-    comparison.run(smoke_config(**{'budget.total': 10}), str(tmp_path / 'work'))
+    experiment.run(smoke_config(**{'budget.total': 10}), str(tmp_path / 'work'))
 
 
 def test_a_budget_larger_than_the_pool(sessions, tmp_path):
   with pytest.raises(ValueError, match=r'The total budget \(400\) exceeds the pool \(300 items\)'):
-    comparison.run(smoke_config(**{'budget.total': 400}), str(tmp_path / 'work'))
+    experiment.run(smoke_config(**{'budget.total': 400}), str(tmp_path / 'work'))
 
 
 def test_k_larger_than_the_pool(sessions, tmp_path):
   with pytest.raises(ValueError, match=r'exceeds the pool \(300 items\)'):
-    comparison.run(smoke_config(**{'budget.initial': 301, 'budget.total': 301}), str(tmp_path / 'work'))
+    experiment.run(smoke_config(**{'budget.initial': 301, 'budget.total': 301}), str(tmp_path / 'work'))
 
 
 def test_an_unknown_autoal_candidate(sessions, tmp_path):
   config = autoal_config.get_config('smoke')
-  config.autoal.candidates = 'entropy,kmean'
+  config.autoal.candidates = ('entropy', 'kmean')
   with pytest.raises(ValueError, match="Unknown query strategy 'kmean'"):
-    comparison.run(config, str(tmp_path / 'work'))
+    experiment.run(config, str(tmp_path / 'work'))
 
 
 def test_an_unknown_oracle(sessions, tmp_path):
   with pytest.raises(ValueError, match="config.oracle must be 'simulated' or 'human', got 'people'"):
-    comparison.run(smoke_config(oracle='people'), str(tmp_path / 'work'))
+    experiment.run(smoke_config(oracle='people'), str(tmp_path / 'work'))
 
 
 def test_labels_without_a_human_oracle(sessions, tmp_path):
   with pytest.raises(ValueError, match='add --config.oracle=human'):
-    comparison.run(smoke_config(), str(tmp_path / 'work'), str(tmp_path / 'labels.csv'))
+    experiment.run(smoke_config(), str(tmp_path / 'work'), str(tmp_path / 'labels.csv'))
 
 
 def test_a_human_session_of_several_methods(sessions, tmp_path):
   with pytest.raises(ValueError, match='one policy, one strategy and one seed'):
-    comparison.run(smoke_config(oracle='human', strategies='entropy,margin'), str(tmp_path / 'work'))
+    experiment.run(smoke_config(oracle='human', strategies='entropy,margin'), str(tmp_path / 'work'))
 
 
 def test_a_workdir_restarted_under_another_config(sessions):
-  with pytest.raises(session.CheckpointError, match=r'differing fields: train.epochs: 2 -> 5.*new workdir'):
-    comparison.run(smoke_config(**{'train.epochs': 5}), sessions['finished'])
+  with pytest.raises(checkpoint.CheckpointError, match=r'differing fields: train.epochs: 2 -> 5.*new workdir'):
+    experiment.run(smoke_config(**{'train.epochs': 5}), sessions['finished'])
 
 
 # --- Checkpoints (each on a copy of the finished session: the original must stay as it was). ---
@@ -237,8 +238,8 @@ def test_a_truncated_checkpoint(sessions, tmp_path):
       f.truncate(path.stat().st_size // 2)
   before = snapshot(copy)
   (copy / 'rounds.jsonl').write_text('')  # Rows lost too: the run must come back from its checkpoint.
-  with pytest.raises(session.CheckpointError, match=rf'{latest}.*cannot be read.*Delete {latest}'):
-    comparison.run(smoke_config(), str(copy))
+  with pytest.raises(checkpoint.CheckpointError, match=rf'{latest}.*cannot be read.*Delete {latest}'):
+    experiment.run(smoke_config(), str(copy))
   after = snapshot(copy)
   assert {k: v for k, v in after.items() if 'checkpoints' in k} == \
          {k: v for k, v in before.items() if 'checkpoints' in k}
@@ -250,34 +251,34 @@ def test_a_corrupted_checkpoint_metadata(sessions, tmp_path):
   for path in latest.rglob('*'):
     if path.is_file() and path.parent.name == 'meta':
       path.write_bytes(b'{"round": 3, "phase": ')
-  with pytest.raises(session.CheckpointError, match='cannot be read'):
-    comparison.run(smoke_config(), str(copy))
+  with pytest.raises(checkpoint.CheckpointError, match='cannot be read'):
+    experiment.run(smoke_config(), str(copy))
 
 
 def test_a_checkpoint_of_another_config(sessions, tmp_path):
   copy, latest = _copy_with_latest(sessions, tmp_path)
-  splits = comparison.load_data(smoke_config())
-  other = session.Session(str(latest.parent), {'something': 'else'})
-  with pytest.raises(session.CheckpointError, match=r'differing fields: .*something'):
-    other.restore(session.task_model_template(splits, _loopsmoke_config()), None)
+  splits = experiment.load_data(smoke_config())
+  other = checkpoint.Checkpointer(str(latest.parent), {'something': 'else'})
+  with pytest.raises(checkpoint.CheckpointError, match=r'differing fields: .*something'):
+    loop.restore(other, splits.pool, _loopsmoke_config(), query.as_querier('entropy'), model_fn(10))
 
 
 def test_a_checkpoint_of_another_pool(sessions, tmp_path):
   copy, latest = _copy_with_latest(sessions, tmp_path)
-  splits = comparison.load_data(smoke_config(**{'data.pool_size': 200}))
+  splits = experiment.load_data(smoke_config(**{'data.pool_size': 200}))
   config_json = __import__('json').loads((copy / 'config.json').read_text())
-  run = session.Session(str(latest.parent), {**config_json, 'policy': 'fixed:A(1,2)', 'strategy': 'entropy',
-                                               'seed': 0})
+  run = checkpoint.Checkpointer(str(latest.parent), {**config_json, 'policy': 'fixed:A(1,2)', 'strategy': 'entropy',
+                                                     'seed': 0})
   small = data.Splits(splits.pool, None, splits.test, splits.mean, splits.std)
-  with pytest.raises(session.CheckpointError, match='pool of 300 items, the data has 200'):
-    session.run(run, small, _loopsmoke_config(), 'entropy', loop.fixed(Architecture(1, 2)))
+  with pytest.raises(checkpoint.CheckpointError, match=r'another pool: .*pool of 300 items then, 200 now'):
+    loop.run(small, _loopsmoke_config(), 'entropy', loop.fixed(Architecture(1, 2)), checkpointer=run)
 
 
 def _loopsmoke_config():
   from jal.train import TrainConfig
 
   return loop.LoopConfig(loop.BudgetSchedule(20, 20, 60), TrainConfig(epochs=2, examples_per_epoch=64,
-                                                                       batch_size=32), width=4)
+                                                                       batch_size=32), ModelConfig(width=4))
 
 
 # --- Label files (against the session waiting for round 0: a refused file must leave it as it was). ---
@@ -293,8 +294,8 @@ def _labels_file(sessions, tmp_path, rows, header=('item_id', 'label')):
 
 
 def _import(sessions, path):
-  with pytest.raises(labelling.LabelFileError, match='nothing was applied') as error:
-    comparison.run(sessions['human'], sessions['waiting'], path)
+  with pytest.raises(oracle_lib.LabelFileError, match='nothing was applied') as error:
+    experiment.run(sessions['human'], sessions['waiting'], path)
   return str(error.value)
 
 
@@ -343,13 +344,13 @@ def test_a_label_file_with_an_empty_label(sessions, tmp_path):
 
 def test_a_label_file_without_its_header(sessions, tmp_path):
   path = _labels_file(sessions, tmp_path, [list(r) for r in sessions['asked']], header=None)
-  with pytest.raises(labelling.LabelFileError, match='the first line must be the header "item_id,label"'):
-    comparison.run(sessions['human'], sessions['waiting'], path)
+  with pytest.raises(oracle_lib.LabelFileError, match='the first line must be the header "item_id,label"'):
+    experiment.run(sessions['human'], sessions['waiting'], path)
 
 
 def test_a_missing_label_file(sessions, tmp_path):
-  with pytest.raises(labelling.LabelFileError, match='does not exist'):
-    comparison.run(sessions['human'], sessions['waiting'], str(tmp_path / 'nope.csv'))
+  with pytest.raises(oracle_lib.LabelFileError, match='does not exist'):
+    experiment.run(sessions['human'], sessions['waiting'], str(tmp_path / 'nope.csv'))
 
 
 # --- Image folders. ---

@@ -61,7 +61,7 @@ def test_active_learning_binary_smoke_and_resumes(tmp_path, fashion_mnist):
   # Nothing left: the restart says so and trains nothing.
   again = _run(args, tmp_path)
   assert again.returncode == 0, again.stderr[-3000:]
-  assert 'nothing to do' in again.stdout and 'round 0:' not in again.stdout
+  assert 'nothing to do' in again.stderr and 'round 0:' not in again.stdout
   # Drop the last run's last row, as if killed after its checkpoint: the row comes back from the checkpoint.
   with open(tmp_path / 'rounds.jsonl', 'w') as f:
     f.writelines(json.dumps(r) + '\n' for r in rows[:-1])
@@ -133,6 +133,6 @@ def test_active_learning_binary_rejects_unknown_strategy(tmp_path):
 
 def test_unknown_policy_is_rejected(tmp_path):
   completed = _run(['experiments/compare_inas.py', '--config=experiments/configs/compare_inas.py:smoke',
-                    '--config.policies=inas,fixed:B(1,2)'], tmp_path)
+                    "--config.policies=('inas','fixed:B(1,2)')"], tmp_path)
   assert completed.returncode != 0
   assert 'Cannot parse architecture' in completed.stderr

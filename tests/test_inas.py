@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from jal import data, inas, loop
+from jal.models import ModelConfig
 from jal.search_space import Architecture, SearchSpace
 from jal.train import TrainConfig
 
@@ -91,7 +92,7 @@ def _tiny_splits(test_images=None):
 
 def _loop_config():
   return loop.LoopConfig(loop.BudgetSchedule(20, 10, 40), TrainConfig(epochs=4, examples_per_epoch=32,
-                                                                      batch_size=16), width=4)
+                                                                      batch_size=16), ModelConfig(width=4))
 
 
 def test_policy_never_shrinks_and_carries_the_architecture_over(monkeypatch):
@@ -117,7 +118,7 @@ def test_policy_never_shrinks_and_carries_the_architecture_over(monkeypatch):
 def test_end_to_end_active_inas_two_rounds_never_reads_the_test_split():
   """Real training. The choices are identical when the test images are replaced by noise: no choice reads them."""
   config = loop.LoopConfig(loop.BudgetSchedule(20, 10, 30), TrainConfig(epochs=4, examples_per_epoch=32,
-                                                                        batch_size=16), width=4)
+                                                                        batch_size=16), ModelConfig(width=4))
   policy = inas.inas_policy(inas.INASConfig(num_seeds=2))
   clean = loop.run(_tiny_splits(), config, 'least_confidence', policy, seed=0)
   noise = np.random.default_rng(9).normal(size=(30, 8, 8, 1)).astype(np.float32) * 100

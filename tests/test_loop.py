@@ -1,10 +1,13 @@
 """Tests for jal.loop: the budget schedule, the state, the oracle, and an end-to-end run."""
 
 import jax
+import flax.linen as nn
 import numpy as np
 import pytest
 
-from jal import data, loop
+from jal import checkpoint, data, loop
+from jal import oracle as oracle_lib
+from jal.models import ModelConfig, ModelOutput, count_params
 from jal.search_space import Architecture
 from jal.train import TrainConfig
 
@@ -29,19 +32,19 @@ def test_bad_schedules_are_rejected(kwargs, message):
 
 
 def test_initial_set_depends_on_the_seed_only_and_budget_is_checked():
-  oracle = loop.SimulatedOracle(np.arange(50) % 3)
+  oracle = oracle_lib.SimulatedOracle(np.arange(50) % 3)
   schedule = loop.BudgetSchedule(5, 5, 20)
-  a, b = (loop.init_state(50, schedule, oracle, seed=3) for _ in range(2))
+  a, b = (loop.initial_state(50, schedule, oracle, seed=3) for _ in range(2))
   np.testing.assert_array_equal(a.labeled_mask, b.labeled_mask)
   assert a.num_labeled == 5
   np.testing.assert_array_equal(a.labels[a.labeled_mask], (np.arange(50) % 3)[a.labeled_mask])
   assert (a.labels[~a.labeled_mask] == -1).all()
   with pytest.raises(ValueError, match='exceeds the pool'):
-    loop.init_state(10, schedule, oracle, seed=0)
+    loop.initial_state(10, schedule, oracle, seed=0)
 
 
 def test_reveal_refuses_relabelling():
-  state = loop.init_state(10, loop.BudgetSchedule(2, 2, 6), loop.SimulatedOracle(np.zeros(10, int)), 0)
+  state = loop.initial_state(10, loop.BudgetSchedule(2, 2, 6), oracle_lib.SimulatedOracle(np.zeros(10, int)), 0)
   labelled = np.flatnonzero(state.labeled_mask)
   with pytest.raises(ValueError, match='already labelled'):
     state.reveal(labelled[:1], np.zeros(1, int))
@@ -61,7 +64,7 @@ def test_end_to_end_rounds(strategy):
   splits = _tiny_splits()
   config = loop.LoopConfig(
       loop.BudgetSchedule(10, 8, 26), TrainConfig(epochs=2, examples_per_epoch=32, batch_size=16),
-      width=4, dropout_rate=0.5, mc_passes=4)
+      ModelConfig(width=4, dropout_rate=0.5), mc_passes=4)
   seen = []
   state = loop.run(splits, config, strategy, loop.fixed(Architecture(1, 1)), seed=1, on_round=seen.append)
   history = state.history
@@ -73,7 +76,7 @@ def test_end_to_end_rounds(strategy):
   assert history[0]['query/size'] == 8 and history[-1]['query/size'] == 0
   assert all(r['time/train'] > 0 for r in history)
   # Paired seeds: another strategy on the same seed starts from the same labelled set.
-  other = loop.init_state(len(splits.pool), config.schedule, loop.SimulatedOracle(splits.pool.labels), 1)
+  other = loop.initial_state(len(splits.pool), config.schedule, oracle_lib.SimulatedOracle(splits.pool.labels), 1)
   assert history[0]['num_labeled'] == other.num_labeled
 
 
@@ -85,6 +88,36 @@ def test_unknown_strategy_fails_before_training():
 
 
 def test_loop_state_is_a_pytree():
-  state = loop.init_state(10, loop.BudgetSchedule(2, 2, 6), loop.SimulatedOracle(np.zeros(10, int)), 0)
+  state = loop.initial_state(10, loop.BudgetSchedule(2, 2, 6), oracle_lib.SimulatedOracle(np.zeros(10, int)), 0)
   leaves = jax.tree_util.tree_leaves(state)
-  assert len(leaves) == 4  # mask, labels, round, key; arch and history are static.
+  assert len(leaves) == 3  # mask, labels, key; round, arch and history are static; no model or query state yet.
+
+
+class TinyCNN(nn.Module):
+  """A researcher's own task model: no BatchNorm, not in the A(B, i, j) family."""
+
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, images, train=False, dropout=None):
+    del train, dropout
+    x = nn.relu(nn.Conv(6, (3, 3))(images))
+    embedding = x.mean(axis=(1, 2))
+    return ModelOutput(nn.Dense(self.num_classes)(embedding), embedding)
+
+
+@pytest.mark.parametrize('strategy', ['entropy', 'coreset'])
+def test_a_user_defined_module_is_the_task_model_of_a_fixed_run(tmp_path, strategy):
+  splits = _tiny_splits()
+  config = loop.LoopConfig(loop.BudgetSchedule(10, 8, 26), TrainConfig(epochs=2, examples_per_epoch=32,
+                                                                        batch_size=16))
+  model_fn = lambda name: TinyCNN(splits.pool.num_classes)  # noqa: E731
+  run = lambda directory: loop.run(splits, config, strategy, loop.fixed('tiny_cnn'), seed=0,  # noqa: E731
+                                   model_fn=model_fn, checkpointer=checkpoint.Checkpointer(directory))
+  state = run(tmp_path)
+  assert [r['arch'] for r in state.history] == ['tiny_cnn'] * 3
+  assert state.num_labeled == 26 and all(r['query/size'] == 8 for r in state.history[:2])
+  assert state.history[0]['arch/params'] == count_params(state.train_state.params) == 6 * 9 + 6 + 6 * 2 + 2
+  assert all(0.0 <= r['test/accuracy'] <= 1.0 for r in state.history)
+  again = run(tmp_path)  # Restored from disk, by the model's name: finished, nothing trained.
+  assert again.arch == 'tiny_cnn' and again.history == state.history

@@ -1,9 +1,9 @@
-"""Tests for jal.metrics."""
+"""Tests for jal.metrics and the mean ± SE format of jal.report."""
 
 import numpy as np
 import pytest
 
-from jal import metrics
+from jal import metrics, report
 
 
 def test_aubc_is_normalised_trapezoid_area():
@@ -26,7 +26,9 @@ def test_mean_se_and_paired_difference():
   assert metrics.mean_se([0.5]) == (0.5, 0.0)
   # Paired: a constant offset has zero standard error even when the seeds vary a lot.
   assert metrics.paired_difference([0.9, 0.5, 0.7], [0.8, 0.4, 0.6]) == pytest.approx((0.1, 0.0))
-  assert metrics.format_mean_se([0.8, 0.8]) == '0.8000 ± 0.0000'
+  assert report.format_pm(metrics.mean_se([0.8, 0.8])) == '0.8000 ± 0.0000'
+  assert report.format_pm((0.01, 0.002), signed=True) == '+0.0100 ± 0.0020'
+  assert report.format_pm(None) == '—'
 
 
 @pytest.mark.parametrize('call, message', [

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import pytest
 
 from jal import models, search_space
-from jal.models import build_model, count_params, init_variables
+from jal.models import ModelConfig, build_model, count_params, init_variables
 from jal.search_space import Architecture, SearchSpace
 
 
@@ -19,7 +19,7 @@ def _shapes(model, image_shape):
     (True, {(1, 1): 76_682, (2, 4): 11_178_762}), (False, {(1, 1): 76_490, (2, 4): 11_173_962})])
 def test_trainable_param_counts_match_spec(conv_bias, counts):
   for (blocks, stacks), expected in counts.items():
-    variables = _shapes(build_model(Architecture(blocks, stacks), 10, conv_bias=conv_bias), (32, 32, 3))
+    variables = _shapes(build_model(Architecture(blocks, stacks), 10, ModelConfig(conv_bias=conv_bias)), (32, 32, 3))
     assert count_params(variables['params']) == expected
 
 
@@ -34,12 +34,12 @@ def test_counts_with_batchnorm_statistics_match_spec():
 @pytest.mark.parametrize('in_channels, width, conv_bias', [(3, 64, True), (1, 16, False), (1, 8, True)])
 def test_search_space_count_agrees_with_model_on_4x4_grid(in_channels, width, conv_bias):
   for arch in SearchSpace(4, 4).nodes():
-    variables = _shapes(build_model(arch, 7, width=width, conv_bias=conv_bias), (32, 32, in_channels))
+    variables = _shapes(build_model(arch, 7, ModelConfig(width=width, conv_bias=conv_bias)), (32, 32, in_channels))
     assert count_params(variables['params']) == arch.num_params(7, in_channels, width, conv_bias), arch
 
 
 def test_outputs_shapes_and_stages():
-  model = build_model(Architecture(1, 3), 5, width=4)
+  model = build_model(Architecture(1, 3), 5, ModelConfig(width=4))
   images = jax.random.normal(jax.random.key(0), (2, 16, 16, 1))
   variables = init_variables(model, jax.random.key(1), (16, 16, 1))
   output = model.apply(variables, images)
@@ -51,7 +51,7 @@ def test_outputs_shapes_and_stages():
 
 
 def test_batchnorm_train_mode_updates_batch_stats():
-  model = build_model(Architecture(1, 1), 3, width=4)
+  model = build_model(Architecture(1, 1), 3, ModelConfig(width=4))
   variables = init_variables(model, jax.random.key(0), (8, 8, 1))
   images = jax.random.normal(jax.random.key(1), (4, 8, 8, 1)) * 3 + 1
   _, updates = model.apply(variables, images, train=True, mutable=['batch_stats'])
@@ -61,7 +61,7 @@ def test_batchnorm_train_mode_updates_batch_stats():
 
 
 def test_dropout_slot_only_when_asked():
-  model = build_model(Architecture(1, 1), 3, width=8, dropout_rate=0.5)
+  model = build_model(Architecture(1, 1), 3, ModelConfig(width=8, dropout_rate=0.5))
   variables = init_variables(model, jax.random.key(0), (8, 8, 1))
   images = jax.random.normal(jax.random.key(1), (4, 8, 8, 1))
   eval_a = model.apply(variables, images).logits
@@ -74,7 +74,7 @@ def test_dropout_slot_only_when_asked():
 
 
 def test_head_runs_alone_on_embeddings():
-  model = build_model(Architecture(1, 1), 3, width=8)
+  model = build_model(Architecture(1, 1), 3, ModelConfig(width=8))
   variables = init_variables(model, jax.random.key(0), (8, 8, 1))
   output = model.apply(variables, jnp.ones((2, 8, 8, 1)))
   head = models.Head(3)
@@ -98,7 +98,7 @@ def test_register_block_plugs_into_model_and_search_space():
   models.register_block('plain', PlainBlock, search_space.BlockSpec(2, count))
   try:
     arch = Architecture(2, 2, block='plain')
-    variables = _shapes(build_model(arch, 4, width=4), (8, 8, 1))
+    variables = _shapes(build_model(arch, 4, ModelConfig(width=4)), (8, 8, 1))
     assert count_params(variables['params']) == arch.num_params(4, 1, 4)
   finally:
     del models.BLOCK_MODULES['plain'], search_space.BLOCKS['plain']
@@ -108,6 +108,6 @@ def test_build_model_rejects_bad_arguments():
   with pytest.raises(ValueError, match='num_classes'):
     build_model(Architecture(1, 1), 1)
   with pytest.raises(ValueError, match='dropout_rate'):
-    build_model(Architecture(1, 1), 10, dropout_rate=1.0)
+    build_model(Architecture(1, 1), 10, ModelConfig(dropout_rate=1.0))
   with pytest.raises(ValueError, match='conv_impl'):
-    build_model(Architecture(1, 1), 10, conv_impl='fft')
+    build_model(Architecture(1, 1), 10, ModelConfig(conv_impl='fft'))

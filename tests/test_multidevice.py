@@ -17,7 +17,7 @@ _SCRIPT = textwrap.dedent('''
     images = rng.normal(size=(96, 8, 8, 1)).astype(np.float32)
     labels = (images[:, 2:6, 2:6, 0].mean(axis=(1, 2)) > 0).astype(np.int32)
     mask = np.arange(96) < 70
-    model = jal.build_model(jal.Architecture(1, 2), 2, width=4)
+    model = jal.build_model(jal.Architecture(1, 2), 2, jal.ModelConfig(width=4))
     config = jal.TrainConfig(epochs=3, examples_per_epoch=64, batch_size=16, learning_rate=0.05,
                              augment=jal.AugmentConfig(flip=True, shift=1))
     runs = {}

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from jal import models, query
-from jal.models import build_model, init_variables
+from jal.models import ModelConfig, build_model, init_variables
+from jal.predict import predict
 from jal.search_space import Architecture
-from jal.train import predict
 
 
 def _inputs(n=60, classes=4, dim=6, labeled=10, seed=0):
@@ -191,7 +191,7 @@ def test_user_strategy_plugs_in():
 
 
 def test_mc_dropout_runs_only_the_head_and_matches_explicit_passes():
-  model = build_model(Architecture(1, 1), 3, width=8, dropout_rate=0.5)
+  model = build_model(Architecture(1, 1), 3, ModelConfig(width=8, dropout_rate=0.5))
   variables = init_variables(model, jax.random.key(0), (8, 8, 1))
   images = jax.random.normal(jax.random.key(1), (37, 8, 8, 1))
   embeddings = predict(model, variables, images).embeddings
@@ -212,5 +212,5 @@ def test_mc_dropout_runs_only_the_head_and_matches_explicit_passes():
   twice = query.mc_dropout_stats(model, variables, repeated, 5, jax.random.key(2), max_elements=5 * 8 * 10)
   assert not np.allclose(twice.mean_probs[:10], twice.mean_probs[10:], atol=1e-4)
   with pytest.raises(ValueError, match='dropout rate'):
-    query.mc_dropout_stats(build_model(Architecture(1, 1), 3, width=8), variables, embeddings, 5,
+    query.mc_dropout_stats(build_model(Architecture(1, 1), 3, ModelConfig(width=8)), variables, embeddings, 5,
                            jax.random.key(0))

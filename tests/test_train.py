@@ -11,9 +11,10 @@ import optax
 import pytest
 
 from jal.augment import AugmentConfig
-from jal.models import build_model
+from jal.models import ModelConfig, build_model
+from jal.predict import evaluate, predict
 from jal.search_space import Architecture
-from jal.train import TrainConfig, evaluate, predict, train
+from jal.train import TrainConfig, train
 
 # `jal.train` the attribute is the function; the module is reached through the import system.
 train_lib = importlib.import_module('jal.train')
@@ -23,12 +24,12 @@ TINY = TrainConfig(epochs=2, examples_per_epoch=32, batch_size=16, learning_rate
 
 
 def _model(classes=2, width=4, arch=(1, 1)):
-  return build_model(Architecture(*arch), classes, width=width)
+  return build_model(Architecture(*arch), classes, ModelConfig(width=width))
 
 
 def test_model_learns_fashion_mnist(fashion_mnist):
   pool, test = fashion_mnist.pool, fashion_mnist.test
-  model = build_model(Architecture(1, 1), 10, width=16)
+  model = build_model(Architecture(1, 1), 10, ModelConfig(width=16))
   config = TrainConfig(epochs=8, examples_per_epoch=1024, batch_size=64, learning_rate=0.1,
                        augment=AugmentConfig(flip=False, shift=2), eval_every=4)
   mask = np.zeros(len(pool), bool)
@@ -47,11 +48,11 @@ def test_model_learns_fashion_mnist(fashion_mnist):
 def test_several_seeds_equal_single_runs(tiny_problem, seeds):
   images, labels = tiny_problem
   model = _model()
-  config = dataclasses.replace(TINY, seeds=seeds)
+  config = dataclasses.replace(TINY, seed_parallelism=seeds)
   keys = jax.random.split(jax.random.key(3), 3)
   together = train(model, config, images, labels, keys)
   for index in range(3):
-    alone = train(model, dataclasses.replace(TINY, seeds='sequential'), images, labels, keys[index])
+    alone = train(model, dataclasses.replace(TINY, seed_parallelism='sequential'), images, labels, keys[index])
     chex.assert_trees_all_close(together.state_for_seed(index).params, alone.state_for_seed(0).params,
                                 atol=1e-4, rtol=1e-4)
     assert together.history[index][-1]['train/loss'] == pytest.approx(
@@ -90,7 +91,7 @@ def test_batches_come_only_from_the_labelled_set(tiny_problem):
 def test_fraction_truncates_the_schedule(tiny_problem):
   images, labels = tiny_problem
   config = dataclasses.replace(TINY, epochs=4)
-  result = train(_model(), config, images, labels, jax.random.key(0), fraction=0.25)
+  result = train(_model(), config, images, labels, jax.random.key(0), schedule_fraction=0.25)
   assert int(result.state.step[0]) == config.total_steps // 4
   assert result.history[0][-1]['epoch'] == 1
 
@@ -164,4 +165,4 @@ def test_bad_config_is_rejected():
   with pytest.raises(ValueError, match='examples_per_epoch >= batch_size'):
     TrainConfig(examples_per_epoch=10, batch_size=16)
   with pytest.raises(ValueError, match="'auto', 'vmap' or 'sequential'"):
-    TrainConfig(seeds='parallel')
+    TrainConfig(seed_parallelism='parallel')

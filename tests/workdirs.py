@@ -3,16 +3,20 @@
 import os
 
 from experiments.configs import active_learning as active_learning_config
+from jal import experiment
 
 
 def smoke_config(**overrides):
   """The active-learning smoke config, one strategy (entropy) and one seed; 'section.field' keys override."""
   config = active_learning_config.get_config('smoke')
-  config.strategies = 'entropy'
-  config.seeds = '0'
+  config.strategies = ('entropy',)
+  config.seeds = (0,)
   for key, value in overrides.items():
     section, _, field = key.rpartition('.')
-    (config[section] if section else config)[field] = value
+    parent = config[section] if section else config
+    if isinstance(parent[field], tuple) and isinstance(value, str):
+      value = experiment.names(value)  # 'entropy,margin', as a flag would give it.
+    parent[field] = value
   return config
 
 

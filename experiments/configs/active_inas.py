@@ -6,17 +6,17 @@
            200 epochs (50 for candidates)
 """
 
-from experiments.configs import common
+from jal import experiment
 
 
 def get_config(arg: str = ''):
-  config = common.base()
-  config.policies = 'inas'
-  config.strategies = 'least_confidence'    # Softmax response; 'mc_variance' and 'coreset' too.
-  config.seeds = '0'
+  config = experiment.base_config()
+  config.policies = ('inas',)
+  config.strategies = ('least_confidence',)  # Softmax response; 'mc_variance' and 'coreset' too.
+  config.seeds = (0,)
   config.budget.initial = 200
   config.budget.per_round = 200
   config.budget.total = 1000
   config.inas.schedule = 'compressed'       # At CPU scale a truncated quarter-schedule ranks candidates poorly.
   config.inas.candidate_fraction = 0.5
-  return common.apply(config, arg)
+  return experiment.apply_scale(config, arg)

@@ -5,12 +5,12 @@
   'paper'  the active-iNAS protocol on CIFAR-10 (GPU/TPU)
 """
 
-from experiments.configs import common
+from jal import experiment
 
 
 def get_config(arg: str = ''):
-  config = common.base()
-  config.strategies = 'random,least_confidence,margin,entropy,bald,coreset,kmeans,badge'
+  config = experiment.base_config()
+  config.strategies = ('random', 'least_confidence', 'margin', 'entropy', 'bald', 'coreset', 'kmeans', 'badge')
   if arg == 'smoke':
-    config.strategies = 'random,entropy'
-  return common.apply(config, arg)
+    config.strategies = ('random', 'entropy')
+  return experiment.apply_scale(config, arg)

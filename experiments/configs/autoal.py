@@ -11,21 +11,22 @@
 
 import ml_collections
 
-from experiments.configs import common
+from jal import experiment
 
 
 def get_config(arg: str = ''):
   variant, _, scale = arg.partition(':') if arg.startswith('three') else ('', '', arg)
-  config = common.base()
-  config.policies = 'fixed:A(1,2)'
-  config.strategies = 'autoal,least_confidence,margin,entropy,kmeans,bald,variation_ratio,mean_std,random'
+  config = experiment.base_config()
+  config.policies = ('fixed:A(1,2)',)
+  config.strategies = ('autoal', 'least_confidence', 'margin', 'entropy', 'kmeans', 'bald', 'variation_ratio',
+                       'mean_std', 'random')
   config.budget.total = 600
   config.train.epochs = 20
   config.train.examples_per_epoch = 2048
   config.model.mc_passes = 10                  # AutoAL's T, for its MC-dropout candidates alone too.
 
   config.autoal = autoal = ml_collections.ConfigDict()
-  autoal.candidates = 'least_confidence,margin,entropy,kmeans,bald,variation_ratio,mean_std'
+  autoal.candidates = ('least_confidence', 'margin', 'entropy', 'kmeans', 'bald', 'variation_ratio', 'mean_std')
   autoal.arch = 'A(1,1)'                       # FitNet and SearchNet backbone (the paper: ResNet-18, A(2,4)).
   autoal.width = 16
   autoal.batch_size = 64
@@ -48,25 +49,25 @@ def get_config(arg: str = ''):
   autoal.mc_dropout_rate = 0.5
 
   if variant == 'three':
-    autoal.candidates = 'entropy,kmeans,bald'
-    config.strategies = 'autoal,entropy,kmeans,bald,random'
+    autoal.candidates = ('entropy', 'kmeans', 'bald')
+    config.strategies = ('autoal', 'entropy', 'kmeans', 'bald', 'random')
   if scale == 'smoke':
-    config.strategies = 'autoal,entropy,kmeans,random'
-    autoal.candidates = 'entropy,kmeans'
+    config.strategies = ('autoal', 'entropy', 'kmeans', 'random')
+    autoal.candidates = ('entropy', 'kmeans')
     autoal.width = 4
     autoal.batch_size = 16
     autoal.pretrain_steps = 3
     autoal.cycles = 2
     autoal.mc_passes = 3
     autoal.num_threshold_samples = 256
-  config = common.apply(config, scale)
+  config = experiment.apply_scale(config, scale)
   if scale == 'paper':
     config.budget.initial = 2000
     config.budget.per_round = 1000
     config.budget.total = 19_000               # 18 rounds of training: 2000, 3000, ..., 19,000 labels.
     config.budget.grown_per_round = 0
     config.budget.grow_after = 0
-    config.policies = 'fixed:A(2,4)'
+    config.policies = ('fixed:A(2,4)',)
     autoal.arch = 'A(2,4)'
     autoal.width = 64
     autoal.batch_size = 128

@@ -8,22 +8,22 @@ architectures for AUC-GAIN (Figure 6b).
   'paper'  the published protocol on CIFAR-10 (GPU/TPU)
 """
 
-from experiments.configs import common
+from jal import experiment
 
 
 def get_config(arg: str = ''):
-  config = common.base()
-  config.policies = 'inas,fixed:A(1,2),fixed:A(2,4)'
-  config.strategies = 'least_confidence,mc_variance,coreset,random'
-  config.skip = 'inas/random'
+  config = experiment.base_config()
+  config.policies = ('inas', 'fixed:A(1,2)', 'fixed:A(2,4)')
+  config.strategies = ('least_confidence', 'mc_variance', 'coreset', 'random')
+  config.skip = ('inas/random',)
   config.baseline_policy = 'fixed:A(1,2)'
   config.budget.total = 600
   config.train.epochs = 10
   config.inas.schedule = 'compressed'
   config.inas.candidate_fraction = 0.5
   if arg == 'smoke':
-    config.policies = 'inas,fixed:A(1,1)'
-    config.strategies = 'least_confidence,random'
-    config.skip = ''
+    config.policies = ('inas', 'fixed:A(1,1)')
+    config.strategies = ('least_confidence', 'random')
+    config.skip = ()
     config.baseline_policy = 'fixed:A(1,1)'
-  return common.apply(config, arg)
+  return experiment.apply_scale(config, arg)

@@ -1,10 +1,9 @@
-"""Comparisons of active learners over paired seeds: runs, resumable result rows, tables and figures.
+"""Reports of comparisons: result rows -> AUBC (mean ± SE), paired differences, AUC-GAIN, tables and figures.
 
-A method is (architecture policy, query strategy): 'fixed:A(1,2)' or 'inas', with any registered strategy.
-`run_grid` runs every (policy, strategy, seed) not already complete in a rows file (JSON lines, one per round),
-so an interrupted comparison resumes at the last finished run. `summarize` computes AUBC (mean ± SE), paired
-differences and AUC-GAIN against the passive learner (random queries, same policy and seeds); the figures are
-those of active-iNAS §5 (learning curves per query function, the architecture trajectory, AUC-GAIN).
+Rows are JSON lines, one per (policy, strategy, seed, round), as `jal.experiment` writes them. `summarize`
+computes AUBC, paired differences and AUC-GAIN against the passive learner (random queries, same policy and
+seeds); the figures are those of active-iNAS §5 (learning curves per query function, the architecture trajectory,
+AUC-GAIN) and AutoAL's strategy weights. Reports read rows; they run nothing.
 """
 
 from __future__ import annotations
@@ -12,126 +11,50 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from absl import logging
 
-from jal import inas as inas_lib
-from jal import loop, metrics, plots
-from jal.data import Splits
-from jal.search_space import parse_architecture
-
-
-def make_policy(spec: str, inas_config: inas_lib.INASConfig) -> loop.ArchitecturePolicy:
-  """'fixed:A(i,j)' -> `loop.fixed`, 'inas' -> `inas.inas_policy`; anything else is a ValueError."""
-  if spec == 'inas':
-    return inas_lib.inas_policy(inas_config)
-  if spec.startswith('fixed:'):
-    return loop.fixed(parse_architecture(spec[len('fixed:'):]))
-  raise ValueError(f"Unknown architecture policy {spec!r}; use 'inas' or 'fixed:A(i,j)'.")
+from jal import metrics, plots
 
 
 def read_rows(path: str) -> list[dict]:
-  """The rows of a JSON-lines file ([] if it does not exist)."""
+  """The rows of a JSON-lines file ([] if it does not exist).
+
+  A last line cut short by a kill mid-write is skipped with a warning (its run's rows come back from the run's
+  checkpoint); an unreadable line elsewhere is an error naming the file and the line.
+  """
   if not os.path.exists(path):
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
-def _write_rows(path: str, rows: Sequence[dict]) -> None:
-  """Rewrites a rows file atomically (a temporary file renamed over it)."""
-  with open(path + '.tmp', 'w') as f:
-    f.writelines(json.dumps(r) + '\n' for r in rows)
-  os.replace(path + '.tmp', path)
-
-
-def run_slug(policy: str, strategy: str, seed: int) -> str:
-  """A directory name for one run: 'fixed:A(1,2)', 'entropy', 0 -> 'fixed_A1-2__entropy__seed0'."""
-  clean = lambda text: re.sub(r'[^A-Za-z0-9_.-]+', '_', text.replace(',', '-')).replace('(', '').strip('_')  # noqa: E731
-  return f'{clean(policy)}__{clean(strategy)}__seed{seed}'
-
-
-def run_grid(
-    splits: Splits,
-    policies: Sequence[str],
-    strategies: Sequence[str],
-    seeds: Sequence[int],
-    loop_config_for: Callable[[str], loop.LoopConfig],
-    inas_config: inas_lib.INASConfig,
-    rows_path: str,
-    on_round: Callable[[dict], None] | None = None,
-    skip: Sequence[tuple[str, str]] = (),
-    querier_for: Callable[[str], str | loop.Querier] = lambda name: name,
-    checkpoint_dir: str | None = None,
-    run_config: dict | None = None,
-    oracle: loop.Oracle | None = None,
-) -> list[dict]:
-  """Runs every (policy, strategy, seed) whose rounds are not all in `rows_path`; returns all complete rows.
-
-  Args:
-    loop_config_for: strategy -> its LoopConfig (MC-dropout strategies train with dropout).
-    on_round: called with each new row (progress reports).
-    skip: (policy, strategy) pairs not to run (e.g. ('inas', 'random') when random only serves as the passive
-      learner of the fixed architectures).
-    querier_for: strategy name -> what `loop.run` takes: the name itself for registered strategies, a
-      `loop.Querier` for methods with state ('autoal').
-    checkpoint_dir: if set, each run is a `jal.session.Session` in its own sub-directory, checkpointed after
-      every phase: an interrupted run resumes where it stopped instead of from its first round.
-    run_config: what determines a run besides (policy, strategy, seed); a checkpoint written under another is
-      refused.
-    oracle: who labels (default: the pool's own labels); `jal.labelling.HumanOracle` for people.
-  """
-  from jal import session as session_lib  # Local: Orbax loads only for checkpointed grids.
-
-  queriers = {name: querier_for(name) for name in strategies}
-  for querier in queriers.values():
-    loop.strategy_needs(querier)  # Fail on a typo before any training.
-  made = {spec: make_policy(spec, inas_config) for spec in policies}
-  rows = read_rows(rows_path)
-  todo = []
-  for spec in policies:
-    for strategy in strategies:
-      if (spec, strategy) in set(skip):
+  with open(path, encoding='utf-8') as f:
+    lines = f.read().split('\n')
+  rows = []
+  for number, line in enumerate(lines, start=1):
+    if not line.strip():
+      continue
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError as error:
+      if all(not rest.strip() for rest in lines[number:]):
+        logging.warning('%s: line %d is cut short (an interrupted write); ignoring it.', path, number)
         continue
-      num_rounds = len(loop_config_for(strategy).schedule.label_counts())
-      for seed in seeds:
-        done = [r for r in rows if (r['policy'], r['strategy'], r['seed']) == (spec, strategy, seed)]
-        if len(done) != num_rounds:
-          todo.append((spec, strategy, seed))
-  if not todo:
-    logging.info('Every run is complete in %s; nothing to do.', rows_path)
-    print(f'Every run is complete in {rows_path}; nothing to do.', flush=True)
-  for spec, strategy, seed in todo:
-    def mine(r, spec=spec, strategy=strategy, seed=seed):
-      return (r['policy'], r['strategy'], r['seed']) == (spec, strategy, seed)
-
-    rows[:] = [r for r in rows if not mine(r)]  # A partial run's rows come back from its checkpoint, if any.
-    _write_rows(rows_path, rows)
-
-    def record(state, spec=spec, seed=seed):
-      row = dict(state.history[-1], policy=spec, seed=seed)
-      with open(rows_path, 'a') as f:
-        f.write(json.dumps(row) + '\n')
-      rows.append(row)
-      if on_round is not None:
-        on_round(row)
-
-    def resume(state, spec=spec, seed=seed):
-      rows.extend(dict(r, policy=spec, seed=seed) for r in state.history)
-      _write_rows(rows_path, rows)
-
-    config = loop_config_for(strategy)
-    if checkpoint_dir is None:
-      loop.run(splits, config, queriers[strategy], made[spec], oracle, seed=seed, on_round=record)
-    else:
-      run_session = session_lib.Session(os.path.join(checkpoint_dir, run_slug(spec, strategy, seed)),
-                                        {**(run_config or {}), 'policy': spec, 'strategy': strategy, 'seed': seed})
-      session_lib.run(run_session, splits, config, queriers[strategy], made[spec], oracle, seed=seed,
-                      on_round=record, on_resume=resume)
+      raise ValueError(f'{path}, line {number}, is not JSON ({error.msg}). Delete that line (the run it belongs '
+                       'to is rebuilt from its checkpoint) and run again.') from error
   return rows
+
+
+def round_line(row: dict, elapsed: float | None = None) -> str:
+  """One line per round for people: the architecture, iNAS's candidate errors, accuracy and the phase times."""
+  candidates = ', '.join(f"{k.split('/')[-1]} {v:.3f}" for k, v in row.items()
+                         if k.startswith('nas/step') and isinstance(v, float))
+  return (f"{row['policy']} {row['strategy']} seed {row['seed']} round {row['round']}: {row['num_labeled']} "
+          f"labels, {row['arch']} ({row['arch/params']} params), test accuracy {row['test/accuracy']:.4f}"
+          + (f' | iNAS validation errors: {candidates}' if candidates else '')
+          + f" | nas {row['time/nas']:.1f}s train {row['time/train']:.1f}s"
+          + (f" search {row['time/search']:.1f}s" if 'time/search' in row else '')
+          + f" score {row['time/score']:.1f}s select {row['time/select']:.2f}s"
+          + (f' | {elapsed:.0f}s elapsed' if elapsed is not None else ''))
 
 
 def curves(rows: Sequence[dict]) -> dict[tuple[str, str], dict[int, dict[str, list]]]:

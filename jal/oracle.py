@@ -1,4 +1,5 @@
-"""Labelling by people: the items a query picked, written as files to label, and the answers read back.
+"""Oracles: who answers the loop's label requests. The simulated oracle reveals a pool's known labels; the human
+oracle writes the items a query picked as files for people and reads their answers back.
 
 After a query `HumanOracle` writes `queries/round_<r>/`: `index.csv` (position, item id, image file),
 one PNG per item, `contact_sheet.png` (every item, numbered) and `labels_template.csv` (item_id,label to fill
@@ -15,10 +16,37 @@ import dataclasses
 import math
 import os
 import re
+from typing import Protocol
 
 import numpy as np
 
 from jal.data import Splits
+
+
+class Oracle(Protocol):
+  """Answers label requests: `label(indices [b] int, round_index) -> [b] int class indices`.
+
+  A human oracle may instead raise `LabelsRequested` after writing the items to label; the loop's checkpoint keeps
+  the query, and the next run with the answers continues from it.
+  """
+
+  def label(self, indices: np.ndarray, round_index: int) -> np.ndarray:
+    ...
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SimulatedOracle:
+  """Reveals the known labels of a pool (the standard simulated active-learning protocol)."""
+
+  labels: np.ndarray
+
+  def label(self, indices: np.ndarray, round_index: int = 0) -> np.ndarray:
+    del round_index
+    labels = np.asarray(self.labels)[np.asarray(indices)]
+    if np.any(labels < 0):
+      raise ValueError('The pool has no known labels for some queried items (an unlabelled image folder): '
+                       'only a human oracle can label them (jal.oracle.HumanOracle, --config.oracle=human).')
+    return labels
 
 
 class LabelsRequested(Exception):

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from workdirs import smoke_config, snapshot
 
-from experiments import comparison
-from jal import data, labelling
+from jal import data, experiment, report
+from jal import oracle as oracle_lib
 
 
 def _answer(query_dir, label_of, path, edit=None):
@@ -34,12 +34,12 @@ def test_human_labelling_round_trip(tmp_path, fashion_mnist):
   del fashion_mnist
   workdir = str(tmp_path / 'work')
   config = _human_config()
-  splits = comparison.load_data(config)
+  splits = experiment.load_data(config)
   true_label = lambda row: int(splits.pool.labels[int(row['pool_index'])])  # noqa: E731
 
   # 1. The initial labels are asked for: files written, a clean stop that says what to do.
-  with pytest.raises(labelling.LabelsRequested, match='--labels='):
-    comparison.run(config, workdir)
+  with pytest.raises(oracle_lib.LabelsRequested, match='--labels='):
+    experiment.run(config, workdir)
   initial = os.path.join(workdir, 'queries', 'initial')
   for name in ('index.csv', 'contact_sheet.png', 'labels_template.csv', 'classes.txt'):
     assert os.path.getsize(os.path.join(initial, name)) > 0
@@ -50,8 +50,8 @@ def test_human_labelling_round_trip(tmp_path, fashion_mnist):
 
   # 2. Answer with class names: round 0 trains and the next query goes out.
   names = splits.pool.class_names
-  with pytest.raises(labelling.LabelsRequested, match='Round 0 asks for 20 labels'):
-    comparison.run(config, workdir, _answer(initial, lambda r: names[true_label(r)], tmp_path / 'initial.csv'))
+  with pytest.raises(oracle_lib.LabelsRequested, match='Round 0 asks for 20 labels'):
+    experiment.run(config, workdir, _answer(initial, lambda r: names[true_label(r)], tmp_path / 'initial.csv'))
   round_0 = os.path.join(workdir, 'queries', 'round_0')
   before = snapshot(os.path.join(workdir, 'checkpoints'))
 
@@ -63,8 +63,8 @@ def test_human_labelling_round_trip(tmp_path, fashion_mnist):
     return rows
 
   bad = _answer(round_0, true_label, tmp_path / 'bad.csv', spoil)
-  with pytest.raises(labelling.LabelFileError) as refused:
-    comparison.run(config, workdir, bad)
+  with pytest.raises(oracle_lib.LabelFileError) as refused:
+    experiment.run(config, workdir, bad)
   message = str(refused.value)
   assert 'nothing was applied' in message
   assert 'line 2: class 12 is out of range' in message
@@ -74,9 +74,9 @@ def test_human_labelling_round_trip(tmp_path, fashion_mnist):
   assert snapshot(os.path.join(workdir, 'checkpoints')) == before
 
   # 4. The right file continues the session: round 1, then the last query, then the end.
-  with pytest.raises(labelling.LabelsRequested, match='Round 1'):
-    comparison.run(config, workdir, _answer(round_0, true_label, tmp_path / 'round0.csv'))
-  summary = comparison.run(config, workdir, _answer(os.path.join(workdir, 'queries', 'round_1'), true_label,
+  with pytest.raises(oracle_lib.LabelsRequested, match='Round 1'):
+    experiment.run(config, workdir, _answer(round_0, true_label, tmp_path / 'round0.csv'))
+  summary = experiment.run(config, workdir, _answer(os.path.join(workdir, 'queries', 'round_1'), true_label,
                                                     tmp_path / 'round1.csv'))
   (method,) = summary['methods']
   assert method['strategy'] == 'entropy' and len(method['aubc']) == 1
@@ -85,9 +85,7 @@ def test_human_labelling_round_trip(tmp_path, fashion_mnist):
 
 
 def compare_rows(workdir):
-  from jal import compare
-
-  return sorted(compare.read_rows(os.path.join(workdir, 'rounds.jsonl')), key=lambda r: r['round'])
+  return sorted(report.read_rows(os.path.join(workdir, 'rounds.jsonl')), key=lambda r: r['round'])
 
 
 def _image_folder(root, fashion_mnist, seeds_per_class=2, unlabeled=30, test_per_class=3):
@@ -122,12 +120,12 @@ def test_image_folder_is_a_pool_labelled_by_people(tmp_path, fashion_mnist):
   workdir = str(tmp_path / 'work')
   config = _human_config(**{'data.name': 'folder', 'data.data_dir': str(tmp_path / 'images'), 'budget.per_round': 5,
                       'budget.total': 16})
-  with pytest.raises(labelling.LabelsRequested, match='Round 0 asks for 5 labels'):
-    comparison.run(config, workdir)
+  with pytest.raises(oracle_lib.LabelsRequested, match='Round 0 asks for 5 labels'):
+    experiment.run(config, workdir)
   query = os.path.join(workdir, 'queries', 'round_0')
   labels = _answer(query, lambda r: truth[r['item_id']], tmp_path / 'labels.csv')
-  with pytest.raises(labelling.LabelsRequested, match='Round 1 asks for 5 labels'):
-    comparison.run(config, workdir, labels)
+  with pytest.raises(oracle_lib.LabelsRequested, match='Round 1 asks for 5 labels'):
+    experiment.run(config, workdir, labels)
   rows = compare_rows(workdir)
   assert [r['num_labeled'] for r in rows] == [6]
 
@@ -137,5 +135,5 @@ def test_a_folder_pool_cannot_be_simulated(tmp_path, fashion_mnist):
   config = _human_config(**{'data.name': 'folder', 'data.data_dir': str(tmp_path / 'images')})
   config.oracle = 'simulated'
   with pytest.raises(ValueError, match='only people can label'):
-    comparison.run(config, str(tmp_path / 'work'))
+    experiment.run(config, str(tmp_path / 'work'))
   assert not os.path.exists(tmp_path / 'work')

@@ -1,4 +1,4 @@
-"""Tests for jal.session: checkpoints after every phase, exact resume after SIGKILL, refusal of other configs."""
+"""Tests for the loop's checkpointed resume: after every phase, exact after SIGKILL, refusing other configs."""
 
 import dataclasses
 import json
@@ -12,12 +12,13 @@ import jax
 import numpy as np
 import pytest
 
-from jal import autoal, data, inas, loop, session
+from jal import autoal, checkpoint, data, inas, loop
+from jal.models import ModelConfig
 from jal.search_space import Architecture, SearchSpace
 from jal.train import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKER = os.path.join(ROOT, 'tests', 'session_worker.py')
+WORKER = os.path.join(ROOT, 'tests', 'resume_worker.py')
 
 
 def _worker(workdir):
@@ -60,7 +61,8 @@ def small(fashion_mnist):
   splits = data.Splits(data.Dataset(fashion_mnist.pool.images[:300], fashion_mnist.pool.labels[:300], 10),
                        None, fashion_mnist.test.subset(np.arange(200)), fashion_mnist.mean, fashion_mnist.std)
   config = loop.LoopConfig(loop.BudgetSchedule(20, 20, 60), TrainConfig(epochs=2, examples_per_epoch=64,
-                                                                        batch_size=32), width=4, mc_passes=3)
+                                                                        batch_size=32), ModelConfig(width=4),
+                           mc_passes=3)
   return splits, config
 
 
@@ -68,31 +70,32 @@ class Crash(Exception):
   pass
 
 
-def _crash_at(round_index, phase):
-  def on_round_phase(state, progress):
-    if state.round == round_index and progress.phase == phase:
+class CrashingCheckpointer(checkpoint.Checkpointer):
+  """Saves, then raises once the save of (round, phase) is complete: a kill right after that checkpoint."""
+
+  def __init__(self, directory, config, crash_at):
+    super().__init__(directory, config)
+    self.crash_at, self.saved = crash_at, []
+
+  def save(self, step, tree, metadata):
+    super().save(step, tree, metadata)
+    self.saved.append((metadata['round'], metadata['phase'], metadata['done']))
+    if (metadata['round'], metadata['phase']) == self.crash_at:
       raise Crash()
-  return on_round_phase
 
 
 def _without_times(history):
   return [{k: v for k, v in r.items() if not k.startswith('time/')} for r in history]
 
 
-def _run_with_crash(tmp_path, splits, config, strategy, policy, run_config, crash):
-  """Runs to the end; with `crash`, first runs until a phase raises, then resumes from the checkpoint."""
-  if crash is not None:
-    s = session.Session(tmp_path, run_config)
-    original = s.save
-
-    def save_then_crash(state, progress, done=False):
-      original(state, progress, done)
-      crash(state, progress)
-
-    s.save = save_then_crash
+def _run_with_crash(directory, splits, config, strategy, policy, run_config, crash_at):
+  """Runs to the end; with `crash_at`, first runs until that checkpoint, then resumes from disk."""
+  if crash_at is not None:
     with pytest.raises(Crash):
-      session.run(s, splits, config, strategy, policy, seed=0)
-  return session.run(session.Session(tmp_path, run_config), splits, config, strategy, policy, seed=0)
+      loop.run(splits, config, strategy, policy, seed=0,
+               checkpointer=CrashingCheckpointer(directory, run_config, crash_at))
+  return loop.run(splits, config, strategy, policy, seed=0,
+                  checkpointer=checkpoint.Checkpointer(directory, run_config))
 
 
 def test_autoal_and_inas_state_resume_exactly(tmp_path, small):
@@ -105,7 +108,7 @@ def test_autoal_and_inas_state_resume_exactly(tmp_path, small):
   policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(1, 2), candidate_fraction=0.5))
   run_config = {'case': 'autoal+inas'}
   straight = _run_with_crash(tmp_path / 'a', splits, config, querier, policy, run_config, None)
-  resumed = _run_with_crash(tmp_path / 'b', splits, config, querier, policy, run_config, _crash_at(0, 'query'))
+  resumed = _run_with_crash(tmp_path / 'b', splits, config, querier, policy, run_config, (0, 'query'))
   assert resumed.query_state is not None and len(resumed.history) == 3
   assert _without_times(resumed.history) == _without_times(straight.history)
   np.testing.assert_array_equal(resumed.labeled_mask, straight.labeled_mask)
@@ -115,29 +118,27 @@ def test_autoal_and_inas_state_resume_exactly(tmp_path, small):
 
 def test_every_phase_is_checkpointed_and_a_finished_run_does_nothing(tmp_path, small):
   splits, config = small
-  s = session.Session(tmp_path, {'case': 'phases'})
-  saved = []
-  original = s.save
-  s.save = lambda state, progress, done=False: (saved.append((state.round, progress.phase, done)),
-                                                 original(state, progress, done))
-  state = session.run(s, splits, config, 'entropy', loop.fixed(Architecture(1, 1)), seed=0)
-  assert saved[:4] == [(0, 'policy', False), (0, 'train', False), (0, 'query', False), (1, 'start', False)]
-  assert saved[-1] == (3, 'start', True)
+  recorder = CrashingCheckpointer(tmp_path, {'case': 'phases'}, crash_at=None)
+  state = loop.run(splits, config, 'entropy', loop.fixed(Architecture(1, 1)), seed=0, checkpointer=recorder)
+  assert recorder.saved[:4] == [(0, 'policy', False), (0, 'train', False), (0, 'query', False), (1, 'start', False)]
+  assert recorder.saved[-1] == (3, 'start', True)
 
   calls = []
-  again = session.run(session.Session(tmp_path, {'case': 'phases'}), splits, config, 'entropy',
-                      loop.fixed(Architecture(1, 1)), seed=0, on_round=calls.append)
+  again = loop.run(splits, config, 'entropy', loop.fixed(Architecture(1, 1)), seed=0,
+                   checkpointer=checkpoint.Checkpointer(tmp_path, {'case': 'phases'}), on_round=calls.append)
   assert calls == []  # Nothing was trained again.
   assert again.history == state.history
+  for a, b in zip(jax.tree_util.tree_leaves(again.train_state), jax.tree_util.tree_leaves(state.train_state)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_a_different_config_is_refused_naming_the_fields(tmp_path, small):
   splits, config = small
-  session.run(session.Session(tmp_path, {'width': 4, 'budget': {'total': 60}}), splits,
-              dataclasses.replace(config, schedule=loop.BudgetSchedule(20, 20, 40)), 'entropy',
-              loop.fixed(Architecture(1, 1)), seed=0)
+  loop.run(splits, dataclasses.replace(config, schedule=loop.BudgetSchedule(20, 20, 40)), 'entropy',
+           loop.fixed(Architecture(1, 1)), seed=0,
+           checkpointer=checkpoint.Checkpointer(tmp_path, {'width': 4, 'budget': {'total': 60}}))
   before = sorted(os.listdir(tmp_path))
-  with pytest.raises(session.CheckpointError, match=r'budget.total: 60 -> 80.*width: 4 -> 8'):
-    session.run(session.Session(tmp_path, {'width': 8, 'budget': {'total': 80}}), splits, config, 'entropy',
-                loop.fixed(Architecture(1, 1)), seed=0)
+  with pytest.raises(checkpoint.CheckpointError, match=r'budget.total: 60 -> 80.*width: 4 -> 8'):
+    loop.run(splits, config, 'entropy', loop.fixed(Architecture(1, 1)), seed=0,
+             checkpointer=checkpoint.Checkpointer(tmp_path, {'width': 8, 'budget': {'total': 80}}))
   assert sorted(os.listdir(tmp_path)) == before

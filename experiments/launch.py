@@ -1,0 +1,51 @@
+"""The absl main the active-learning binaries share: flags -> config -> `jal.experiment.run` -> printed tables."""
+
+import logging as std_logging
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from jal import checkpoint, experiment, oracle, report
+
+
+def define_flags(default_config: str):
+  """--config (locked, default experiments/configs/<default_config>), --workdir and --labels."""
+  config = config_flags.DEFINE_config_file(
+      'config', os.path.join(os.path.dirname(__file__), 'configs', default_config), lock_config=True)
+  workdir = flags.DEFINE_string('workdir', None, 'Directory for results.', required=True)
+  labels = flags.DEFINE_string(
+      'labels', None, 'With --config.oracle=human: a CSV of item_id,label answering the pending query (see '
+      'queries/round_<r>/labels_template.csv in the workdir).')
+  return config, workdir, labels
+
+
+def _quiet_orbax(record) -> bool:
+  """Drops Orbax's INFO lines (several per checkpoint); its warnings and errors still show."""
+  return not ('/orbax/' in record.pathname and record.levelno < std_logging.WARNING)
+
+
+def main_for(config_flag, workdir_flag, labels_flag):
+  """An absl main: runs the grid, prints one line per round, the tables and the final accuracies."""
+
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    logging.get_absl_handler().addFilter(_quiet_orbax)
+    try:
+      summary = experiment.run(config_flag.value, workdir_flag.value, labels_flag.value,
+                               on_row=lambda row: print(report.round_line(row), flush=True))
+    except oracle.LabelsRequested as request:
+      print(request, flush=True)  # Not an error: the session waits, checkpointed, for people.
+      return
+    except (oracle.LabelFileError, checkpoint.CheckpointError, ValueError, FloatingPointError) as error:
+      print(f'error: {error}', file=sys.stderr, flush=True)
+      sys.exit(1)
+    print(summary['table'])
+    print(summary['times'])
+    for method in summary['methods']:
+      print(f"final test accuracy of {method['policy']} {method['strategy']}: "
+            f"{report.format_pm(method['final_accuracy_mean_se'])} over {len(method['seeds'])} seed(s)")
+
+  return main

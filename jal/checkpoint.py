@@ -1,0 +1,207 @@
+"""Checkpoints of any PyTree with JSON metadata, through Orbax, restored into an abstract tree.
+
+A `Checkpointer` is one directory of numbered steps managed by Orbax's `CheckpointManager`: each step holds
+`arrays` (the tree as a nested dict, every leaf under its tree path, so plain Orbax finds it by name:
+`ocp.StandardCheckpointer().restore(f'{directory}/{step}/arrays')['state']['labels']`) and `meta` (JSON). Each save
+goes to a temporary directory renamed when complete, so a kill mid-save leaves the previous step intact.
+
+`restore` takes a function from the step's metadata to the abstract tree (`jax.eval_shape` of what was saved):
+the metadata says what was saved (an architecture, a phase), the template gives its structure, and every leaf is
+checked against it by path, shape and dtype. A checkpointer carries the config of its run and refuses a
+checkpoint written under another one, naming the differing fields; a damaged step is refused with the command
+that fixes it. Nothing is ever deleted for the user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import serialization
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint that cannot be used or written: unreadable, inconsistent, from another config, or a disk error."""
+
+
+def _json_default(value):
+  return value.item() if isinstance(value, np.generic | np.ndarray) and np.ndim(value) == 0 else str(value)
+
+
+def normalise_config(config: dict) -> dict:
+  """A JSON round trip: tuples become lists, numpy scalars numbers, other objects strings, as when read back."""
+  return json.loads(json.dumps(config, default=_json_default, sort_keys=True))
+
+
+def _flatten(tree: dict, prefix: str = '') -> dict[str, object]:
+  out = {}
+  for key, value in tree.items():
+    name = f'{prefix}{key}'
+    if isinstance(value, dict):
+      out.update(_flatten(value, name + '.'))
+    else:
+      out[name] = value
+  return out
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+  """'field: saved -> current' for every (dotted) field that differs."""
+  saved, current = _flatten(normalise_config(saved)), _flatten(normalise_config(current))
+  return [f'{k}: {saved.get(k, "<absent>")!r} -> {current.get(k, "<absent>")!r}'
+          for k in sorted(set(saved) | set(current)) if saved.get(k, '<absent>') != current.get(k, '<absent>')]
+
+
+def check_config(saved: dict, current: dict, where: str) -> None:
+  """Refuses a config that differs from the one a workdir or checkpoint was written with, naming the fields."""
+  differences = config_differences(saved, current)
+  if differences:
+    raise CheckpointError(
+        f'{where} was written with a different config; differing fields: ' + '; '.join(differences) +
+        '. Use the original config to resume, or a new workdir for the new one.')
+
+
+def disk_error(error: OSError, path: str, doing: str) -> CheckpointError:
+  """A one-line message for a failed write: the path, the cause, and what to do."""
+  cause = getattr(error, 'strerror', None) or str(error)[:200]
+  return CheckpointError(
+      f'Could not {doing} {path}: {cause}. Free disk space or make the directory writable, then run the same '
+      'command again: it resumes from the last complete checkpoint.')
+
+
+def _is_key(leaf) -> bool:
+  return hasattr(leaf, 'dtype') and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def to_arrays(tree) -> Any:
+  """The tree as Orbax saves it: a nested dict (flax's state dict) with PRNG keys as their raw key data."""
+  return jax.tree_util.tree_map(lambda x: jax.random.key_data(x) if _is_key(x) else x,
+                                serialization.to_state_dict(tree))
+
+
+def _path_name(path) -> str:
+  return '/'.join(str(getattr(p, 'key', getattr(p, 'idx', p))) for p in path)
+
+
+def from_arrays(template, arrays, where: str) -> Any:
+  """Restores `arrays` (a nested dict as saved) into the structure of `template` (abstract or concrete leaves).
+
+  Raises:
+    CheckpointError: a missing or extra entry, or a leaf whose shape or dtype differs from the template's.
+  """
+  template_dict = serialization.to_state_dict(template)
+  saved = {_path_name(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(arrays)}
+  expected = {_path_name(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(template_dict)}
+  missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+  if missing or extra:
+    raise CheckpointError(
+        f'{where} does not match what this run expects: missing {missing[:5]}, unexpected {extra[:5]}. It was '
+        'written by another model, strategy or version of jal: resume with the config it was written with, or '
+        'use a new workdir.')
+
+  def restore_leaf(path, spec):
+    name = _path_name(path)
+    leaf = np.asarray(saved[name])
+    if _is_key(spec):
+      return jax.random.wrap_key_data(leaf)
+    if leaf.shape != tuple(spec.shape) or leaf.dtype != spec.dtype:
+      raise CheckpointError(
+          f'{where}: {name} has {leaf.dtype}{list(leaf.shape)} where {spec.dtype}{list(spec.shape)} was expected: '
+          'it was written by another model or version; resume with its config, or use a new workdir.')
+    return jax.numpy.asarray(leaf)
+
+  restored = jax.tree_util.tree_map_with_path(restore_leaf, template_dict)
+  return serialization.from_state_dict(template, restored)
+
+
+class Checkpointer:
+  """Numbered checkpoints of a PyTree plus JSON metadata in one directory.
+
+  Args:
+    directory: where the steps live (created on the first save).
+    config: what determines the run (JSON-friendly); a checkpoint written under another config is refused.
+    max_to_keep: steps kept; older ones are deleted by Orbax once a newer one is complete.
+  """
+
+  def __init__(self, directory: str, config: dict | None = None, max_to_keep: int = 2):
+    self.directory = os.path.abspath(directory)
+    self.config = normalise_config(config or {})
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False,
+                                             create=False))
+
+  @property
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def save(self, step: int, tree, metadata: dict) -> None:
+    """Writes `tree` and `metadata` (plus the config) as `step`, atomically.
+
+    Raises:
+      CheckpointError: the disk is full or the directory is not writable (the previous step stays intact).
+    """
+    meta = normalise_config({**metadata, 'config': self.config})
+    try:
+      os.makedirs(self.directory, exist_ok=True)
+      self._manager.save(step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(to_arrays(tree)),
+                                                       meta=ocp.args.JsonSave(meta)), force=True)
+    except OSError as error:
+      raise disk_error(error, self.directory, 'write a checkpoint in') from error
+    except Exception as error:  # Orbax wraps disk errors (e.g. RESOURCE_EXHAUSTED from TensorStore).
+      message = str(error)
+      if any(word in message for word in ('RESOURCE_EXHAUSTED', 'No space', 'Read-only', 'ermission denied')):
+        raise disk_error(OSError(message.splitlines()[0][:200]), self.directory,
+                         'write a checkpoint in') from error
+      raise
+
+  def _damaged(self, step: int, error: Exception) -> CheckpointError:
+    step_dir = os.path.join(self.directory, str(step))
+    return CheckpointError(
+        f'The checkpoint {step_dir} cannot be read ({type(error).__name__}: {str(error)[:300]}). It is damaged '
+        f'(a truncated or edited file). Delete {step_dir} to resume from the previous checkpoint '
+        f'(steps on disk: {self.all_steps()}), or start a new workdir.')
+
+  def metadata(self, step: int | None = None) -> dict | None:
+    """The JSON metadata of `step` (default: the latest), after checking its config; None without checkpoints."""
+    step = self.latest_step if step is None else step
+    if step is None:
+      return None
+    try:
+      meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
+      if not isinstance(meta, dict):
+        raise ValueError('missing metadata')
+    except Exception as error:  # Orbax raises many types for a damaged directory; all mean the same here.
+      raise self._damaged(step, error) from error
+    check_config(meta.get('config', {}), self.config, f'The checkpoint {os.path.join(self.directory, str(step))}')
+    return meta
+
+  def restore(self, template_fn: Callable[[dict], Any], step: int | None = None) -> tuple[Any, dict] | None:
+    """(tree, metadata) of `step` (default: the latest), or None if there is no checkpoint.
+
+    Args:
+      template_fn: metadata -> the abstract tree to restore into (`jax.eval_shape` of what was saved).
+
+    Raises:
+      CheckpointError: the step is unreadable, was written under another config, or does not fit the template.
+    """
+    step = self.latest_step if step is None else step
+    meta = self.metadata(step)
+    if meta is None:
+      return None
+    where = f'The checkpoint {os.path.join(self.directory, str(step))}'
+    template = template_fn(meta)
+    try:
+      arrays = self._manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore()))['arrays']
+      if arrays is None:
+        raise ValueError('missing arrays')
+    except Exception as error:
+      raise self._damaged(step, error) from error
+    return from_arrays(template, arrays, where), meta

@@ -1,0 +1,493 @@
+"""Experiments: an `ml_collections` config -> library objects -> a resumable grid of runs -> rows, tables, figures.
+
+A grid is every (architecture policy, query strategy, seed) of a config. `run(config, workdir)` runs the ones not
+complete in `workdir/rounds.jsonl`, each checkpointed in `workdir/checkpoints/<run>/` after every phase (an
+interrupted grid resumes inside the run where it stopped), and writes the report (`jal.report`). The binaries in
+`experiments/` are absl mains around this function; a notebook calls it directly:
+
+    config = jal.experiment.base_config()          # CPU scale; see `apply_scale` for 'smoke' and 'paper'
+    config.strategies = ('entropy', 'random')
+    summary = jal.experiment.run(config, '/tmp/grid')
+
+This module logs through absl and never reads flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from jal import autoal as autoal_lib
+from jal import checkpoint, data, loop, query, report
+from jal import inas as inas_lib
+from jal.augment import AugmentConfig
+from jal.models import ModelConfig, build_model, count_params, model_fn
+from jal.oracle import HumanOracle
+from jal.predict import evaluate
+from jal.search_space import SearchSpace, parse_architecture
+from jal.train import TrainConfig, train
+
+# --- Configs. ---
+
+
+def train_section() -> ml_collections.ConfigDict:
+  """`TrainConfig` fields as a config section, at CPU scale (30 epochs of 2048 examples)."""
+  section = ml_collections.ConfigDict()
+  section.epochs = 30
+  section.examples_per_epoch = 2048
+  section.batch_size = 128
+  section.learning_rate = 0.1
+  section.momentum = 0.9
+  section.nesterov = True
+  section.weight_decay = 5e-4
+  section.lr_boundaries = (0.5, 0.75)
+  section.lr_decay = 0.1
+  section.eval_every = 0
+  section.eval_batch_size = 1024
+  section.seed_parallelism = 'auto'         # 'vmap' or 'sequential' for several seeds; 'auto' picks per backend.
+  section.augment = ml_collections.ConfigDict()
+  section.augment.flip = True
+  section.augment.shift = 2
+  section.augment.rotation = 0.0
+  return section
+
+
+def model_section() -> ml_collections.ConfigDict:
+  """`ModelConfig` fields, plus the MC-dropout settings of a comparison."""
+  section = ml_collections.ConfigDict()
+  section.width = 16                        # The paper's width is 64; 16 keeps CPU runs in minutes.
+  section.conv_bias = True
+  section.conv_impl = 'auto'
+  section.dropout_rate = 0.0                # For strategies that do not need MC-dropout.
+  section.mc_dropout_rate = 0.5             # For MC-dropout strategies (trained and queried with it).
+  section.mc_passes = 100                   # T, as in active-iNAS.
+  return section
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The config of a comparison grid at CPU scale: Fashion-MNIST from local IDX files, A(1,2) at width 16,
+  least confidence, 3 paired seeds, 100 -> 800 labels by 100."""
+  config = ml_collections.ConfigDict()
+  config.policies = ('fixed:A(1,2)',)       # 'inas' and/or 'fixed:A(i,j)'.
+  config.strategies = ('least_confidence',)  # Names from jal.query.QUERIES, or 'autoal'.
+  config.seeds = (0, 1, 2)                  # Paired: a seed fixes the initial labelled set of every method.
+  config.baseline_policy = ''               # Paired AUBC differences against this policy ('' = none).
+  config.skip = ()                          # 'policy/strategy' pairs not to run.
+  config.oracle = 'simulated'               # 'human': queries go to workdir/queries/, answers come by --labels.
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = data.DEFAULT_DATASET   # Or a TFDS name, or 'folder' (your images, in data_dir).
+  config.data.data_dir = ''
+  config.data.pool_size = 10_000
+  config.data.test_size = 2000
+  config.data.split_seed = 0                # The pool/test split is shared by every seed.
+
+  config.budget = ml_collections.ConfigDict()
+  config.budget.initial = 100
+  config.budget.per_round = 100
+  config.budget.total = 800
+  config.budget.grown_per_round = 0         # 0: never grow.
+  config.budget.grow_after = 0
+
+  config.model = model_section()
+
+  config.inas = ml_collections.ConfigDict()
+  config.inas.max_steps = 1                 # T_iNAS.
+  config.inas.validation_fraction = 0.2
+  config.inas.candidate_fraction = 0.25     # Premature evaluation.
+  config.inas.num_seeds = 1
+  config.inas.score = 'best'
+  config.inas.schedule = 'truncated'
+  config.inas.max_blocks = 12
+  config.inas.max_stacks = 5
+
+  config.train = train_section()
+  config.train.epochs = 15
+  config.train.examples_per_epoch = 1024
+  return config
+
+
+def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Seconds-long runs, for tests: 300 pool items, 20 -> 60 labels, width 4, two seeds."""
+  config.seeds = (0, 1)
+  config.data.pool_size = 300
+  config.data.test_size = 200
+  config.budget.initial = 20
+  config.budget.per_round = 20
+  config.budget.total = 60
+  config.model.width = 4
+  config.model.mc_passes = 5
+  config.train.epochs = 2
+  config.train.examples_per_epoch = 64
+  config.train.batch_size = 32
+  config.inas.candidate_fraction = 0.5
+  config.inas.max_blocks = 2                # Few architectures: tests are compile-bound.
+  config.inas.max_stacks = 2
+  return config
+
+
+def paper(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The active-iNAS protocol (§5.1), for GPU/TPU: CIFAR-10 via TFDS, width 64, 2000 -> 50,000 labels."""
+  config.data.name = 'cifar10'
+  config.data.pool_size = 0
+  config.data.test_size = 0
+  config.budget.initial = 2000
+  config.budget.per_round = 2000
+  config.budget.total = 50_000
+  config.budget.grown_per_round = 5000
+  config.budget.grow_after = 10_000
+  config.model.width = 64
+  config.train.epochs = 200
+  config.train.examples_per_epoch = 50_000
+  config.train.augment.shift = 4
+  config.train.augment.rotation = 15.0
+  return config
+
+
+def apply_scale(config: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDict:
+  """'' (as is), 'smoke' or 'paper'; anything else is a ValueError."""
+  if arg == 'smoke':
+    return smoke(config)
+  if arg == 'paper':
+    return paper(config)
+  if arg:
+    raise ValueError(f"Unknown config argument {arg!r}; use '', 'smoke' or 'paper'.")
+  return config
+
+
+def names(value) -> tuple[str, ...]:
+  """A config list as a tuple of names: ('a', 'b'), or 'a,b' from a flag; commas inside parentheses stay."""
+  parts = [value] if isinstance(value, str | int) else list(value)
+  return tuple(piece.strip() for part in parts for piece in re.split(r',(?![^(]*\))', str(part)) if piece.strip())
+
+
+# --- Config -> library objects. ---
+
+
+def load_data(config: ml_collections.ConfigDict) -> data.Splits:
+  """config.data -> Splits: 'folder' reads your images from data_dir (`jal.data.load_image_folder`)."""
+  if config.data.name == 'folder':
+    if not config.data.data_dir:
+      raise ValueError('--config.data.name=folder needs --config.data.data_dir=/path/to/images.')
+    return data.load_image_folder(config.data.data_dir)
+  return data.load_splits(config.data.name, config.data.data_dir or None, 0, config.data.pool_size or None,
+                          config.data.test_size or None, config.data.split_seed)
+
+
+def train_config(section: ml_collections.ConfigDict) -> TrainConfig:
+  """A config's `train` section as a TrainConfig."""
+  fields = section.to_dict()
+  fields['augment'] = AugmentConfig(**fields['augment'])
+  fields['lr_boundaries'] = tuple(fields['lr_boundaries'])
+  return TrainConfig(**fields)
+
+
+def model_config(section: ml_collections.ConfigDict, dropout: bool = False) -> ModelConfig:
+  """A config's `model` section as a ModelConfig; `dropout` uses the MC-dropout rate."""
+  rate = section.mc_dropout_rate if dropout else section.dropout_rate
+  return ModelConfig(section.width, section.conv_bias, rate, section.conv_impl)
+
+
+def inas_config(section: ml_collections.ConfigDict) -> inas_lib.INASConfig:
+  """A config's `inas` section as an INASConfig (the grid from max_blocks x max_stacks)."""
+  fields = section.to_dict()
+  space = SearchSpace(fields.pop('max_blocks'), fields.pop('max_stacks'))
+  return inas_lib.INASConfig(space=space, **fields)
+
+
+def autoal_config(section: ml_collections.ConfigDict) -> autoal_lib.AutoALConfig:
+  """A config's `autoal` section as an AutoALConfig ('arch' as 'A(i,j)')."""
+  fields = section.to_dict()
+  fields['candidates'] = names(fields['candidates'])
+  fields['arch'] = parse_architecture(fields['arch'])
+  if fields.get('temperature', None) is not None and fields['temperature'] <= 0:
+    fields['temperature'] = None  # <= 0 in a flag: the std of s.
+  return autoal_lib.AutoALConfig(**fields)
+
+
+def make_policy(spec: str, config: inas_lib.INASConfig) -> loop.ArchitecturePolicy:
+  """'fixed:A(i,j)' -> `loop.fixed`, 'inas' -> `inas.inas_policy`; anything else is a ValueError."""
+  if spec == 'inas':
+    return inas_lib.inas_policy(config)
+  if spec.startswith('fixed:'):
+    return loop.fixed(parse_architecture(spec[len('fixed:'):]))
+  raise ValueError(f"Unknown architecture policy {spec!r}; use 'inas' or 'fixed:A(i,j)'.")
+
+
+def make_querier(name: str, config: ml_collections.ConfigDict) -> query.Querier:
+  """A strategy name -> its querier: 'autoal' from the config's `autoal` section, else the registered strategy."""
+  if name == 'autoal':
+    if 'autoal' not in config:
+      raise ValueError("Strategy 'autoal' needs an `autoal` config section (see experiments/configs/autoal.py).")
+    return autoal_lib.AutoAL(autoal_config(config.autoal))
+  return query.as_querier(name, config.model.mc_passes)
+
+
+
+def budget_schedule(config: ml_collections.ConfigDict, splits: data.Splits) -> loop.BudgetSchedule:
+  """config.budget as a BudgetSchedule; an image folder's seed labels are the initial set."""
+  budget = config.budget
+  initial = budget.initial
+  if splits.pool.unknown_labels:
+    initial = int(np.sum(splits.pool.labels >= 0))
+    logging.info('Initial labelled set: the %d seed labels of the image folder.', initial)
+  return loop.BudgetSchedule(initial, budget.per_round, budget.total, budget.grown_per_round or None,
+                             budget.grow_after or None)
+
+
+# --- The grid. ---
+
+# Fields that choose which runs to make, not how a run goes: they may change between restarts of a workdir.
+GRID_FIELDS = ('policies', 'strategies', 'seeds', 'skip', 'baseline_policy')
+
+
+def run_config(config: ml_collections.ConfigDict) -> dict:
+  """What determines every run of a grid besides (policy, strategy, seed): the config minus `GRID_FIELDS`."""
+  return checkpoint.normalise_config({k: v for k, v in config.to_dict().items() if k not in GRID_FIELDS})
+
+
+def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Records the config a workdir's runs are made with (config.json) and refuses a restart under another one
+  (naming the differing fields), so that finished rows and checkpoints are never mixed across configs."""
+  current = run_config(config)
+  path = os.path.join(workdir, 'config.json')
+  if os.path.exists(path):
+    try:
+      with open(path, encoding='utf-8') as f:
+        saved = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+      raise checkpoint.CheckpointError(
+          f'{path} is damaged ({error}). Delete it: the next run writes it again from the config (checkpoints '
+          'still refuse another config).') from error
+    checkpoint.check_config(saved, current, f'The workdir {workdir}')
+  else:
+    write_atomically(path, json.dumps(current, indent=1))
+  return current
+
+
+def write_atomically(path: str, text: str) -> None:
+  """Writes `text` to `path` through a temporary file renamed over it: a reader never sees half a file."""
+  try:
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+      f.write(text)
+    os.replace(path + '.tmp', path)
+  except OSError as error:
+    raise checkpoint.disk_error(error, path, 'write') from error
+
+
+def _write_rows(path: str, rows: Sequence[dict]) -> None:
+  write_atomically(path, ''.join(json.dumps(r) + '\n' for r in rows))
+
+
+def _append_row(path: str, row: dict) -> None:
+  try:
+    with open(path, 'a', encoding='utf-8') as f:
+      f.write(json.dumps(row) + '\n')
+  except OSError as error:
+    raise checkpoint.disk_error(error, path, 'append a row to') from error
+
+
+def run_slug(policy: str, strategy: str, seed: int) -> str:
+  """A directory name for one run: 'fixed:A(1,2)', 'entropy', 0 -> 'fixed_A1-2__entropy__seed0'."""
+  clean = lambda text: re.sub(r'[^A-Za-z0-9_.-]+', '_', text.replace(',', '-')).replace('(', '').strip('_')  # noqa: E731
+  return f'{clean(policy)}__{clean(strategy)}__seed{seed}'
+
+
+def run_grid(
+    splits: data.Splits,
+    policies: dict[str, loop.ArchitecturePolicy],
+    queriers: dict[str, query.Querier],
+    seeds: Sequence[int],
+    loop_config_for: Callable[[query.Querier], loop.LoopConfig],
+    rows_path: str,
+    *,
+    skip: Sequence[tuple[str, str]] = (),
+    checkpoint_dir: str | None = None,
+    config: dict | None = None,
+    oracle=None,
+    on_row: Callable[[dict], None] | None = None,
+) -> list[dict]:
+  """Runs every (policy, strategy, seed) whose rounds are not all in `rows_path`; returns every row on file.
+
+  A run's rows are rewritten from its checkpoint only after the checkpoint restored: a refused resume leaves the
+  rows file as it was.
+
+  Args:
+    policies: name -> architecture policy; queriers: name -> querier (`make_policy`, `make_querier`).
+    loop_config_for: querier -> its LoopConfig (MC-dropout strategies may train with dropout).
+    skip: (policy, strategy) pairs not to run (e.g. random under iNAS).
+    checkpoint_dir: if set, each run checkpoints in its own sub-directory after every phase and resumes there.
+    config: what determines a run besides (policy, strategy, seed); a checkpoint written under another is refused.
+    oracle: who labels (default: the pool's own labels); `jal.oracle.HumanOracle` for people.
+    on_row: called with each new row (progress lines).
+  """
+  rows = report.read_rows(rows_path)
+  todo = []
+  for spec in policies:
+    for name, querier in queriers.items():
+      if (spec, name) in set(skip):
+        continue
+      num_rounds = len(loop_config_for(querier).schedule.label_counts())
+      for seed in seeds:
+        done = [r for r in rows if (r['policy'], r['strategy'], r['seed']) == (spec, name, seed)]
+        if len(done) != num_rounds:
+          todo.append((spec, name, seed))
+  if not todo:
+    logging.info('Every run is complete in %s; nothing to do.', rows_path)
+  for spec, name, seed in todo:
+    querier, config_for_run = queriers[name], loop_config_for(queriers[name])
+    mine = lambda r, key=(spec, name, seed): (r['policy'], r['strategy'], r['seed']) == key  # noqa: E731
+    checkpointer = resume = None
+    if checkpoint_dir is not None:
+      checkpointer = checkpoint.Checkpointer(os.path.join(checkpoint_dir, run_slug(spec, name, seed)),
+                                             {**(config or {}), 'policy': spec, 'strategy': name, 'seed': seed})
+      resume = loop.restore(checkpointer, splits.pool, config_for_run, querier,
+                            model_fn(splits.pool.num_classes, config_for_run.model))
+    # Only now, with the checkpoint read: this run's rows are those of its checkpoint (none without one).
+    rows[:] = [r for r in rows if not mine(r)]
+    if resume is not None:
+      rows.extend(dict(r, policy=spec, seed=seed) for r in resume[0].history)
+      logging.info('%s: resuming at round %d after its %r phase.', checkpointer.directory, resume[0].round,
+                   resume[1].phase)
+    _write_rows(rows_path, rows)
+
+    def record(state, spec=spec, seed=seed):
+      row = dict(state.history[-1], policy=spec, seed=seed)
+      _append_row(rows_path, row)
+      rows.append(row)
+      if on_row is not None:
+        on_row(row)
+
+    loop.run(splits, config_for_run, querier, policies[spec], oracle, seed=seed, checkpointer=checkpointer,
+             resume=resume, on_round=record)
+  return rows
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None = None,
+        on_row: Callable[[dict], None] | None = None) -> dict:
+  """Runs (or resumes) the config's grid of policies x strategies x seeds; writes rows, tables and figures.
+
+  Everything the config names is built and checked before anything is written to `workdir`. With config.oracle
+  = 'human' (one policy, strategy and seed) each query is written to workdir/queries/ and the run stops with
+  `jal.oracle.LabelsRequested`; `labels_file` answers the pending query.
+
+  Returns:
+    The summary: 'methods' (one entry per method, `jal.report.summarize`), 'table' and 'times' (markdown).
+  """
+  oracle_kind = config.get('oracle', 'simulated')
+  if oracle_kind not in ('simulated', 'human'):
+    raise ValueError(f"config.oracle must be 'simulated' or 'human', got {oracle_kind!r}.")
+  if labels_file and oracle_kind != 'human':
+    raise ValueError('--labels answers a human query: add --config.oracle=human.')
+  splits = load_data(config)
+  if splits.pool.unknown_labels and oracle_kind != 'human':
+    raise ValueError('This pool has unlabelled images that only people can label: add --config.oracle=human.')
+  schedule = budget_schedule(config, splits)
+  train_settings = train_config(config.train)
+  search_settings = inas_config(config.inas)
+  policy_names, strategy_names = names(config.policies), names(config.strategies)
+  seeds = tuple(int(s) for s in names(config.seeds))
+  skip = tuple(tuple(method.split('/')) for method in names(config.get('skip', ())))
+  if any(len(method) != 2 for method in skip):
+    raise ValueError(f"config.skip must be 'policy/strategy' pairs, got {config.skip!r}.")
+  policies = {spec: make_policy(spec, search_settings) for spec in policy_names}
+  queriers = {name: make_querier(name, config) for name in strategy_names}
+
+  def loop_config_for(querier):
+    return loop.LoopConfig(schedule, train_settings, model_config(config.model, 'mc' in querier.needs),
+                           config.model.mc_passes)
+
+  for querier in queriers.values():
+    loop_config_for(querier)  # Every model option checked before the workdir is touched.
+  oracle = None
+  if oracle_kind == 'human':
+    if len(policies) * len(queriers) * len(seeds) != 1:
+      raise ValueError('A human-labelled session runs one policy, one strategy and one seed; set '
+                       '--config.policies, --config.strategies and --config.seeds to one each.')
+    oracle = HumanOracle(splits, os.path.join(workdir, 'queries'), labels_file)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as error:
+    raise checkpoint.disk_error(error, workdir, 'create') from error
+  settings = check_workdir_config(config, workdir)
+  start = time.perf_counter()
+
+  def progress(row):
+    logging.info('%s', report.round_line(row, time.perf_counter() - start))
+    if on_row is not None:
+      on_row(row)
+
+  rows = run_grid(splits, policies, queriers, seeds, loop_config_for, os.path.join(workdir, 'rounds.jsonl'),
+                  skip=skip, checkpoint_dir=os.path.join(workdir, 'checkpoints'), config=settings, oracle=oracle,
+                  on_row=progress)
+  rows = [r for r in rows if r['policy'] in policies and r['strategy'] in queriers and r['seed'] in seeds]
+  title = f'{config.data.name}, width {config.model.width}'
+  return report.write_outputs(rows, workdir, title, config.baseline_policy or None)
+
+
+# --- One training run (experiments/train.py). ---
+
+
+def train_defaults() -> ml_collections.ConfigDict:
+  """The config of one training run: A(1,2) at width 16 on 1000 random Fashion-MNIST labels (~20 s on 2 cores)."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.num_seeds = 1
+  config.data = ml_collections.ConfigDict()
+  config.data.name = data.DEFAULT_DATASET   # Local IDX files; any other name is read through TFDS.
+  config.data.data_dir = ''                 # '' = the loader's default location.
+  config.data.num_labeled = 1000            # N random labelled examples from the pool.
+  config.data.validation_size = 0
+  config.data.pool_size = 0                 # 0 = the whole training split.
+  config.data.test_size = 0                 # 0 = the whole test split.
+  config.model = ml_collections.ConfigDict()
+  config.model.arch = 'A(1,2)'
+  config.model.width = 16                   # The paper's width is 64; 16 keeps CPU runs in minutes.
+  config.model.conv_bias = True
+  config.model.dropout_rate = 0.0
+  config.model.conv_impl = 'auto'
+  config.train = train_section()
+  return config
+
+
+def run_training(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `num_seeds` models of one architecture on N random labels, evaluates them on the test split and
+  appends one JSON line to workdir/results.jsonl; returns that record."""
+  start = time.perf_counter()
+  splits = data.load_splits(config.data.name, config.data.data_dir or None, config.data.validation_size,
+                            config.data.pool_size or None, config.data.test_size or None, config.seed)
+  pool = splits.pool
+  if not 0 < config.data.num_labeled <= len(pool):
+    raise ValueError(f'data.num_labeled must be in [1, {len(pool)}], got {config.data.num_labeled}.')
+  labeled = np.random.default_rng(config.seed).choice(len(pool), config.data.num_labeled, replace=False)
+  labeled_mask = np.zeros(len(pool), bool)
+  labeled_mask[labeled] = True
+  arch = parse_architecture(config.model.arch)
+  model = build_model(arch, pool.num_classes, model_config(config.model))
+  settings = train_config(config.train)
+  rngs = jax.random.split(jax.random.key(config.seed), config.num_seeds)
+  validation = (splits.validation.images, splits.validation.labels) if splits.validation else None
+  result = train(model, settings, pool.images, pool.labels, rngs, labeled_mask, validation)
+  logging.info('Trained %s (%d params) on %d labels of %s, %d seed(s).', arch,
+               count_params(result.state_for_seed(0).params), config.data.num_labeled, pool.name, config.num_seeds)
+  accuracies = [evaluate(model, result.state_for_seed(i).variables, splits.test.images, splits.test.labels)
+                ['accuracy'] for i in range(config.num_seeds)]
+  record = {
+      'dataset': config.data.name, 'arch': str(arch), 'width': config.model.width,
+      'num_labeled': config.data.num_labeled, 'num_seeds': config.num_seeds,
+      'test/accuracy': accuracies, 'test/accuracy_mean': float(np.mean(accuracies)),
+      'train/seconds': result.seconds, 'total/seconds': time.perf_counter() - start,
+      'train/images_per_second': result.num_seeds * settings.total_steps * settings.batch_size / result.seconds,
+      'backend': jax.default_backend(), 'config': config.to_dict(),
+  }
+  os.makedirs(workdir, exist_ok=True)
+  _append_row(os.path.join(workdir, 'results.jsonl'), json.loads(json.dumps(record, default=str)))
+  return record

@@ -1,0 +1,105 @@
+"""Inference: model outputs over any number of images in fixed-size padded chunks, accuracy, and the device mesh.
+
+Used by training (validation scores), by the loop (test scores) and by the query strategies (pool scores). The
+forward pass is jitted once per (model, sharding) and reused: the last chunk is padded, so nothing recompiles
+when the pool or the test split changes size.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+
+@struct.dataclass
+class Predictions:
+  """Model outputs over a set of examples.
+
+  Attributes:
+    logits: [N, C] float32.
+    probs: [N, C] softmax of the logits.
+    embeddings: [N, D] pooled features.
+  """
+
+  logits: jax.Array
+  probs: jax.Array
+  embeddings: jax.Array
+
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A 1-D mesh with a 'data' axis over `devices` (default: all local devices)."""
+  devices = jax.local_devices() if devices is None else list(devices)
+  return Mesh(np.asarray(devices), ('data',))
+
+@functools.lru_cache(maxsize=64)
+def _compiled_forward(model, data_sharding):
+  def forward(variables, images):
+    if data_sharding is not None:
+      images = jax.lax.with_sharding_constraint(images, data_sharding)
+    output = model.apply(variables, images, train=False)
+    return output.logits, jax.nn.softmax(output.logits), output.embedding
+
+  return jax.jit(forward)
+
+
+def predict(
+    model: nn.Module,
+    variables: dict,
+    images: jax.Array | np.ndarray,
+    batch_size: int = 1024,
+    mesh: Mesh | None = None,
+) -> Predictions:
+  """Inference in eval mode over any number of images, one fixed-size chunk at a time.
+
+  Only one chunk's activations are alive at once; the last chunk is padded so nothing recompiles.
+
+  Args:
+    model: the network.
+    variables: {'params', 'batch_stats'} of one model.
+    images: [N, H, W, C] float32, on the host or the device.
+    batch_size: chunk size; rounded up to a multiple of the device count.
+    mesh: devices to shard each chunk over (default: all local devices).
+
+  Returns:
+    Predictions with logits and probs [N, C] and embeddings [N, D].
+  """
+  if images.ndim != 4:
+    raise ValueError(f'images must be [N, H, W, C], got shape {images.shape}.')
+  mesh = make_mesh() if mesh is None else mesh
+  num_devices = mesh.devices.size
+  batch_size = -(-batch_size // num_devices) * num_devices
+  data_sharding = NamedSharding(mesh, P('data')) if num_devices > 1 else None
+  forward = _compiled_forward(model, data_sharding)
+  num_images = images.shape[0]
+  outputs = []
+  for start in range(0, num_images, batch_size):
+    chunk = jnp.asarray(images[start:start + batch_size], jnp.float32)
+    if chunk.shape[0] < batch_size:
+      chunk = jnp.pad(chunk, ((0, batch_size - chunk.shape[0]), (0, 0), (0, 0), (0, 0)))
+    outputs.append(forward(variables, chunk))
+  logits, probs, embeddings = (jnp.concatenate(parts)[:num_images] for parts in zip(*outputs))
+  return Predictions(logits, probs, embeddings)
+
+
+def evaluate(
+    model: nn.Module,
+    variables: dict,
+    images: jax.Array | np.ndarray,
+    labels: jax.Array | np.ndarray,
+    batch_size: int = 1024,
+    mesh: Mesh | None = None,
+) -> dict[str, float]:
+  """Accuracy and mean cross-entropy of one model on [N] labelled images: {'accuracy', 'loss'}."""
+  predictions = predict(model, variables, images, batch_size, mesh)
+  labels = jnp.asarray(labels)
+  accuracy = jnp.mean(jnp.argmax(predictions.logits, -1) == labels)
+  loss = optax.softmax_cross_entropy_with_integer_labels(predictions.logits, labels).mean()
+  return {'accuracy': float(accuracy), 'loss': float(loss)}
