@@ -1,7 +1,7 @@
 """Tests for jal.loop: the budget schedule, the state, the oracle, and an end-to-end run."""
 
-import jax
 import flax.linen as nn
+import jax
 import numpy as np
 import pytest
 
