@@ -14,9 +14,12 @@ that fixes it. Nothing is ever deleted for the user.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -73,6 +76,21 @@ def disk_error(error: OSError, path: str, doing: str) -> CheckpointError:
       'command again: it resumes from the last complete checkpoint.')
 
 
+def write_json(path: str, value) -> None:
+  """Writes JSON atomically (a temporary file renamed over `path`): a reader never sees half a file.
+
+  Raises:
+    CheckpointError: the disk is full or the directory is not writable.
+  """
+  try:
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+      json.dump(value, f, indent=1)
+    os.replace(path + '.tmp', path)
+  except OSError as error:
+    raise disk_error(error, path, 'write') from error
+
+
 def _is_key(leaf) -> bool:
   return hasattr(leaf, 'dtype') and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
@@ -116,6 +134,45 @@ def from_arrays(template, arrays, where: str) -> Any:
 
   restored = jax.tree_util.tree_map_with_path(restore_leaf, template_dict)
   return serialization.from_state_dict(template, restored)
+
+
+class LockedError(CheckpointError):
+  """Another process holds the directory."""
+
+
+@contextlib.contextmanager
+def lock_directory(directory: str) -> Iterator[None]:
+  """Holds an OS-level lock on `directory` (its `.lock` file) for the block: one process per workdir.
+
+  The lock is `flock`, so the OS releases it on any exit, a kill -9 included: a `.lock` file left by a crashed
+  process is taken over without a word. The file names the holder (host and pid) for the message another
+  process gets.
+
+  Raises:
+    LockedError: another live process holds the lock; the message names it.
+  """
+  path = os.path.join(directory, '.lock')
+  try:  # Also the early check that the directory is writable, before any training.
+    os.makedirs(directory, exist_ok=True)
+    handle = open(path, 'a+', encoding='utf-8')  # noqa: SIM115 (held for the whole block)
+  except OSError as error:
+    raise disk_error(error, directory, 'write in') from error
+  try:
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      handle.seek(0)
+      holder = handle.read().strip() or 'another process'
+      raise LockedError(
+          f'{directory} is in use by {holder}. One process per workdir: wait for it to finish (or stop it), or '
+          'use another workdir.') from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f'process {os.getpid()} on {socket.gethostname()}\n')
+    handle.flush()
+    yield
+  finally:
+    handle.close()  # Releases the lock.
 
 
 class Checkpointer:
@@ -169,8 +226,8 @@ class Checkpointer:
         f'(a truncated or edited file). Delete {step_dir} to resume from the previous checkpoint '
         f'(steps on disk: {self.all_steps()}), or start a new workdir.')
 
-  def metadata(self, step: int | None = None) -> dict | None:
-    """The JSON metadata of `step` (default: the latest), after checking its config; None without checkpoints."""
+  def metadata_unchecked(self, step: int | None = None) -> dict | None:
+    """The JSON metadata of `step` (default: the latest) whatever its config; None without checkpoints."""
     step = self.latest_step if step is None else step
     if step is None:
       return None
@@ -180,7 +237,15 @@ class Checkpointer:
         raise ValueError('missing metadata')
     except Exception as error:  # Orbax raises many types for a damaged directory; all mean the same here.
       raise self._damaged(step, error) from error
-    check_config(meta.get('config', {}), self.config, f'The checkpoint {os.path.join(self.directory, str(step))}')
+    return meta
+
+  def metadata(self, step: int | None = None) -> dict | None:
+    """The JSON metadata of `step` (default: the latest), after checking its config; None without checkpoints."""
+    step = self.latest_step if step is None else step
+    meta = self.metadata_unchecked(step)
+    if meta is not None:
+      check_config(meta.get('config', {}), self.config,
+                   f'The checkpoint {os.path.join(self.directory, str(step))}')
     return meta
 
   def restore(self, template_fn: Callable[[dict], Any], step: int | None = None) -> tuple[Any, dict] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import os
+import re
 import struct
 
 import numpy as np
@@ -257,11 +258,28 @@ def load_tfds(name: str, split: str, data_dir: str | None = None) -> Dataset:
       tuple(label_feature.names) if getattr(label_feature, 'names', None) else None)
 
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp')
+def _to_uint8(image):
+  """A PIL image as 8-bit: 16-bit grey (and 32-bit integer grey up to 65535) scaled by 255/65535, float grey in
+  [0, 1] by 255; never clipped at 255."""
+  from PIL import Image
+
+  if image.mode.startswith('I') or image.mode == 'F':
+    array = np.asarray(image, np.float64)
+    if image.mode == 'F' and array.max(initial=0.0) <= 1.0:
+      scale = 255.0
+    elif image.mode.startswith('I;16') or 255 < array.max(initial=0.0) <= 65535:
+      scale = 255.0 / 65535.0
+    elif array.max(initial=0.0) <= 255:
+      scale = 1.0
+    else:
+      scale = 255.0 / float(array.max())
+    return Image.fromarray(np.clip(np.round(array * scale), 0, 255).astype(np.uint8), 'L')
+  return image
 
 
 def _read_images(paths: list[str], image_size: tuple[int, int] | None) -> np.ndarray:
-  """[N, H, W, C] uint8 from image files (grayscale stays 1 channel unless some file is colour)."""
+  """[N, H, W, C] uint8 from image files in any format Pillow reads (grayscale stays 1 channel unless some file
+  is colour; 16-bit grey is scaled to 8 bits)."""
   from PIL import Image  # Pillow comes with matplotlib.
 
   images, bad = [], []
@@ -269,13 +287,13 @@ def _read_images(paths: list[str], image_size: tuple[int, int] | None) -> np.nda
     try:
       with Image.open(path) as image:
         image.load()
-        images.append(image.copy())
+        images.append(_to_uint8(image.copy()))
     except Exception as error:  # Pillow raises several types for unreadable files.
       bad.append(f'{path} ({type(error).__name__})')
   if bad:
     raise ValueError('Cannot read these images: ' + '; '.join(bad[:20]) + (' ...' if len(bad) > 20 else '') +
                      '. Remove or replace them.')
-  mode = 'L' if all(image.mode in ('L', '1', 'I;16') for image in images) else 'RGB'
+  mode = 'L' if all(image.mode in ('L', '1') for image in images) else 'RGB'
   images = [image.convert(mode) for image in images]
   if image_size is not None:
     images = [image.resize((image_size[1], image_size[0])) for image in images]
@@ -288,9 +306,29 @@ def _read_images(paths: list[str], image_size: tuple[int, int] | None) -> np.nda
   return array[..., None] if array.ndim == 3 else array
 
 
+# Names that are not images and may sit beside them (file managers, version control).
+_IGNORED = ('.DS_Store', 'Thumbs.db', 'desktop.ini', '.gitkeep')
+
+
 def _list_images(directory: str) -> list[str]:
-  return sorted(os.path.join(directory, f) for f in os.listdir(directory)
-                if f.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(os.path.join(directory, f)))
+  """Every file of `directory` (any format Pillow reads; unreadable ones are refused by name when read).
+
+  Raises:
+    ValueError: the directory holds sub-folders (named), which would otherwise be skipped without a word.
+  """
+  entries = sorted(e for e in os.listdir(directory) if e not in _IGNORED and not e.startswith('._'))
+  folders = [e for e in entries if os.path.isdir(os.path.join(directory, e))]
+  if folders:
+    raise ValueError(f'{directory}/ holds sub-folders {folders[:10]}: images must sit directly in it. Move their '
+                     'images up, or remove the folders.')
+  return [os.path.join(directory, e) for e in entries if os.path.isfile(os.path.join(directory, e))]
+
+
+def _class_order(names: list[str]) -> list[str]:
+  """Class folders in an explicit order: by number when every name is an integer ('2' before '10'), else by name."""
+  if all(re.fullmatch(r'-?\d+', name) for name in names):
+    return sorted(names, key=int)
+  return sorted(names)
 
 
 def load_image_folder(root: str, image_size: tuple[int, int] | None = None) -> Splits:
@@ -300,6 +338,9 @@ def load_image_folder(root: str, image_size: tuple[int, int] | None = None) -> S
       root/unlabeled/*.png          the pool to query
       root/test/<class>/*.png       labelled images to report test accuracy on (never queried)
 
+  Every file is read as an image (any format Pillow reads; 16-bit grey scaled to 8 bits); sub-folders of
+  unlabeled/, empty or symlinked class folders are refused by name. Classes are ordered by number when every class
+  folder is an integer, else by name; that order is `class_names` (written to classes.txt with each query).
   Item ids are the paths relative to `root`. The pool's labels are -1 where unknown (`unknown_labels`), so only a
   human oracle can reveal them; images are normalised with the pool's statistics.
   """
@@ -309,8 +350,17 @@ def load_image_folder(root: str, image_size: tuple[int, int] | None = None) -> S
   if missing:
     raise ValueError(f'Image folder {root!r} lacks {missing}: it needs labeled/<class>/, unlabeled/ and '
                      'test/<class>/ sub-folders (see jal.data.load_image_folder).')
-  classes = sorted(d for d in os.listdir(os.path.join(root, 'labeled'))
-                   if os.path.isdir(os.path.join(root, 'labeled', d)))
+  labeled_root = os.path.join(root, 'labeled')
+  stray = sorted(e for e in os.listdir(labeled_root)
+                 if not os.path.isdir(os.path.join(labeled_root, e)) and e not in _IGNORED and not e.startswith('._'))
+  if stray:
+    raise ValueError(f'{labeled_root}/ holds files {stray[:10]}: it must hold only one sub-folder per class. Move '
+                     'them into their class folder (or into unlabeled/).')
+  classes = _class_order([d for d in os.listdir(labeled_root) if os.path.isdir(os.path.join(labeled_root, d))])
+  linked = [c for c in classes if os.path.islink(os.path.join(labeled_root, c))]
+  if linked:
+    raise ValueError(f'Class folders {linked} under {labeled_root}/ are symbolic links: a link would make one '
+                     'folder of images two classes. Replace each link with a real folder of its own images.')
   if len(classes) < 2:
     raise ValueError(f'{root}/labeled/ must hold one sub-folder per class (at least 2), found {classes}.')
 
@@ -319,6 +369,9 @@ def load_image_folder(root: str, image_size: tuple[int, int] | None = None) -> S
     for index, name in enumerate(classes):
       directory = os.path.join(root, split, name)
       files = _list_images(directory) if os.path.isdir(directory) else []
+      if split == 'labeled' and not files:
+        raise ValueError(f'{directory}/ is empty: every class needs at least one seed image. Add images, or '
+                         'remove the folder if it is not a class.')
       paths += files
       labels += [index] * len(files)
     extra = sorted(set(os.listdir(os.path.join(root, split))) - set(classes))
@@ -333,7 +386,7 @@ def load_image_folder(root: str, image_size: tuple[int, int] | None = None) -> S
   pool_paths = _list_images(os.path.join(root, 'unlabeled'))
   for what, paths in (('labeled', seed_paths), ('unlabeled', pool_paths), ('test', test_paths)):
     if not paths:
-      raise ValueError(f'{root}/{what}/ holds no images ({", ".join(IMAGE_SUFFIXES)}).')
+      raise ValueError(f'{root}/{what}/ holds no images.')
   images = _read_images(seed_paths + pool_paths + test_paths, image_size)
   num_pool = len(seed_paths) + len(pool_paths)
   relative = lambda paths: tuple(os.path.relpath(p, root) for p in paths)  # noqa: E731

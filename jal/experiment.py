@@ -30,7 +30,7 @@ from jal import checkpoint, data, loop, query, report
 from jal import inas as inas_lib
 from jal.augment import AugmentConfig
 from jal.models import ModelConfig, build_model, count_params, model_fn
-from jal.oracle import HumanOracle
+from jal.oracle import HumanOracle, LabelsRequested
 from jal.predict import evaluate
 from jal.search_space import SearchSpace, parse_architecture
 from jal.train import TrainConfig, train
@@ -254,19 +254,39 @@ def run_config(config: ml_collections.ConfigDict) -> dict:
   return checkpoint.normalise_config({k: v for k, v in config.to_dict().items() if k not in GRID_FIELDS})
 
 
+def _config_from_checkpoints(workdir: str) -> dict | None:
+  """The run config recorded in any checkpoint of the workdir (without policy, strategy, seed), or None."""
+  root = os.path.join(workdir, 'checkpoints')
+  for run in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+    try:
+      meta = checkpoint.Checkpointer(os.path.join(root, run)).metadata_unchecked()
+    except checkpoint.CheckpointError:
+      continue
+    if meta is not None:
+      return {k: v for k, v in meta.get('config', {}).items() if k not in ('policy', 'strategy', 'seed')}
+  return None
+
+
 def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Records the config a workdir's runs are made with (config.json) and refuses a restart under another one
-  (naming the differing fields), so that finished rows and checkpoints are never mixed across configs."""
+  (naming the differing fields), so that finished rows and checkpoints are never mixed across configs. A
+  damaged config.json is rebuilt from the checkpoints' record of the config."""
   current = run_config(config)
   path = os.path.join(workdir, 'config.json')
+  saved = None
   if os.path.exists(path):
     try:
       with open(path, encoding='utf-8') as f:
         saved = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-      raise checkpoint.CheckpointError(
-          f'{path} is damaged ({error}). Delete it: the next run writes it again from the config (checkpoints '
-          'still refuse another config).') from error
+      saved = _config_from_checkpoints(workdir)
+      logging.warning('%s is damaged (%s); %s.', path, error,
+                      'rebuilt from the checkpoints' if saved is not None else 'no checkpoint records a config, '
+                      'so it is written again from this one')
+      if saved is not None:
+        checkpoint.check_config(saved, current, f'The workdir {workdir} (its checkpoints)')
+      saved = None
+  if saved is not None:
     checkpoint.check_config(saved, current, f'The workdir {workdir}')
   else:
     write_atomically(path, json.dumps(current, indent=1))
@@ -349,7 +369,7 @@ def run_grid(
     if checkpoint_dir is not None:
       checkpointer = checkpoint.Checkpointer(os.path.join(checkpoint_dir, run_slug(spec, name, seed)),
                                              {**(config or {}), 'policy': spec, 'strategy': name, 'seed': seed})
-      resume = loop.restore(checkpointer, splits.pool, config_for_run, querier,
+      resume = loop.restore(checkpointer, splits, config_for_run, querier,
                             model_fn(splits.pool.num_classes, config_for_run.model))
     # Only now, with the checkpoint read: this run's rows are those of its checkpoint (none without one).
     rows[:] = [r for r in rows if not mine(r)]
@@ -407,27 +427,35 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
 
   for querier in queriers.values():
     loop_config_for(querier)  # Every model option checked before the workdir is touched.
+  if schedule.total > len(splits.pool):
+    raise ValueError(f'The total budget ({schedule.total}) exceeds the pool ({len(splits.pool)} items); lower '
+                     '--config.budget.total or use a larger pool (--config.data.pool_size).')
   oracle = None
   if oracle_kind == 'human':
     if len(policies) * len(queriers) * len(seeds) != 1:
       raise ValueError('A human-labelled session runs one policy, one strategy and one seed; set '
                        '--config.policies, --config.strategies and --config.seeds to one each.')
     oracle = HumanOracle(splits, os.path.join(workdir, 'queries'), labels_file)
-  try:
-    os.makedirs(workdir, exist_ok=True)
-  except OSError as error:
-    raise checkpoint.disk_error(error, workdir, 'create') from error
-  settings = check_workdir_config(config, workdir)
-  start = time.perf_counter()
+  with checkpoint.lock_directory(workdir):
+    settings = check_workdir_config(config, workdir)
+    start = time.perf_counter()
 
-  def progress(row):
-    logging.info('%s', report.round_line(row, time.perf_counter() - start))
-    if on_row is not None:
-      on_row(row)
+    def progress(row):
+      logging.info('%s', report.round_line(row, time.perf_counter() - start))
+      if on_row is not None:
+        on_row(row)
 
-  rows = run_grid(splits, policies, queriers, seeds, loop_config_for, os.path.join(workdir, 'rounds.jsonl'),
-                  skip=skip, checkpoint_dir=os.path.join(workdir, 'checkpoints'), config=settings, oracle=oracle,
-                  on_row=progress)
+    try:
+      rows = run_grid(splits, policies, queriers, seeds, loop_config_for, os.path.join(workdir, 'rounds.jsonl'),
+                      skip=skip, checkpoint_dir=os.path.join(workdir, 'checkpoints'), config=settings,
+                      oracle=oracle, on_row=progress)
+    except LabelsRequested as request:
+      if oracle.imported:  # Say what the labels file answered before asking for the next one.
+        logging.info('Imported %s.', oracle.imported)
+        request.args = (f'Imported {oracle.imported}.\n{request}',)
+      raise
+    if oracle is not None and oracle.imported:
+      logging.info('Imported %s.', oracle.imported)
   rows = [r for r in rows if r['policy'] in policies and r['strategy'] in queriers and r['seed'] in seeds]
   title = f'{config.data.name}, width {config.model.width}'
   return report.write_outputs(rows, workdir, title, config.baseline_policy or None)

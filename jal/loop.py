@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -240,6 +242,36 @@ def pool_fingerprint(pool: Dataset) -> dict:
   return {'size': len(pool), 'ids_sha256': ids, 'images_sha256': images}
 
 
+POOL_FILE = 'pool_items.json'
+
+
+def _pool_items(splits: Splits) -> dict:
+  """Item ids and a short digest of each item's image before normalisation (a pool whose statistics moved
+  because one image was added still shows only that image): what a changed pool is compared against."""
+  raw = np.round((splits.pool.images * splits.std + splits.mean) * 255.0).astype(np.int32)
+  return {'ids': list(splits.pool.item_ids),
+          'digests': [hashlib.sha1(image.tobytes()).hexdigest()[:16] for image in np.ascontiguousarray(raw)]}
+
+
+def _pool_changes(directory: str, splits: Splits) -> str:
+  """What differs between the pool a checkpoint was written for (its pool_items.json) and `pool`."""
+  path = os.path.join(directory, POOL_FILE)
+  try:
+    with open(path, encoding='utf-8') as f:
+      saved = json.load(f)
+  except (OSError, ValueError):
+    return ''
+  current = _pool_items(splits)
+  before, now = dict(zip(saved['ids'], saved['digests'])), dict(zip(current['ids'], current['digests']))
+  added, removed = sorted(set(now) - set(before)), sorted(set(before) - set(now))
+  edited = sorted(i for i in set(now) & set(before) if now[i] != before[i])
+  parts = [f'{what} ({len(items)}): {", ".join(items[:8])}{" ..." if len(items) > 8 else ""}'
+           for what, items in (('added', added), ('removed', removed), ('changed images', edited)) if items]
+  if not parts and saved['ids'] != current['ids']:
+    parts = ['the same items in another order']
+  return '; '.join(parts)
+
+
 def save(checkpointer: checkpoint_lib.Checkpointer, state: LoopState, progress: RoundProgress, fingerprint: dict,
          done: bool = False) -> None:
   """Writes the state after `progress.phase` of round `state.round` as step round * 4 + phase.
@@ -265,7 +297,7 @@ def save(checkpointer: checkpoint_lib.Checkpointer, state: LoopState, progress: 
   checkpointer.save(step, tree, meta)
 
 
-def restore(checkpointer: checkpoint_lib.Checkpointer, pool: Dataset, config: LoopConfig,
+def restore(checkpointer: checkpoint_lib.Checkpointer, splits: Splits, config: LoopConfig,
             querier: query_lib.Querier, model_fn: ModelFn, fingerprint: dict | None = None
             ) -> tuple[LoopState, RoundProgress, bool] | None:
   """The latest checkpointed (state, progress, done), or None if there is none.
@@ -276,6 +308,7 @@ def restore(checkpointer: checkpoint_lib.Checkpointer, pool: Dataset, config: Lo
   Raises:
     CheckpointError: unreadable, written under another config or for another pool, or by another model.
   """
+  pool = splits.pool
   image_shape = pool.image_shape
   current = fingerprint or pool_fingerprint(pool)
 
@@ -284,11 +317,11 @@ def restore(checkpointer: checkpoint_lib.Checkpointer, pool: Dataset, config: Lo
     where = f'The checkpoint in {checkpointer.directory}'
     saved_pool = meta.get('pool', {})
     if saved_pool != current:
-      changed = [k for k in current if saved_pool.get(k) != current[k]]
+      changes = _pool_changes(checkpointer.directory, splits)
       raise checkpoint_lib.CheckpointError(
-          f'{where} belongs to another pool: {", ".join(changed)} differ (pool of {saved_pool.get("size")} items '
-          f'then, {current["size"]} now). Its labels would land on other items. Restore the data the session was '
-          'started with, or start a new workdir.')
+          f'{where} belongs to another pool (pool of {saved_pool.get("size")} items then, {current["size"]} now'
+          + (f'; {changes}' if changes else '') + '). Its labels would land on other items. Restore the data the '
+          'session was started with, or start a new workdir.')
     num_items = meta['pool']['size']
 
     def model_state(arch_field, part):
@@ -453,10 +486,19 @@ def run(
   querier = query_lib.as_querier(strategy, config.mc_passes)
   model_fn = model_fn or default_model_fn(splits.pool.num_classes, config.model)
   oracle = oracle or SimulatedOracle(splits.pool.labels)
+  if checkpointer is None:
+    return _run(splits, config, querier, policy, oracle, seed, model_fn, None, resume, on_round)
+  with checkpoint_lib.lock_directory(checkpointer.directory):
+    return _run(splits, config, querier, policy, oracle, seed, model_fn, checkpointer, resume, on_round)
+
+
+def _run(splits, config, querier, policy, oracle, seed, model_fn, checkpointer, resume, on_round) -> LoopState:
   state = progress = None
   fingerprint = pool_fingerprint(splits.pool) if checkpointer is not None else None
   if resume is None and checkpointer is not None:
-    resume = restore(checkpointer, splits.pool, config, querier, model_fn, fingerprint)
+    resume = restore(checkpointer, splits, config, querier, model_fn, fingerprint)
+  if checkpointer is not None and not os.path.exists(os.path.join(checkpointer.directory, POOL_FILE)):
+    checkpoint_lib.write_json(os.path.join(checkpointer.directory, POOL_FILE), _pool_items(splits))
   if resume is not None:
     state, progress, done = resume
     if done:

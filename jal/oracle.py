@@ -11,8 +11,10 @@ session is left as it was.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
+import io
 import math
 import os
 import re
@@ -52,13 +54,18 @@ class SimulatedOracle:
 class LabelsRequested(Exception):
   """A query is waiting for people to label it; the message says what to do."""
 
-  def __init__(self, directory: str, round_index: int, count: int):
+  def __init__(self, directory: str, round_index: int, count: int, template: str | None = None,
+               filled: int = 0):
     self.directory, self.round_index, self.count = directory, round_index, count
+    template = template or os.path.join(directory, 'labels_template.csv')
+    kept = ''
+    if filled:
+      kept = (f' Your labels_template.csv there already has {filled} labels filled in and was left as it is: '
+              f'finish it and pass it with --labels={os.path.join(directory, "labels_template.csv")}.')
     super().__init__(
         f'Round {round_index} asks for {count} labels. Label the items listed in {directory}/index.csv (one PNG '
-        f'each, all of them on {directory}/contact_sheet.png): fill in the label column of '
-        f'{directory}/labels_template.csv with a class name or index, then run the same command again with '
-        '--labels=<that file>.')
+        f'each, all of them on {directory}/contact_sheet.png): fill in the label column of {template} with a '
+        f'class name or index, then run the same command again with --labels=<that file>.{kept}')
 
 
 class LabelFileError(ValueError):
@@ -97,26 +104,82 @@ def contact_sheet(images: np.ndarray, path: str, columns: int = 10, scale: int =
   sheet.save(path)
 
 
-def write_query(directory: str, splits: Splits, indices: np.ndarray) -> None:
-  """Writes index.csv, one PNG per item, contact_sheet.png and labels_template.csv for the queried `indices`."""
+def _write_text(path: str, text: str) -> None:
+  """Atomically: a temporary file renamed over `path`, so nobody ever opens half a file."""
+  with open(path + '.tmp', 'w', encoding='utf-8', newline='') as f:
+    f.write(text)
+  os.replace(path + '.tmp', path)
+
+
+def _csv_text(rows) -> str:
+  buffer = io.StringIO()
+  csv.writer(buffer, lineterminator='\n').writerows(rows)
+  return buffer.getvalue()
+
+
+def template_has_answers(path: str) -> int:
+  """How many rows of a labels template someone has filled in (0 if absent or unreadable)."""
+  try:
+    rows = _read_rows(path)
+  except (OSError, LabelFileError):
+    return 0
+  return sum(1 for row in rows[1:] if len(row) > 1 and row[1].strip())
+
+
+def write_query(directory: str, splits: Splits, indices: np.ndarray) -> str:
+  """Writes index.csv, one PNG per item, contact_sheet.png, classes.txt and labels_template.csv for `indices`.
+
+  A labels template someone has started to fill in is never overwritten: it is left as it is, and the empty one
+  is written beside it as labels_template.new.csv.
+
+  Returns:
+    The path of the template to fill in.
+  """
   os.makedirs(directory, exist_ok=True)
   ids = splits.pool.item_ids
   images = raw_images(splits, indices)
   classes = splits.pool.class_names or tuple(str(c) for c in range(splits.pool.num_classes))
-  with open(os.path.join(directory, 'index.csv'), 'w', newline='') as f:
-    writer = csv.writer(f)
-    writer.writerow(['position', 'item_id', 'pool_index', 'image_file'])
-    for position, (index, image) in enumerate(zip(indices, images)):
-      name = f'{position:04d}_{_safe(ids[index])}.png'
-      _to_pil(image).save(os.path.join(directory, name))
-      writer.writerow([position, ids[index], int(index), name])
-  with open(os.path.join(directory, 'labels_template.csv'), 'w', newline='') as f:
-    writer = csv.writer(f)
-    writer.writerow(['item_id', 'label'])
-    writer.writerows([ids[index], ''] for index in indices)
-  with open(os.path.join(directory, 'classes.txt'), 'w') as f:
-    f.writelines(f'{i}\t{name}\n' for i, name in enumerate(classes))
+  index_rows = [['position', 'item_id', 'pool_index', 'image_file']]
+  for position, (index, image) in enumerate(zip(indices, images)):
+    name = f'{position:04d}_{_safe(ids[index])}.png'
+    _to_pil(image).save(os.path.join(directory, name))
+    index_rows.append([position, ids[index], int(index), name])
+  _write_text(os.path.join(directory, 'index.csv'), _csv_text(index_rows))
+  _write_text(os.path.join(directory, 'classes.txt'), ''.join(f'{i}\t{name}\n' for i, name in enumerate(classes)))
+  template = os.path.join(directory, 'labels_template.csv')
+  text = _csv_text([['item_id', 'label'], *([ids[index], ''] for index in indices)])
+  if template_has_answers(template):
+    template = os.path.join(directory, 'labels_template.new.csv')
+  _write_text(template, text)
   contact_sheet(images, os.path.join(directory, 'contact_sheet.png'))
+  return template
+
+
+def _decode(raw: bytes, path: str) -> str:
+  """The text of a labels file as spreadsheets save it: UTF-8 (with or without BOM), UTF-16 (Excel's "Unicode
+  text"), or, failing those, Windows-1252."""
+  if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    return raw.decode('utf-16')
+  try:
+    return raw.decode('utf-8-sig')
+  except UnicodeDecodeError:
+    pass
+  try:
+    return raw.decode('cp1252')
+  except UnicodeDecodeError as error:
+    raise LabelFileError(f'{path} is neither UTF-8, UTF-16 nor Windows-1252 text ({error}); save it from your '
+                         'spreadsheet as "CSV UTF-8".') from error
+
+
+def _read_rows(path: str) -> list[list[str]]:
+  """The rows of a CSV (or semicolon- or tab-separated) labels file, whatever its encoding."""
+  with open(path, 'rb') as f:
+    text = _decode(f.read(), path)
+  first = text.split('\n', 1)[0]
+  delimiter = ','
+  if ',' not in first:
+    delimiter = ';' if ';' in first else ('\t' if '\t' in first else ',')
+  return list(csv.reader(io.StringIO(text, newline=''), delimiter=delimiter))
 
 
 def read_labels(path: str, asked_ids: list[str], all_ids: set[str], class_names: tuple[str, ...] | None,
@@ -132,40 +195,39 @@ def read_labels(path: str, asked_ids: list[str], all_ids: set[str], class_names:
   names = {name: i for i, name in enumerate(class_names or ())}
   problems, answers, seen = [], {}, set()
   asked = set(asked_ids)
-  with open(path, newline='') as f:
-    reader = csv.reader(f)
-    header = next(reader, None)
-    if header is None or [h.strip().lower() for h in header[:2]] != ['item_id', 'label']:
-      raise LabelFileError(f'{path}: the first line must be the header "item_id,label", got {header!r}.')
-    for line_number, row in enumerate(reader, start=2):
-      if not row or all(not cell.strip() for cell in row):
+  rows = _read_rows(path)
+  header = rows[0] if rows else None
+  if header is None or [h.strip().lower() for h in header[:2]] != ['item_id', 'label']:
+    raise LabelFileError(f'{path}: the first line must be the header "item_id,label", got {header!r}.')
+  for line_number, row in enumerate(rows[1:], start=2):
+    if not row or all(not cell.strip() for cell in row):
+      continue
+    if len(row) < 2:
+      problems.append(f'line {line_number}: expected "item_id,label", got {row!r}')
+      continue
+    item, value = row[0].strip(), row[1].strip()
+    if item not in all_ids:
+      problems.append(f'line {line_number}: unknown item id {item!r}')
+      continue
+    if item not in asked:
+      problems.append(f'line {line_number}: item {item!r} was not asked for in this round')
+      continue
+    if item in seen:
+      problems.append(f'line {line_number}: item {item!r} appears again')
+      continue
+    seen.add(item)
+    if value in names:
+      label = names[value]
+    elif re.fullmatch(r'-?\d+', value):
+      label = int(value)
+      if not 0 <= label < num_classes:
+        problems.append(f'line {line_number}: class {label} is out of range [0, {num_classes})')
         continue
-      if len(row) < 2:
-        problems.append(f'line {line_number}: expected "item_id,label", got {row!r}')
-        continue
-      item, value = row[0].strip(), row[1].strip()
-      if item not in all_ids:
-        problems.append(f'line {line_number}: unknown item id {item!r}')
-        continue
-      if item not in asked:
-        problems.append(f'line {line_number}: item {item!r} was not asked for in this round')
-        continue
-      if item in seen:
-        problems.append(f'line {line_number}: item {item!r} appears again')
-        continue
-      seen.add(item)
-      if value in names:
-        label = names[value]
-      elif re.fullmatch(r'-?\d+', value):
-        label = int(value)
-        if not 0 <= label < num_classes:
-          problems.append(f'line {line_number}: class {label} is out of range [0, {num_classes})')
-          continue
-      else:
-        problems.append(f'line {line_number}: {value!r} is not a class name ({", ".join(names) or "none"}) nor an '
-                        f'index in [0, {num_classes})')
-        continue
-      answers[item] = (label, line_number)
+    else:
+      problems.append(f'line {line_number}: {value!r} is not a class name ({", ".join(names) or "none"}) nor an '
+                      f'index in [0, {num_classes})')
+      continue
+    answers[item] = (label, line_number)
   missing = [item for item in asked_ids if item not in seen]
   if missing:
     problems.append(f'{len(missing)} items asked for have no row: ' + ', '.join(missing[:20]) +
@@ -176,24 +238,63 @@ def read_labels(path: str, asked_ids: list[str], all_ids: set[str], class_names:
   return np.array([answers[item][0] for item in asked_ids], np.int32)
 
 
+def _round_of(directory: str) -> str:
+  name = os.path.basename(directory)
+  return 'the initial set' if name == 'initial' else f'round {name[len("round_"):]}'
+
+
 @dataclasses.dataclass
 class HumanOracle:
   """Asks people: writes each query under `query_root/round_<r>/` and raises `LabelsRequested`, or, given a
-  labels file for the pending query, imports it (once; the next query is written out again)."""
+  labels file for the pending query, imports it (once; the next query is written out again).
+
+  A file that answers an earlier query (already applied) is refused with the round it answers and the round that
+  is waiting; `imported` records what the last import answered.
+  """
 
   splits: Splits
   query_root: str
   labels_file: str | None = None
+  imported: str | None = None
+
+  def _directory(self, round_index: int) -> str:
+    return os.path.join(self.query_root, f'round_{round_index}' if round_index >= 0 else 'initial')
+
+  def _answered_round(self, asked_ids: list[str]) -> str | None:
+    """The earlier query directory whose items the labels file names, if it is not the pending one."""
+    try:
+      rows = _read_rows(self.labels_file)
+    except (OSError, LabelFileError):
+      return None
+    named = {row[0].strip() for row in rows[1:] if row and row[0].strip()}
+    if not named or named & set(asked_ids):
+      return None
+    for entry in sorted(os.listdir(self.query_root)) if os.path.isdir(self.query_root) else []:
+      index = os.path.join(self.query_root, entry, 'index.csv')
+      if os.path.isfile(index):
+        with open(index, encoding='utf-8', newline='') as f:
+          ids = {row['item_id'] for row in csv.DictReader(f)}
+        if named <= ids:
+          return os.path.join(self.query_root, entry)
+    return None
 
   def label(self, indices: np.ndarray, round_index: int) -> np.ndarray:
     indices = np.asarray(indices)
     pool = self.splits.pool
     ids = pool.item_ids
+    directory = self._directory(round_index)
+    asked = [ids[i] for i in indices]
     if self.labels_file is not None:
-      labels = read_labels(self.labels_file, [ids[i] for i in indices], set(ids), pool.class_names,
-                           pool.num_classes)
+      earlier = self._answered_round(asked)
+      if earlier is not None:
+        raise LabelFileError(
+            f'{self.labels_file} answers {_round_of(earlier)} ({earlier}), whose labels were already applied; '
+            f'{_round_of(directory)} is waiting: label the items of {directory}/index.csv and pass that file '
+            'with --labels. Nothing was imported.')
+      labels = read_labels(self.labels_file, asked, set(ids), pool.class_names, pool.num_classes)
+      self.imported = f'{len(labels)} labels for {_round_of(directory)} from {self.labels_file}'
       self.labels_file = None  # Consumed: the next round's query goes out to people again.
       return labels
-    directory = os.path.join(self.query_root, f'round_{round_index}' if round_index >= 0 else 'initial')
-    write_query(directory, self.splits, indices)
-    raise LabelsRequested(directory, round_index, len(indices))
+    filled = template_has_answers(os.path.join(directory, 'labels_template.csv'))
+    template = write_query(directory, self.splits, indices)
+    raise LabelsRequested(directory, round_index, len(indices), template, filled)

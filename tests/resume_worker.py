@@ -26,7 +26,7 @@ def main(workdir):
   policy = loop.fixed(Architecture(1, 2))
   loop.run(splits, config, 'margin', policy, seed=0, checkpointer=checkpoint.Checkpointer(workdir, run_config))
   # The final state, as a later process reads it back from disk.
-  state, _, done = loop.restore(checkpoint.Checkpointer(workdir, run_config), splits.pool, config,
+  state, _, done = loop.restore(checkpoint.Checkpointer(workdir, run_config), splits, config,
                                 query.as_querier('margin'), model_fn(10, config.model))
   history = [{k: v for k, v in r.items() if not k.startswith('time/')} for r in state.history]
   leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state.train_state.params)]

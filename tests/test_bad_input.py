@@ -260,7 +260,7 @@ def test_a_checkpoint_of_another_config(sessions, tmp_path):
   splits = experiment.load_data(smoke_config())
   other = checkpoint.Checkpointer(str(latest.parent), {'something': 'else'})
   with pytest.raises(checkpoint.CheckpointError, match=r'differing fields: .*something'):
-    loop.restore(other, splits.pool, _loopsmoke_config(), query.as_querier('entropy'), model_fn(10))
+    loop.restore(other, splits, _loopsmoke_config(), query.as_querier('entropy'), model_fn(10))
 
 
 def test_a_checkpoint_of_another_pool(sessions, tmp_path):
@@ -270,7 +270,8 @@ def test_a_checkpoint_of_another_pool(sessions, tmp_path):
   run = checkpoint.Checkpointer(str(latest.parent), {**config_json, 'policy': 'fixed:A(1,2)', 'strategy': 'entropy',
                                                      'seed': 0})
   small = data.Splits(splits.pool, None, splits.test, splits.mean, splits.std)
-  with pytest.raises(checkpoint.CheckpointError, match=r'another pool: .*pool of 300 items then, 200 now'):
+  with pytest.raises(checkpoint.CheckpointError,
+                     match=r'another pool \(pool of 300 items then, 200 now; removed \(100\): fashion_mnist_idx'):
     loop.run(small, _loopsmoke_config(), 'entropy', loop.fixed(Architecture(1, 2)), checkpointer=run)
 
 

@@ -21,10 +21,13 @@ def smoke_config(**overrides):
 
 
 def snapshot(directory):
-  """Every file under `directory` with its bytes: what must not change when an input is refused."""
+  """Every file under `directory` with its bytes: what must not change when an input is refused. The `.lock`
+  files are left out: they name the last process that held the workdir, not the session's data."""
   out = {}
   for root, _, files in os.walk(directory):
     for name in files:
+      if name == '.lock':
+        continue
       path = os.path.join(root, name)
       with open(path, 'rb') as f:
         out[os.path.relpath(path, directory)] = f.read()
