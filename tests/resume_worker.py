@@ -1,8 +1,10 @@
 """A small checkpointed active-learning run, as a separate process (the SIGKILL-and-resume tests run it).
 
-  python tests/resume_worker.py WORKDIR
+  python tests/resume_worker.py WORKDIR [fixed|inas]
 
-Prints the final history (without timings) and a digest of the final parameters as one JSON line.
+'fixed': margin on A(1,2), 3 rounds; 'inas': active-iNAS (margin) over a 2 x 2 grid from A(1,1), 2 rounds, the
+architecture changing between them. Prints the final history (without timings), the labelled set and a digest of
+the final parameters as one JSON line, read back from disk as a later process would.
 """
 
 import hashlib
@@ -12,28 +14,33 @@ import sys
 import jax
 import numpy as np
 
-from jal import checkpoint, data, loop, query
+from jal import checkpoint, data, inas, loop, query
 from jal.models import ModelConfig, model_fn
-from jal.search_space import Architecture
+from jal.search_space import Architecture, SearchSpace
 from jal.train import TrainConfig
 
 
-def main(workdir):
+def main(workdir, mode='fixed'):
   splits = data.load_splits(pool_size=300, test_size=200, seed=0)
-  config = loop.LoopConfig(loop.BudgetSchedule(20, 20, 60), TrainConfig(epochs=3, examples_per_epoch=256,
-                                                                        batch_size=32), ModelConfig(width=8))
-  run_config = {'schedule': [20, 20, 60], 'epochs': 3, 'width': 8, 'strategy': 'margin', 'seed': 0}
-  policy = loop.fixed(Architecture(1, 2))
+  if mode == 'inas':
+    config = loop.LoopConfig(loop.BudgetSchedule(20, 20, 40), TrainConfig(epochs=2, examples_per_epoch=64,
+                                                                          batch_size=32), ModelConfig(width=4))
+    # Two rounds; iNAS over the 2 x 2 grid keeps A(1,1) in round 0 and grows to A(1,2) in round 1.
+    policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(2, 2), candidate_fraction=0.5))
+  else:
+    config = loop.LoopConfig(loop.BudgetSchedule(20, 20, 60), TrainConfig(epochs=3, examples_per_epoch=256,
+                                                                          batch_size=32), ModelConfig(width=8))
+    policy = loop.fixed(Architecture(1, 2))
+  run_config = {'mode': mode, 'strategy': 'margin', 'seed': 0}
   loop.run(splits, config, 'margin', policy, seed=0, checkpointer=checkpoint.Checkpointer(workdir, run_config))
-  # The final state, as a later process reads it back from disk.
   state, _, done = loop.restore(checkpoint.Checkpointer(workdir, run_config), splits, config,
                                 query.as_querier('margin'), model_fn(10, config.model))
   history = [{k: v for k, v in r.items() if not k.startswith('time/')} for r in state.history]
   leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state.train_state.params)]
   print(json.dumps({'history': history, 'done': done, 'labeled': np.flatnonzero(state.labeled_mask).tolist(),
-                    'params': [float(np.sum(x.astype(np.float64))) for x in leaves],
+                    'archs': [r['arch'] for r in state.history],
                     'params_sha256': hashlib.sha256(b''.join(x.tobytes() for x in leaves)).hexdigest()}))
 
 
 if __name__ == '__main__':
-  main(sys.argv[1])
+  main(*sys.argv[1:])

@@ -3,11 +3,16 @@ sessions on disk (a finished one, and one waiting for people's labels) are byte-
 no bad input loses a labelled example or a finished round."""
 
 import csv
+import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 from workdirs import smoke_config, snapshot
@@ -390,4 +395,148 @@ def test_an_image_folder_with_an_unreadable_image(sessions, tmp_path):
 def test_an_image_folder_of_mixed_sizes(sessions, tmp_path):
   root = _folder(tmp_path / 'images', sizes=((8, 8), (8, 8), (9, 8), (8, 8)))
   with pytest.raises(ValueError, match=r'different sizes.*image_size=\(H, W\)'):
+    data.load_image_folder(str(root))
+
+
+# --- Sessions under stress (issue: sessions that cannot be broken). ---
+
+def _copy(sessions, tmp_path, which='finished'):
+  copy = tmp_path / which
+  shutil.copytree(sessions[which], copy)
+  return copy
+
+
+def test_a_refused_resume_keeps_every_finished_row(sessions, tmp_path):
+  copy, latest = _copy_with_latest(sessions, tmp_path)
+  rows = (copy / 'rounds.jsonl').read_text().splitlines(keepends=True)
+  (copy / 'rounds.jsonl').write_text(''.join(rows[:-1]))  # The last round's row lost: that run must resume.
+  for path in latest.rglob('*'):
+    if path.is_file() and path.parent.name == 'meta':
+      path.write_bytes(b'{"round": 3, "phase": ')
+  with pytest.raises(checkpoint.CheckpointError, match='cannot be read'):
+    experiment.run(smoke_config(), str(copy))
+  assert (copy / 'rounds.jsonl').read_text() == ''.join(rows[:-1])
+
+
+def test_a_row_cut_short_by_a_kill_comes_back_from_the_checkpoint(sessions, tmp_path):
+  copy = _copy(sessions, tmp_path)
+  text = (copy / 'rounds.jsonl').read_text()
+  (copy / 'rounds.jsonl').write_text(text[:-40])  # A kill in the middle of appending the last row.
+  experiment.run(smoke_config(), str(copy))
+  assert [json.loads(line) for line in (copy / 'rounds.jsonl').read_text().splitlines()] == \
+         [json.loads(line) for line in text.splitlines()]
+
+
+def test_a_damaged_config_json_is_rebuilt_from_the_checkpoints(sessions, tmp_path):
+  copy = _copy(sessions, tmp_path)
+  original = (copy / 'config.json').read_text()
+  (copy / 'config.json').write_text(original[:25])
+  with pytest.raises(checkpoint.CheckpointError, match=r'its checkpoints.*train.epochs: 2 -> 5'):
+    experiment.run(smoke_config(**{'train.epochs': 5}), str(copy))
+  experiment.run(smoke_config(), str(copy))
+  assert json.loads((copy / 'config.json').read_text()) == json.loads(original)
+
+
+def test_a_second_process_on_one_workdir_is_refused_naming_the_first(sessions, tmp_path):
+  copy = _copy(sessions, tmp_path)
+  holder = subprocess.Popen(
+      [sys.executable, '-c', 'import sys, time\nfrom jal import checkpoint\n'
+       'with checkpoint.lock_directory(sys.argv[1]):\n  print("locked", flush=True)\n  time.sleep(600)', str(copy)],
+      stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == 'locked'
+    with pytest.raises(checkpoint.LockedError, match=rf'in use by process {holder.pid} on .*One process per workdir'):
+      experiment.run(smoke_config(), str(copy))
+  finally:
+    holder.kill()
+    holder.wait()
+  experiment.run(smoke_config(), str(copy))  # The lock of a killed process is stale: taken over.
+
+
+def test_a_full_disk(sessions, tmp_path, monkeypatch):
+  def no_space(*args, **kwargs):
+    raise ValueError('INTERNAL: RESOURCE_EXHAUSTED: Error writing to file: No space left on device [OS error 28]')
+
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', no_space)
+  with pytest.raises(checkpoint.CheckpointError, match=r'Could not write a checkpoint in .*RESOURCE_EXHAUSTED.*'
+                                                       r'Free disk space.*resumes from the last complete checkpoint'):
+    experiment.run(smoke_config(), str(tmp_path / 'work'))
+
+
+def test_a_workdir_that_cannot_be_written(sessions, tmp_path):
+  (tmp_path / 'file').write_text('not a directory')
+  with pytest.raises(checkpoint.CheckpointError, match=r'Could not (create|write in) .*file/work'):
+    experiment.run(smoke_config(), str(tmp_path / 'file' / 'work'))
+
+
+def test_a_nan_learning_rate_is_refused_before_the_workdir_is_written(sessions, tmp_path):
+  with pytest.raises(ValueError, match='learning_rate must be a positive finite number, got nan'):
+    experiment.run(smoke_config(**{'train.learning_rate': float('nan')}), str(tmp_path / 'work'))
+  assert not (tmp_path / 'work').exists()
+
+
+def test_zero_mc_passes_is_refused_before_the_workdir_is_written(sessions, tmp_path):
+  with pytest.raises(ValueError, match=r'mc_passes must be >= 1'):
+    experiment.run(smoke_config(strategies='bald', **{'model.mc_passes': 0}), str(tmp_path / 'work'))
+  assert not (tmp_path / 'work').exists()
+
+
+def test_a_diverging_loss_stops_the_round_naming_the_cause(sessions, tmp_path):
+  with pytest.raises(FloatingPointError, match=r'Round 0: the training loss of A\(1,2\) is (nan|inf).*learning_rate'):
+    experiment.run(smoke_config(**{'train.learning_rate': 1e38}), str(tmp_path / 'work'))
+
+
+def test_a_label_file_that_answers_an_earlier_round(sessions, tmp_path):
+  with open(os.path.join(sessions['waiting'], 'queries', 'initial', 'index.csv')) as f:
+    ids = [r['item_id'] for r in csv.DictReader(f)]
+  path = _labels_file(sessions, tmp_path, [[i, 0] for i in ids])
+  with pytest.raises(oracle_lib.LabelFileError, match=r'answers the initial set .* already applied; round 0 is '
+                                                      r'waiting.*Nothing was imported'):
+    experiment.run(sessions['human'], sessions['waiting'], path)
+
+
+def test_a_template_filled_in_place_is_never_overwritten(sessions, tmp_path):
+  copy = _copy(sessions, tmp_path, 'waiting')
+  template = copy / 'queries' / 'round_0' / 'labels_template.csv'
+  lines = template.read_text().splitlines()
+  filled = '\n'.join([lines[0]] + [f'{line}3' for line in lines[1:4]] + lines[4:]) + '\n'
+  template.write_text(filled)
+  with pytest.raises(oracle_lib.LabelsRequested, match=r'already has 3 labels filled in and was left as it is'):
+    experiment.run(sessions['human'], str(copy))  # After a reboot, without --labels.
+  assert template.read_text() == filled
+  assert (copy / 'queries' / 'round_0' / 'labels_template.new.csv').read_text() == \
+         (Path(sessions['waiting']) / 'queries' / 'round_0' / 'labels_template.csv').read_text()
+
+
+def test_an_image_folder_edited_between_rounds(sessions, tmp_path):
+  root = _folder(tmp_path / 'images', sizes=((8, 8),) * 6)
+  config = smoke_config(oracle='human', **{'data.name': 'folder', 'data.data_dir': str(root),
+                                           'budget.per_round': 2, 'budget.total': 6})
+  with pytest.raises(oracle_lib.LabelsRequested):
+    experiment.run(config, str(tmp_path / 'work'))
+  Image.fromarray(np.full((8, 8), 7, np.uint8)).save(root / 'unlabeled' / 'new.png')
+  os.remove(root / 'unlabeled' / '0.png')
+  with pytest.raises(checkpoint.CheckpointError, match=r'another pool .*added \(1\): unlabeled/new.png; removed '
+                                                       r'\(1\): unlabeled/0.png.*labels would land on other items'):
+    experiment.run(config, str(tmp_path / 'work'), str(tmp_path / 'labels.csv'))
+
+
+def test_an_image_folder_with_a_sub_folder_in_unlabeled(sessions, tmp_path):
+  root = _folder(tmp_path / 'images')
+  os.makedirs(root / 'unlabeled' / 'more')
+  with pytest.raises(ValueError, match=r"unlabeled/ holds sub-folders \['more'\].*Move their images up"):
+    data.load_image_folder(str(root))
+
+
+def test_an_image_folder_with_an_empty_class_folder(sessions, tmp_path):
+  root = _folder(tmp_path / 'images')
+  os.makedirs(root / 'labeled' / 'c')
+  with pytest.raises(ValueError, match=r'labeled/c/ is empty: every class needs at least one seed image'):
+    data.load_image_folder(str(root))
+
+
+def test_an_image_folder_with_a_symlinked_class_folder(sessions, tmp_path):
+  root = _folder(tmp_path / 'images')
+  os.symlink(root / 'labeled' / 'a', root / 'labeled' / 'c')
+  with pytest.raises(ValueError, match=r"Class folders \['c'\] .* are symbolic links"):
     data.load_image_folder(str(root))

@@ -145,3 +145,42 @@ def test_split_sizes_are_checked():
     data.make_splits(train, train, validation_size=6)
   with pytest.raises(ValueError, match='pool_size'):
     data.make_splits(train, train, validation_size=2, pool_size=5)
+
+
+def _image_folder(root, classes, write):
+  """labeled/<class>/ and test/<class>/ with one image each, unlabeled/ with two; `write(path, value)` saves."""
+  for split in ('labeled', 'test'):
+    for k, name in enumerate(classes):
+      os.makedirs(root / split / name)
+      write(root / split / name / 'x', k)
+  os.makedirs(root / 'unlabeled')
+  write(root / 'unlabeled' / 'u0', 0)
+  write(root / 'unlabeled' / 'u1', 1)
+  return root
+
+
+def test_image_folders_read_16_bit_and_tiff_images_scaled_not_saturated(tmp_path):
+  from PIL import Image
+
+  def write(path, k):
+    gradient = (np.arange(64).reshape(8, 8) * 1000 + k).astype(np.uint16)  # 0 .. 63,000 of 65,535
+    Image.fromarray(gradient).save(f'{path}.tif' if 'unlabeled' in str(path) else f'{path}.png')
+
+  splits = data.load_image_folder(str(_image_folder(tmp_path, ('a', 'b'), write)))
+  raw = np.round((splits.pool.images * splits.std + splits.mean) * 255).astype(int)
+  assert 'unlabeled/u0.tif' in splits.pool.item_ids
+  expected = np.round(np.arange(64).reshape(8, 8) * 1000 / 65535 * 255)
+  for image in raw:
+    np.testing.assert_array_equal(image[..., 0], expected)  # 8-bit saturation would make almost all 255.
+
+
+def test_integer_class_folders_are_ordered_by_number_and_named_in_label_files(tmp_path):
+  from PIL import Image
+
+  def write(path, k):
+    Image.fromarray(np.full((8, 8), k, np.uint8)).save(f'{path}.png')
+
+  splits = data.load_image_folder(str(_image_folder(tmp_path, ('0', '1', '2', '10'), write)))
+  assert splits.pool.class_names == ('0', '1', '2', '10')
+  seed_of = dict(zip(splits.pool.item_ids, splits.pool.labels))
+  assert seed_of['labeled/10/x.png'] == 3 and seed_of['labeled/2/x.png'] == 2

@@ -137,3 +137,15 @@ def test_a_folder_pool_cannot_be_simulated(tmp_path, fashion_mnist):
   with pytest.raises(ValueError, match='only people can label'):
     experiment.run(config, str(tmp_path / 'work'))
   assert not os.path.exists(tmp_path / 'work')
+
+
+@pytest.mark.parametrize('encoding, delimiter', [('utf-8-sig', ','), ('utf-16', '\t'), ('cp1252', ';')])
+def test_label_files_as_spreadsheets_save_them(tmp_path, encoding, delimiter):
+  """Excel's "CSV UTF-8" (a BOM), "Unicode text" (UTF-16, tabs) and a European "CSV" (Windows-1252, semicolons)."""
+  classes = ('T-shirt', 'Café', 'Trouser')
+  text = delimiter.join(['item_id', 'label']) + '\r\n' + '\r\n'.join(
+      delimiter.join(row) for row in [['a', 'Café'], ['b', '2'], ['c', 'T-shirt']]) + '\r\n'
+  path = tmp_path / 'labels.csv'
+  path.write_bytes(text.encode(encoding))
+  labels = oracle_lib.read_labels(str(path), ['c', 'a', 'b'], {'a', 'b', 'c', 'd'}, classes, 3)
+  np.testing.assert_array_equal(labels, [0, 1, 2])

@@ -21,9 +21,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, 'tests', 'resume_worker.py')
 
 
-def _worker(workdir):
-  return subprocess.Popen([sys.executable, WORKER, str(workdir)], cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+def _worker(workdir, mode='fixed', cache=None):
+  env = dict(os.environ)
+  if cache is not None:  # Restarts reuse compiled steps, as a user's restarts with JAX's persistent cache would.
+    env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+  return subprocess.Popen([sys.executable, WORKER, str(workdir), mode], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _steps(directory):
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.exists() else []
 
 
 def _result(process):
@@ -32,26 +40,29 @@ def _result(process):
   return json.loads(stdout.strip().splitlines()[-1])
 
 
-def test_sigkill_during_round_two_then_resume_gives_the_same_run(tmp_path, fashion_mnist):
+def test_active_inas_killed_after_every_checkpoint_of_two_rounds_ends_as_an_uninterrupted_run(tmp_path,
+                                                                                            fashion_mnist):
+  """The kill that used to wedge active-iNAS for good: after the checkpoint that ends round 0, restart, then after
+  round 1's architecture choice (a new architecture), restart; and so on after every checkpoint."""
   del fashion_mnist
-  uninterrupted = _result(_worker(tmp_path / 'a'))
-
-  process = _worker(tmp_path / 'b')
-  checkpoints = tmp_path / 'b'
-  deadline = time.time() + 600
-  # Step 5 = round 1 (the second round) after its 'policy' phase: kill while it trains.
-  while not (checkpoints / '5').exists() and process.poll() is None and time.time() < deadline:
-    time.sleep(0.05)
-  assert process.poll() is None, 'the run ended before it could be killed'
-  process.send_signal(signal.SIGKILL)
-  process.wait()
-  assert process.returncode == -signal.SIGKILL
-  steps = sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
-  assert steps and max(steps) < 12  # Killed mid-run: not finished.
-
-  resumed = _result(_worker(tmp_path / 'b'))
-  assert resumed['done'] and uninterrupted['done']
-  assert resumed['history'] == uninterrupted['history']
+  cache = tmp_path / 'jax_cache'
+  uninterrupted = _result(_worker(tmp_path / 'a', 'inas', cache))
+  assert len(set(uninterrupted['archs'])) > 1, 'the architecture must change for this test to mean anything'
+  directory = tmp_path / 'b'
+  killed_after, deadline = [], time.time() + 900
+  while True:
+    process = _worker(directory, 'inas', cache)
+    last = max(_steps(directory), default=-1)
+    while process.poll() is None and max(_steps(directory), default=-1) <= last and time.time() < deadline:
+      time.sleep(0.01)
+    if process.poll() is not None:  # Finished before the next checkpoint: nothing left to kill.
+      resumed = _result(process)
+      break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_after.append(max(_steps(directory)))
+  assert len(killed_after) >= 5  # 2 rounds x 4 phases, less those the process ran past before the kill.
+  assert resumed['done'] and resumed['history'] == uninterrupted['history']
   assert resumed['labeled'] == uninterrupted['labeled']
   assert resumed['params_sha256'] == uninterrupted['params_sha256']
 
@@ -88,9 +99,9 @@ def _without_times(history):
   return [{k: v for k, v in r.items() if not k.startswith('time/')} for r in history]
 
 
-def _run_with_crash(directory, splits, config, strategy, policy, run_config, crash_at):
-  """Runs to the end; with `crash_at`, first runs until that checkpoint, then resumes from disk."""
-  if crash_at is not None:
+def _run_with_crashes(directory, splits, config, strategy, policy, run_config, crashes=()):
+  """Runs to the end; first crashes right after each checkpoint in `crashes` in turn, resuming from disk."""
+  for crash_at in crashes:
     with pytest.raises(Crash):
       loop.run(splits, config, strategy, policy, seed=0,
                checkpointer=CrashingCheckpointer(directory, run_config, crash_at))
@@ -98,17 +109,23 @@ def _run_with_crash(directory, splits, config, strategy, policy, run_config, cra
                   checkpointer=checkpoint.Checkpointer(directory, run_config))
 
 
+# (round, phase) of every checkpoint of rounds 0 and 1, in order; (r, 'start') is the one that ends round r - 1.
+EVERY_PHASE_OF_TWO_ROUNDS = ((0, 'policy'), (0, 'train'), (0, 'query'), (1, 'start'),
+                             (1, 'policy'), (1, 'train'), (1, 'query'), (2, 'start'))
+
+
 def test_autoal_and_inas_state_resume_exactly(tmp_path, small):
   splits, config = small
   querier = autoal.AutoAL(dataclasses.replace(
       autoal.AutoALConfig(candidates=('entropy', 'kmeans')), width=4, batch_size=16, pretrain_steps=3,
       cycles=2, num_threshold_samples=256))
-  # A(1,1) -> A(1,2) at most: few architectures to compile. The crash comes after round 0's query, so round 1's
-  # search continues from the restored AutoAL networks and its query uses them.
+  # A(1,1) -> A(1,2) at most: few architectures to compile. A crash after every checkpoint of two rounds: after
+  # round 0's query, round 1's search continues from the restored AutoAL networks and its query uses them.
   policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(1, 2), candidate_fraction=0.5))
   run_config = {'case': 'autoal+inas'}
-  straight = _run_with_crash(tmp_path / 'a', splits, config, querier, policy, run_config, None)
-  resumed = _run_with_crash(tmp_path / 'b', splits, config, querier, policy, run_config, (0, 'query'))
+  straight = _run_with_crashes(tmp_path / 'a', splits, config, querier, policy, run_config)
+  resumed = _run_with_crashes(tmp_path / 'b', splits, config, querier, policy, run_config,
+                              EVERY_PHASE_OF_TWO_ROUNDS)
   assert resumed.query_state is not None and len(resumed.history) == 3
   assert _without_times(resumed.history) == _without_times(straight.history)
   np.testing.assert_array_equal(resumed.labeled_mask, straight.labeled_mask)
