@@ -14,6 +14,7 @@ This module logs through absl and never reads flags.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -89,6 +90,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.pool_size = 10_000
   config.data.test_size = 2000
   config.data.split_seed = 0                # The pool/test split is shared by every seed.
+  config.data.validation_size = 0           # Held out of the training data (never queried, never the test split).
 
   config.budget = ml_collections.ConfigDict()
   config.budget.initial = 100
@@ -135,7 +137,12 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def paper(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The active-iNAS protocol (§5.1), for GPU/TPU: CIFAR-10 via TFDS, width 64, 2000 -> 50,000 labels."""
+  """The active-iNAS protocol (§5.1, SPEC §2-3), field by field, for GPU/TPU: CIFAR-10 via TFDS, width 64,
+  2000 -> 50,000 labels (2000 per round, 5000 after 10,000), 200 epochs of 50,000 examples, SGD (Nesterov 0.9,
+  lr 0.1, x0.1 at 50% and 75%, decay 5e-4 on conv kernels), flips, 4-pixel shifts, rotations up to 15 degrees;
+  iNAS with T = 1 on a 12 x 5 grid, an 80/20 split of L, candidates trained for the first quarter of the
+  schedule (50 epochs at lr 0.1) and scored by their best validation accuracy; MC-dropout 0.5 with 100 passes.
+  Every CPU-scale choice of the config it is applied to is undone here."""
   config.data.name = 'cifar10'
   config.data.pool_size = 0
   config.data.test_size = 0
@@ -145,10 +152,24 @@ def paper(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.budget.grown_per_round = 5000
   config.budget.grow_after = 10_000
   config.model.width = 64
-  config.train.epochs = 200
-  config.train.examples_per_epoch = 50_000
-  config.train.augment.shift = 4
-  config.train.augment.rotation = 15.0
+  config.model.conv_bias = True
+  config.model.dropout_rate = 0.0
+  config.model.mc_dropout_rate = 0.5
+  config.model.mc_passes = 100
+  paper_train = train_section()
+  paper_train.epochs = 200
+  paper_train.examples_per_epoch = 50_000
+  paper_train.augment.shift = 4
+  paper_train.augment.rotation = 15.0
+  config.train = paper_train
+  config.inas.max_steps = 1
+  config.inas.validation_fraction = 0.2
+  config.inas.candidate_fraction = 0.25
+  config.inas.num_seeds = 1
+  config.inas.score = 'best'
+  config.inas.schedule = 'truncated'
+  config.inas.max_blocks = 12
+  config.inas.max_stacks = 5
   return config
 
 
@@ -178,8 +199,8 @@ def load_data(config: ml_collections.ConfigDict) -> data.Splits:
     if not config.data.data_dir:
       raise ValueError('--config.data.name=folder needs --config.data.data_dir=/path/to/images.')
     return data.load_image_folder(config.data.data_dir)
-  return data.load_splits(config.data.name, config.data.data_dir or None, 0, config.data.pool_size or None,
-                          config.data.test_size or None, config.data.split_seed)
+  return data.load_splits(config.data.name, config.data.data_dir or None, config.data.get('validation_size', 0),
+                          config.data.pool_size or None, config.data.test_size or None, config.data.split_seed)
 
 
 def train_config(section: ml_collections.ConfigDict) -> TrainConfig:
@@ -519,3 +540,63 @@ def run_training(config: ml_collections.ConfigDict, workdir: str) -> dict:
   os.makedirs(workdir, exist_ok=True)
   _append_row(os.path.join(workdir, 'results.jsonl'), json.loads(json.dumps(record, default=str)))
   return record
+
+
+# --- The CPU protocol: how long a round must train (experiments/schedule_study.py). ---
+
+
+def schedule_study_config() -> ml_collections.ConfigDict:
+  """Which per-round schedule fits the labelled set: architectures x |L| x epochs x seeds, scored on L (train
+  accuracy, eval mode) and on a validation split held out of the training data (never the test split)."""
+  config = base_config()
+  config.data.validation_size = 2000
+  config.study = ml_collections.ConfigDict()
+  config.study.archs = ('A(1,2)', 'A(2,4)')
+  config.study.num_labeled = (100, 300, 600)
+  config.study.epochs = (5, 10, 15, 20, 30, 40)
+  config.study.seeds = (0, 1)
+  return config
+
+
+def schedule_study(config: ml_collections.ConfigDict, workdir: str,
+                   on_row: Callable[[dict], None] | None = None) -> list[dict]:
+  """Trains every (arch, |L|, epochs, seed) of `config.study` not yet in workdir/schedule.jsonl; returns all rows.
+
+  |L| random labels from the pool (seeded, nested: the 300 contain the 100); each row holds 'train/accuracy' and
+  'train/loss' on L in eval mode, 'val/accuracy' and 'val/loss' on the validation split, and the SGD steps.
+  """
+  splits = data.load_splits(config.data.name, config.data.data_dir or None, config.data.validation_size,
+                            config.data.pool_size or None, config.data.test_size or None, config.data.split_seed)
+  if splits.validation is None:
+    raise ValueError('The schedule study needs a validation split: set --config.data.validation_size > 0.')
+  pool = splits.pool
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, 'schedule.jsonl')
+  rows = report.read_rows(path)
+  done = {(r['arch'], r['num_labeled'], r['epochs'], r['seed']) for r in rows}
+  base = train_config(config.train)
+  for arch_name in names(config.study.archs):
+    arch = parse_architecture(arch_name)
+    model = build_model(arch, pool.num_classes, model_config(config.model))
+    for seed in (int(s) for s in names(config.study.seeds)):
+      order = np.random.default_rng(seed).permutation(len(pool))
+      for num_labeled in (int(n) for n in names(config.study.num_labeled)):
+        mask = np.zeros(len(pool), bool)
+        mask[order[:num_labeled]] = True
+        for epochs in (int(e) for e in names(config.study.epochs)):
+          if (arch_name, num_labeled, epochs, seed) in done:
+            continue
+          settings = dataclasses.replace(base, epochs=epochs)
+          result = train(model, settings, pool.images, pool.labels, jax.random.key(seed), mask)
+          variables = result.state_for_seed(0).variables
+          fit = evaluate(model, variables, pool.images[mask], pool.labels[mask])
+          held_out = evaluate(model, variables, splits.validation.images, splits.validation.labels)
+          row = {'arch': arch_name, 'num_labeled': num_labeled, 'epochs': epochs, 'seed': seed,
+                 'steps': settings.total_steps, 'train/accuracy': fit['accuracy'], 'train/loss': fit['loss'],
+                 'val/accuracy': held_out['accuracy'], 'val/loss': held_out['loss'], 'seconds': result.seconds}
+          _append_row(path, row)
+          rows.append(row)
+          if on_row is not None:
+            on_row(row)
+  report.schedule_curves(rows, os.path.join(workdir, 'schedule_curves.png'))
+  return rows

@@ -238,3 +238,46 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str, baseline_polic
     plots.learning_curves(gains, os.path.join(workdir, 'auc_gain.png'), title='AUC-GAIN against random',
                           ylabel='AUC-GAIN up to n labels')
   return {'methods': entries, 'table': table, 'times': times}
+
+
+def schedule_curves(rows: Sequence[dict], path: str) -> None:
+  """Train (on L) and validation accuracy against SGD steps per round: one panel per architecture, one line per
+  |L|, mean ± SE over seeds (`jal.experiment.schedule_study`)."""
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  archs = sorted({r['arch'] for r in rows})
+  figure, axes = plt.subplots(1, len(archs), figsize=(5.5 * len(archs), 4), dpi=110, squeeze=False)
+  for ax, arch in zip(axes[0], archs):
+    for num_labeled in sorted({r['num_labeled'] for r in rows if r['arch'] == arch}):
+      mine = [r for r in rows if r['arch'] == arch and r['num_labeled'] == num_labeled]
+      steps = sorted({r['steps'] for r in mine})
+      for key, style in (('train/accuracy', '--'), ('val/accuracy', '-')):
+        stats = [metrics.mean_se([r[key] for r in mine if r['steps'] == s]) for s in steps]
+        mean, se = np.array([m for m, _ in stats]), np.array([e for _, e in stats])
+        line, = ax.plot(steps, mean, style, marker='o', markersize=3,
+                        label=f'|L|={num_labeled} {key.split("/")[0]}')
+        ax.fill_between(steps, mean - se, mean + se, alpha=0.15, color=line.get_color())
+    ax.set_title(f'{arch}: train (dashed, on L) and validation (solid)')
+    ax.set_xlabel('SGD steps per round')
+    ax.set_ylabel('accuracy')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  figure.tight_layout()
+  figure.savefig(path)
+  plt.close(figure)
+
+
+def schedule_table(rows: Sequence[dict]) -> str:
+  """Mean ± SE of train (on L) and validation accuracy per (arch, |L|, steps)."""
+  lines = ['| arch | labels | epochs | steps | train accuracy (on L) | validation accuracy | seeds |',
+           '|---|---|---|---|---|---|---|']
+  keys = sorted({(r['arch'], r['num_labeled'], r['epochs'], r['steps']) for r in rows})
+  for arch, num_labeled, epochs, steps in keys:
+    mine = [r for r in rows if (r['arch'], r['num_labeled'], r['epochs']) == (arch, num_labeled, epochs)]
+    lines.append(f'| {arch} | {num_labeled} | {epochs} | {steps} | '
+                 f'{format_pm(metrics.mean_se([r["train/accuracy"] for r in mine]))} | '
+                 f'{format_pm(metrics.mean_se([r["val/accuracy"] for r in mine]))} | {len(mine)} |')
+  return '\n'.join(lines) + '\n'

@@ -1,5 +1,6 @@
 """Tests for jal.experiment: a comparison grid run from Python (no binary), interrupted and resumed."""
 
+import importlib
 import json
 
 import pytest
@@ -50,3 +51,22 @@ def test_config_lists_accept_tuples_and_flag_strings():
   assert experiment.names('inas,fixed:A(1,2)') == ('inas', 'fixed:A(1,2)')
   assert experiment.names(('entropy,margin',)) == ('entropy', 'margin')
   assert experiment.names((0, 1)) == ('0', '1')
+
+
+@pytest.mark.parametrize('name', ['active_inas', 'active_learning', 'compare_inas'])
+def test_paper_configs_are_the_published_active_inas_protocol(name):
+  """SPEC §2-3 field by field: no CPU-scale choice of a binary's config survives ':paper'."""
+  config = importlib.import_module(f'experiments.configs.{name}').get_config('paper')
+  assert config.data.name == 'cifar10' and config.data.pool_size == 0 and config.data.test_size == 0
+  assert (config.budget.initial, config.budget.per_round, config.budget.total) == (2000, 2000, 50_000)
+  assert (config.budget.grown_per_round, config.budget.grow_after) == (5000, 10_000)
+  assert config.model.width == 64 and config.model.mc_dropout_rate == 0.5 and config.model.mc_passes == 100
+  train = experiment.train_config(config.train)
+  assert (train.epochs, train.examples_per_epoch, train.batch_size) == (200, 50_000, 128)
+  assert (train.learning_rate, train.momentum, train.nesterov, train.weight_decay) == (0.1, 0.9, True, 5e-4)
+  assert (train.lr_boundaries, train.lr_decay) == ((0.5, 0.75), 0.1)
+  assert (train.augment.flip, train.augment.shift, train.augment.rotation) == (True, 4, 15.0)
+  search = experiment.inas_config(config.inas)
+  assert (search.max_steps, search.validation_fraction, search.candidate_fraction) == (1, 0.2, 0.25)
+  assert (search.schedule, search.score, search.num_seeds) == ('truncated', 'best', 1)
+  assert (search.space.max_blocks, search.space.max_stacks) == (12, 5)

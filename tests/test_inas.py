@@ -131,3 +131,44 @@ def test_end_to_end_active_inas_two_rounds_never_reads_the_test_split():
   np.testing.assert_array_equal(clean.labeled_mask, noisy.labeled_mask)
   assert any(k.startswith('nas/step0/') for k in clean.history[0])
   assert clean.history[0]['time/nas'] > 0
+
+
+class _FakeResult:
+  """Two seeds whose validation accuracy peaks before the end: best 0.9 / 0.7, final 0.6 / 0.5."""
+
+  def best_val_accuracy(self):
+    return [0.9, 0.7]
+
+  def final_val_accuracy(self):
+    return [0.6, 0.5]
+
+
+@pytest.mark.parametrize('schedule, score, epochs, fraction, error', [
+    ('truncated', 'best', 20, 0.25, 0.2),     # The paper: the first quarter of the 20-epoch schedule.
+    ('truncated', 'final', 20, 0.25, 0.45),
+    ('compressed', 'best', 5, 1.0, 0.2),      # A whole schedule (decays included) in a quarter of the epochs.
+    ('compressed', 'final', 5, 1.0, 0.45),
+])
+def test_the_scorer_trains_on_s_prime_and_scores_on_v_prime(monkeypatch, schedule, score, epochs, fraction, error):
+  splits = _tiny_splits()
+  pool = splits.pool
+  labels = np.where(np.arange(len(pool)) < 40, pool.labels, -1).astype(np.int32)
+  calls = []
+
+  def fake_train(model, config, images, train_labels, rngs, mask, validation, schedule_fraction):
+    calls.append(dict(config=config, images=images, labels=train_labels, seeds=len(rngs), mask=mask,
+                      validation=validation, schedule_fraction=schedule_fraction))
+    return _FakeResult()
+
+  monkeypatch.setattr(inas, 'train', fake_train)
+  config = inas.INASConfig(candidate_fraction=0.25, num_seeds=2, schedule=schedule, score=score)
+  train_config = TrainConfig(epochs=20, examples_per_epoch=32, batch_size=16)
+  scorer = inas.train_scorer(pool, labels, train_config, config, lambda arch: ('model of', arch))
+  s_prime, v_prime = np.arange(len(pool)) < 30, (np.arange(len(pool)) >= 30) & (np.arange(len(pool)) < 40)
+  assert scorer(A(1, 2), s_prime, v_prime, jax.random.key(0)) == pytest.approx(error)
+  (call,) = calls
+  assert call['config'].epochs == epochs and call['schedule_fraction'] == fraction and call['seeds'] == 2
+  assert call['config'].eval_every == 1  # Scored every epoch, so 'best' sees them all.
+  np.testing.assert_array_equal(call['mask'], s_prime)
+  np.testing.assert_array_equal(call['validation'][0], pool.images[v_prime])
+  np.testing.assert_array_equal(call['validation'][1], pool.labels[v_prime])

@@ -1,0 +1,22 @@
+"""Config for experiments/schedule_study.py: how long a round must train at CPU scale.
+
+  ''       A(1,2) and ResNet-18 A(2,4) at width 16, |L| = 100, 300, 600 of a 10,000-image Fashion-MNIST pool,
+           5-40 epochs of 1024 examples, 2 seeds; validation on 2,000 held-out training images
+  'smoke'  seconds, for tests
+"""
+
+from jal import experiment
+
+
+def get_config(arg: str = ''):
+  config = experiment.schedule_study_config()
+  if arg == 'smoke':
+    config = experiment.smoke(config)
+    config.data.validation_size = 100
+    config.study.archs = ('A(1,1)',)
+    config.study.num_labeled = (20, 40)
+    config.study.epochs = (1, 2)
+    config.study.seeds = (0,)
+  elif arg:
+    raise ValueError(f"Unknown config argument {arg!r}; use '' or 'smoke'.")
+  return config
