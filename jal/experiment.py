@@ -83,6 +83,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.baseline_policy = ''               # Paired AUBC differences against this policy ('' = none).
   config.skip = ()                          # 'policy/strategy' pairs not to run.
   config.oracle = 'simulated'               # 'human': queries go to workdir/queries/, answers come by --labels.
+  config.study_seeds = 3                    # Policy 'inas_study': seeds per candidate.
 
   config.data = ml_collections.ConfigDict()
   config.data.name = data.DEFAULT_DATASET   # Or a TFDS name, or 'folder' (your images, in data_dir).
@@ -234,13 +235,21 @@ def autoal_config(section: ml_collections.ConfigDict) -> autoal_lib.AutoALConfig
   return autoal_lib.AutoALConfig(**fields)
 
 
-def make_policy(spec: str, config: inas_lib.INASConfig) -> loop.ArchitecturePolicy:
-  """'fixed:A(i,j)' -> `loop.fixed`, 'inas' -> `inas.inas_policy`; anything else is a ValueError."""
+def make_policy(spec: str, config: inas_lib.INASConfig, validation: data.Dataset | None = None,
+                study_seeds: int = 3) -> loop.ArchitecturePolicy:
+  """'fixed:A(i,j)' -> `loop.fixed`, 'inas' -> `inas.inas_policy`, 'inas_study' -> iNAS that also records its
+  candidates' errors on V' and on the validation split for `study_seeds` seeds (`inas.validation_study_policy`);
+  anything else is a ValueError."""
   if spec == 'inas':
     return inas_lib.inas_policy(config)
+  if spec == 'inas_study':
+    if validation is None:
+      raise ValueError("Policy 'inas_study' scores candidates on a held-out split: set "
+                       '--config.data.validation_size (e.g. 2000).')
+    return inas_lib.validation_study_policy(config, (validation.images, validation.labels), study_seeds)
   if spec.startswith('fixed:'):
     return loop.fixed(parse_architecture(spec[len('fixed:'):]))
-  raise ValueError(f"Unknown architecture policy {spec!r}; use 'inas' or 'fixed:A(i,j)'.")
+  raise ValueError(f"Unknown architecture policy {spec!r}; use 'inas', 'inas_study' or 'fixed:A(i,j)'.")
 
 
 def make_querier(name: str, config: ml_collections.ConfigDict) -> query.Querier:
@@ -439,7 +448,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
   skip = tuple(tuple(method.split('/')) for method in names(config.get('skip', ())))
   if any(len(method) != 2 for method in skip):
     raise ValueError(f"config.skip must be 'policy/strategy' pairs, got {config.skip!r}.")
-  policies = {spec: make_policy(spec, search_settings) for spec in policy_names}
+  policies = {spec: make_policy(spec, search_settings, splits.validation, config.study_seeds)
+              for spec in policy_names}
   queriers = {name: make_querier(name, config) for name in strategy_names}
 
   def loop_config_for(querier):

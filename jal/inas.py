@@ -125,6 +125,20 @@ def inas(
   return INASResult(current, tuple(steps))
 
 
+def candidate_schedule(train_config: TrainConfig, config: INASConfig) -> tuple[TrainConfig, float]:
+  """How a candidate trains: (its TrainConfig, the fraction of that schedule it runs), evaluated every epoch.
+
+  'truncated' (the paper): the full schedule, stopped after `candidate_fraction` of it (so at the initial lr when
+  the fraction is before the first decay); 'compressed': a whole schedule, decays included, in `candidate_fraction`
+  of the epochs.
+  """
+  candidate_config = dataclasses.replace(train_config, eval_every=max(1, train_config.eval_every))
+  if config.schedule == 'compressed':
+    epochs = max(1, int(round(config.candidate_fraction * train_config.epochs)))
+    return dataclasses.replace(candidate_config, epochs=epochs), 1.0
+  return candidate_config, config.candidate_fraction
+
+
 def train_scorer(
     pool: Dataset,
     labels: np.ndarray,
@@ -142,12 +156,7 @@ def train_scorer(
   def scorer(arch, train_mask, validation_mask, rng):
     model = model_fn(arch)
     validation = (pool.images[validation_mask], labels[validation_mask])
-    candidate_config = dataclasses.replace(train_config, eval_every=max(1, train_config.eval_every))
-    schedule_fraction = config.candidate_fraction
-    if config.schedule == 'compressed':
-      epochs = max(1, int(round(config.candidate_fraction * train_config.epochs)))
-      candidate_config = dataclasses.replace(candidate_config, epochs=epochs)
-      schedule_fraction = 1.0
+    candidate_config, schedule_fraction = candidate_schedule(train_config, config)
     result = train(model, candidate_config, pool.images, np.maximum(labels, 0),
                    jax.random.split(rng, config.num_seeds), train_mask, validation=validation,
                    schedule_fraction=schedule_fraction)
@@ -169,5 +178,43 @@ def inas_policy(config: INASConfig = INASConfig(), start: Architecture | None = 
     scorer = train_scorer(inputs.pool, inputs.labels, inputs.train, config, inputs.model_fn)
     result = inas(inputs.labeled_mask, previous, config, scorer, rng)
     return result.arch, result.metrics()
+
+  return policy
+
+
+def validation_study_policy(config: INASConfig, holdout: tuple[np.ndarray, np.ndarray], num_seeds: int = 3,
+                            start: Architecture | None = None):
+  """iNAS that also measures its own scoring: each candidate trains with `num_seeds` seeds on S', and the round
+  records, per candidate and seed, the error on V' (best over epochs and final) and on `holdout`, a labelled split
+  never queried (the pool's own held-out images, never the test split). The choice is iNAS's with seed 0 scored
+  as `config.score`, so the trajectory is an active-iNAS run; the records show how far V' is from unbiased data,
+  whether a choice on the holdout would differ, and how often another seed would choose another architecture.
+
+  Records 'study/<arch>/<seed>/val_best', '.../val_final', '.../holdout' (errors in [0, 1]).
+  """
+  from jal.predict import evaluate  # Diagnostics only: iNAS itself never evaluates outside V'.
+
+  def policy(inputs, rng):
+    previous = inputs.previous_arch or start or config.space.root
+    pool, labels = inputs.pool, np.maximum(inputs.labels, 0)
+    records = {}
+
+    def scorer(arch, train_mask, validation_mask, candidate_rng):
+      model = inputs.model_fn(arch)
+      candidate_config, schedule_fraction = candidate_schedule(inputs.train, config)
+      result = train(model, candidate_config, pool.images, labels, jax.random.split(candidate_rng, num_seeds),
+                     train_mask, validation=(pool.images[validation_mask], labels[validation_mask]),
+                     schedule_fraction=schedule_fraction)
+      best, final = result.best_val_accuracy(), result.final_val_accuracy()
+      for seed in range(num_seeds):
+        held_out = evaluate(model, result.state_for_seed(seed).variables, *holdout)['accuracy']
+        records.update({f'study/{arch}/{seed}/val_best': 1.0 - best[seed],
+                        f'study/{arch}/{seed}/val_final': 1.0 - final[seed],
+                        f'study/{arch}/{seed}/holdout': 1.0 - held_out})
+      records[f'study/{arch}/num_validation'] = int(validation_mask.sum())
+      return 1.0 - (best[0] if config.score == 'best' else final[0])
+
+    result = inas(inputs.labeled_mask, previous, config, scorer, rng)
+    return result.arch, {**result.metrics(), **records}
 
   return policy

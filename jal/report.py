@@ -196,6 +196,9 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str, baseline_polic
     writer.writeheader()
     writer.writerows(rows)
   table, times = markdown_table(entries, baseline_policy), time_table(rows)
+  study = validation_study_tables(rows)
+  if study:  # Policy 'inas_study': how iNAS's scoring behaves.
+    table += '\n' + study
   weights = strategy_weights(rows)
   if weights:  # AutoAL: its paired differences, overhead, and the weight of every candidate per round.
     table += '\n' + paired_table(rows, 'autoal')
@@ -281,3 +284,81 @@ def schedule_table(rows: Sequence[dict]) -> str:
                  f'{format_pm(metrics.mean_se([r["train/accuracy"] for r in mine]))} | '
                  f'{format_pm(metrics.mean_se([r["val/accuracy"] for r in mine]))} | {len(mine)} |')
   return '\n'.join(lines) + '\n'
+
+
+# --- iNAS's own scoring under the microscope (policy 'inas_study'). ---
+
+
+def _choose(errors: dict[str, float], current: str) -> str:
+  """iNAS's rule: the lowest error; ties to the current architecture, then to the shallower one."""
+  depth = lambda name: sum(int(x) for x in name[2:-1].split(','))  # noqa: E731 (A(i,j): i*j blocks, ordered alike)
+  return min(errors, key=lambda arch: (errors[arch], arch != current, depth(arch)))
+
+
+def study_records(rows: Sequence[dict]) -> list[dict]:
+  """Per round of an 'inas_study' run: the candidates' errors [candidate][seed] on V' (best, final) and on the
+  held-out split, the architecture the round started from, and |V'|."""
+  out = []
+  by_run: dict = {}
+  for r in rows:
+    if any(k.startswith('study/') for k in r):
+      by_run.setdefault((r['policy'], r['strategy'], r['seed']), []).append(r)
+  for (policy, strategy, seed), run in sorted(by_run.items()):
+    previous = 'A(1,1)'
+    for r in sorted(run, key=lambda r: r['round']):
+      errors: dict = {}
+      for key, value in r.items():
+        parts = key.split('/')
+        if key.startswith('study/') and len(parts) == 4:
+          errors.setdefault(parts[3], {}).setdefault(parts[1], {})[int(parts[2])] = value
+      sizes = [v for k, v in r.items() if k.startswith('study/') and k.endswith('/num_validation')]
+      out.append({'policy': policy, 'strategy': strategy, 'seed': seed, 'round': r['round'],
+                  'num_labeled': r['num_labeled'], 'current': previous, 'errors': errors,
+                  'num_validation': sizes[0] if sizes else None, 'test/error': 1.0 - r['test/accuracy']})
+      previous = r['arch']
+  return out
+
+
+def validation_study_tables(rows: Sequence[dict]) -> str:
+  """Two tables from 'inas_study' rows: how far V' errors sit from held-out errors (selection bias), and how each
+  scoring rule chooses: stability under a change of seed only, and agreement with the choice the held-out split
+  (averaged over seeds) would make."""
+  records = study_records(rows)
+  if not records:
+    return ''
+  lines = ['| strategy | labels | |V\'| | V\' error (best) | V\' error (final) | held-out error | V\' final − held-out '
+           '(paired) | round model test error |', '|---|---|---|---|---|---|---|---|']
+  for strategy in sorted({r['strategy'] for r in records}):
+    for n in sorted({r['num_labeled'] for r in records if r['strategy'] == strategy}):
+      mine = [r for r in records if r['strategy'] == strategy and r['num_labeled'] == n]
+      cells = {key: [np.mean(list(by_seed.values())) for r in mine for by_seed in r['errors'][key].values()]
+               for key in ('val_best', 'val_final', 'holdout')}
+      gap = [f - h for f, h in zip(cells['val_final'], cells['holdout'])]
+      summary = [format_pm(metrics.mean_se(cells[key])) for key in ('val_best', 'val_final', 'holdout')]
+      lines.append(f'| {strategy} | {n} | {mine[0]["num_validation"]} | ' + ' | '.join(summary) +
+                   f' | {format_pm(metrics.mean_se(gap), signed=True)} | '
+                   f'{format_pm(metrics.mean_se([r["test/error"] for r in mine]))} |')
+  bias = '\n'.join(lines) + '\n'
+
+  rules = {'best, 1 seed': ('val_best', 1), 'final, 1 seed': ('val_final', 1),
+           'best, mean of 3 seeds': ('val_best', 3), 'final, mean of 3 seeds': ('val_final', 3),
+           'held-out, 1 seed': ('holdout', 1)}
+  lines = ['| scoring rule | rounds | choice changes with the seed | agrees with the held-out choice (3 seeds) |',
+           '|---|---|---|---|']
+  for rule, (key, count) in rules.items():
+    changes, agreements = [], []
+    for r in records:
+      archs = sorted(r['errors'][key])
+      seeds = sorted(r['errors'][key][archs[0]])
+      truth = _choose({a: float(np.mean(list(r['errors']['holdout'][a].values()))) for a in archs}, r['current'])
+      if count == 1:
+        choices = [_choose({a: r['errors'][key][a][s] for a in archs}, r['current']) for s in seeds]
+        pairs = [(x, y) for i, x in enumerate(choices) for y in choices[i + 1:]]
+        changes.append(np.mean([x != y for x, y in pairs]) if pairs else 0.0)
+        agreements.append(np.mean([c == truth for c in choices]))
+      else:
+        choice = _choose({a: float(np.mean(list(r['errors'][key][a].values()))) for a in archs}, r['current'])
+        agreements.append(float(choice == truth))
+    stability = format_pm(metrics.mean_se(changes), 3) if changes else '— (one choice per round)'
+    lines.append(f'| {rule} | {len(records)} | {stability} | {format_pm(metrics.mean_se(agreements), 3)} |')
+  return bias + '\n' + '\n'.join(lines) + '\n'

@@ -70,3 +70,26 @@ def test_paper_configs_are_the_published_active_inas_protocol(name):
   assert (search.max_steps, search.validation_fraction, search.candidate_fraction) == (1, 0.2, 0.25)
   assert (search.schedule, search.score, search.num_seeds) == ('truncated', 'best', 1)
   assert (search.space.max_blocks, search.space.max_stacks) == (12, 5)
+
+
+def test_the_inas_study_policy_records_v_prime_and_held_out_errors_per_seed(tmp_path, fashion_mnist):
+  del fashion_mnist
+  config = smoke_config(policies='inas_study', seeds=(0,), study_seeds=2, **{'data.validation_size': 60})
+  summary = experiment.run(config, str(tmp_path))
+  rows = report.read_rows(str(tmp_path / 'rounds.jsonl'))
+  assert len(rows) == 3 and all(r['policy'] == 'inas_study' for r in rows)
+  first = rows[0]
+  for arch in ('A(1,1)', 'A(2,1)', 'A(1,2)'):  # Round 0's candidates, two seeds each, three errors each.
+    for seed in (0, 1):
+      for key in ('val_best', 'val_final', 'holdout'):
+        assert 0.0 <= first[f'study/{arch}/{seed}/{key}'] <= 1.0
+    assert first[f'study/{arch}/0/val_best'] <= first[f'study/{arch}/0/val_final']
+    assert first[f'study/{arch}/num_validation'] == 4  # 20% of 20 labels.
+  # iNAS's choice is seed 0's best V' error.
+  assert first['nas/step0/A(1,2)'] == pytest.approx(first['study/A(1,2)/0/val_best'])
+  assert "held-out error" in summary['table'] and 'choice changes with the seed' in summary['table']
+
+
+def test_inas_study_without_a_held_out_split_is_refused(tmp_path):
+  with pytest.raises(ValueError, match='validation_size'):
+    experiment.run(smoke_config(policies='inas_study'), str(tmp_path))

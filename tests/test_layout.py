@@ -20,7 +20,7 @@ ALLOWED = {
     'query': {'models', 'predict'},
     'oracle': {'data'},
     'loop': {'checkpoint', 'query', 'data', 'models', 'oracle', 'predict', 'search_space', 'train'},
-    'inas': {'data', 'models', 'search_space', 'train'},
+    'inas': {'data', 'models', 'predict', 'search_space', 'train'},
     'autoal': {'augment', 'query', 'data', 'models', 'predict', 'search_space', 'train'},
     'report': {'metrics', 'plots'},
     'experiment': {'autoal', 'checkpoint', 'data', 'inas', 'loop', 'query', 'report', 'augment', 'models',
