@@ -67,8 +67,8 @@ def model_section() -> ml_collections.ConfigDict:
   section.width = 16                        # The paper's width is 64; 16 keeps CPU runs in minutes.
   section.conv_bias = True
   section.conv_impl = 'auto'
-  section.dropout_rate = 0.0                # For strategies that do not need MC-dropout.
-  section.mc_dropout_rate = 0.5             # For MC-dropout strategies (trained and queried with it).
+  section.dropout_rate = 0.0                # Training dropout of every strategy's model (0.5: the paper's ablation).
+  section.mc_dropout_rate = 0.5             # Dropout of the MC passes at query time (MC-dropout strategies).
   section.mc_passes = 100                   # T, as in active-iNAS.
   return section
 
@@ -212,10 +212,9 @@ def train_config(section: ml_collections.ConfigDict) -> TrainConfig:
   return TrainConfig(**fields)
 
 
-def model_config(section: ml_collections.ConfigDict, dropout: bool = False) -> ModelConfig:
-  """A config's `model` section as a ModelConfig; `dropout` uses the MC-dropout rate."""
-  rate = section.mc_dropout_rate if dropout else section.dropout_rate
-  return ModelConfig(section.width, section.conv_bias, rate, section.conv_impl)
+def model_config(section: ml_collections.ConfigDict) -> ModelConfig:
+  """A config's `model` section as a ModelConfig: the same for every strategy of a comparison."""
+  return ModelConfig(section.width, section.conv_bias, section.dropout_rate, section.conv_impl)
 
 
 def inas_config(section: ml_collections.ConfigDict) -> inas_lib.INASConfig:
@@ -258,7 +257,7 @@ def make_querier(name: str, config: ml_collections.ConfigDict) -> query.Querier:
     if 'autoal' not in config:
       raise ValueError("Strategy 'autoal' needs an `autoal` config section (see experiments/configs/autoal.py).")
     return autoal_lib.AutoAL(autoal_config(config.autoal))
-  return query.as_querier(name, config.model.mc_passes)
+  return query.as_querier(name, config.model.mc_passes, config.model.mc_dropout_rate)
 
 
 
@@ -453,8 +452,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
   queriers = {name: make_querier(name, config) for name in strategy_names}
 
   def loop_config_for(querier):
-    return loop.LoopConfig(schedule, train_settings, model_config(config.model, 'mc' in querier.needs),
-                           config.model.mc_passes)
+    # One model config for every strategy: two rows of a comparison differ in the query only. MC-dropout is
+    # applied at query time; --config.model.dropout_rate=0.5 trains every strategy's model with dropout.
+    del querier
+    return loop.LoopConfig(schedule, train_settings, model_config(config.model), config.model.mc_passes,
+                           config.model.mc_dropout_rate)
 
   for querier in queriers.values():
     loop_config_for(querier)  # Every model option checked before the workdir is touched.
@@ -469,6 +471,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
     oracle = HumanOracle(splits, os.path.join(workdir, 'queries'), labels_file)
   with checkpoint.lock_directory(workdir):
     settings = check_workdir_config(config, workdir)
+    # Which runs this grid makes, for `report_workdir` (not checked: a grid may grow between restarts).
+    checkpoint.write_json(os.path.join(workdir, 'grid.json'), checkpoint.normalise_config(
+        {'policies': policy_names, 'strategies': strategy_names, 'seeds': seeds, 'skip': ['/'.join(m) for m in skip],
+         'baseline_policy': config.baseline_policy, 'title': f'{config.data.name}, width {config.model.width}'}))
     start = time.perf_counter()
 
     def progress(row):
@@ -477,9 +483,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
         on_row(row)
 
     try:
-      rows = run_grid(splits, policies, queriers, seeds, loop_config_for, os.path.join(workdir, 'rounds.jsonl'),
-                      skip=skip, checkpoint_dir=os.path.join(workdir, 'checkpoints'), config=settings,
-                      oracle=oracle, on_row=progress)
+      run_grid(splits, policies, queriers, seeds, loop_config_for, os.path.join(workdir, 'rounds.jsonl'),
+               skip=skip, checkpoint_dir=os.path.join(workdir, 'checkpoints'), config=settings, oracle=oracle,
+               on_row=progress)
     except LabelsRequested as request:
       if oracle.imported:  # Say what the labels file answered before asking for the next one.
         logging.info('Imported %s.', oracle.imported)
@@ -487,9 +493,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
       raise
     if oracle is not None and oracle.imported:
       logging.info('Imported %s.', oracle.imported)
-  rows = [r for r in rows if r['policy'] in policies and r['strategy'] in queriers and r['seed'] in seeds]
-  title = f'{config.data.name}, width {config.model.width}'
-  return report.write_outputs(rows, workdir, title, config.baseline_policy or None)
+  return report_workdir(workdir)
+
+
+def report_workdir(workdir: str) -> dict:
+  """Rewrites a grid's report (rounds.csv, summary.md/json, figures) from its rounds.jsonl and grid.json alone:
+  the command behind every number the README quotes (`python experiments/report.py --results=docs/results`)."""
+  with open(os.path.join(workdir, 'grid.json'), encoding='utf-8') as f:
+    grid = json.load(f)
+  rows = [r for r in report.read_rows(os.path.join(workdir, 'rounds.jsonl'))
+          if r['policy'] in grid['policies'] and r['strategy'] in grid['strategies'] and r['seed'] in grid['seeds']]
+  return report.write_outputs(rows, workdir, grid['title'], grid['baseline_policy'] or None)
 
 
 # --- One training run (experiments/train.py). ---

@@ -205,14 +205,16 @@ class LoopConfig:
   Attributes:
     schedule: the label budget.
     train: optimisation of each round's model.
-    model: how models are built (width, dropout slot, ...); the default model factory reads it.
+    model: how models are built (width, the dropout rate they train with, ...); the default factory reads it.
     mc_passes: T stochastic passes for MC-dropout strategies.
+    mc_dropout_rate: the dropout rate of those passes (a query-time operation: the model may train without).
   """
 
   schedule: BudgetSchedule
   train: TrainConfig
   model: ModelConfig = ModelConfig()
   mc_passes: int = 100
+  mc_dropout_rate: float = 0.5
 
 
 def arch_name(arch) -> str:
@@ -483,7 +485,7 @@ def run(
   Returns:
     The final state; `state.train_state` is the model trained on the final labelled set.
   """
-  querier = query_lib.as_querier(strategy, config.mc_passes)
+  querier = query_lib.as_querier(strategy, config.mc_passes, config.mc_dropout_rate)
   model_fn = model_fn or default_model_fn(splits.pool.num_classes, config.model)
   oracle = oracle or SimulatedOracle(splits.pool.labels)
   if checkpointer is None:

@@ -431,8 +431,13 @@ def pool_inputs(
     rng: jax.Array,
     mc_passes: int = 100,
     batch_size: int = 1024,
+    mc_rate: float | None = None,
 ) -> QueryInputs:
-  """Runs the model over the pool once and computes what `strategy` needs (probs, embeddings, MC statistics)."""
+  """Runs the model over the pool once and computes what `strategy` needs (probs, embeddings, MC statistics).
+
+  `mc_rate` is the dropout rate of the MC passes (default: the model's own): MC-dropout is a query-time
+  operation, so a model trained without dropout can be queried with it.
+  """
   from jal.predict import predict  # Local: keeps this module importable without the inference engine.
 
   spec = get_query(strategy) if isinstance(strategy, str) else strategy
@@ -440,7 +445,7 @@ def pool_inputs(
   if not spec.needs:
     return inputs
   predictions = predict(model, variables, images, batch_size=batch_size)
-  mc = (mc_dropout_stats(model, variables, predictions.embeddings, mc_passes, rng)
+  mc = (mc_dropout_stats(model, variables, predictions.embeddings, mc_passes, rng, mc_rate)
         if 'mc' in spec.needs else None)
   return inputs.replace(probs=predictions.probs, embeddings=predictions.embeddings, mc=mc)
 
@@ -492,16 +497,20 @@ class Querier(Protocol):
 class StrategyQuerier:
   """A registered strategy as a querier: score the pool with the task model once, then run the kernel.
 
-  Records 'time/score' (model outputs over the pool) and 'time/select' (the kernel) in seconds.
+  MC-dropout strategies run `mc_passes` passes of the head with dropout `mc_dropout_rate`, whether or not the
+  model trained with dropout. Records 'time/score' (model outputs over the pool) and 'time/select' (the kernel).
   """
 
   name: str
   mc_passes: int = 100
+  mc_dropout_rate: float = 0.5
 
   def __post_init__(self):
     get_query(self.name)  # An unknown name fails before any training.
     if self.mc_passes < 1:
       raise ValueError(f'mc_passes must be >= 1 (stochastic passes of MC-dropout), got {self.mc_passes}.')
+    if not 0.0 < self.mc_dropout_rate < 1.0:
+      raise ValueError(f'mc_dropout_rate must be in (0, 1), got {self.mc_dropout_rate}.')
 
   @property
   def needs(self) -> frozenset[str]:
@@ -510,7 +519,8 @@ class StrategyQuerier:
   def query(self, context: QueryContext, rng: jax.Array) -> tuple[np.ndarray, dict, object]:
     start = time.perf_counter()
     inputs = pool_inputs(self.name, context.model, context.variables, context.pool.images, context.unlabeled_mask,
-                         context.labeled_mask, jax.random.fold_in(rng, 0), self.mc_passes)
+                         context.labeled_mask, jax.random.fold_in(rng, 0), self.mc_passes,
+                         mc_rate=self.mc_dropout_rate)
     jax.block_until_ready(inputs)
     score_seconds = time.perf_counter() - start
     start = time.perf_counter()
@@ -518,6 +528,6 @@ class StrategyQuerier:
     return indices, {'time/score': score_seconds, 'time/select': time.perf_counter() - start}, context.state
 
 
-def as_querier(strategy: str | Querier, mc_passes: int = 100) -> Querier:
+def as_querier(strategy: str | Querier, mc_passes: int = 100, mc_dropout_rate: float = 0.5) -> Querier:
   """A registered strategy's name -> its `StrategyQuerier`; a querier object passes through unchanged."""
-  return StrategyQuerier(strategy, mc_passes) if isinstance(strategy, str) else strategy
+  return StrategyQuerier(strategy, mc_passes, mc_dropout_rate) if isinstance(strategy, str) else strategy
