@@ -91,6 +91,13 @@ def split_labeled(labeled_mask: np.ndarray, validation_fraction: float, seed_rng
   return train_mask, validation_mask
 
 
+def tie_break_key(arch: Architecture, error: float, current: Architecture) -> tuple:
+  """How iNAS ranks candidates: the lowest validation error; on a tie the current architecture (no growth without
+  evidence), then the shallower one, then the one with fewer stacks (A(2,1) before A(1,2), which have the same
+  depth: the deeper expansion keeps the resolution-preserving shape). Never the order candidates were listed in."""
+  return (error, arch != current, arch.depth, arch.stacks)
+
+
 def inas(
     labeled_mask: np.ndarray,
     start: Architecture,
@@ -117,8 +124,7 @@ def inas(
     errors = {arch: float(scorer(arch, train_mask, validation_mask, jax.random.fold_in(train_rng, step)))
               for arch in candidates}
     steps.append({str(arch): error for arch, error in errors.items()})
-    # Lowest error; ties go to the current architecture, then to the shallower candidate.
-    best = min(candidates, key=lambda arch: (errors[arch], arch != current, arch.depth))
+    best = min(candidates, key=lambda arch: tie_break_key(arch, errors[arch], current))
     if best == current:
       break
     current = best

@@ -290,9 +290,13 @@ def schedule_table(rows: Sequence[dict]) -> str:
 
 
 def _choose(errors: dict[str, float], current: str) -> str:
-  """iNAS's rule: the lowest error; ties to the current architecture, then to the shallower one."""
-  depth = lambda name: sum(int(x) for x in name[2:-1].split(','))  # noqa: E731 (A(i,j): i*j blocks, ordered alike)
-  return min(errors, key=lambda arch: (errors[arch], arch != current, depth(arch)))
+  """iNAS's rule (`jal.inas.tie_break_key`) on names 'A(i,j)': the lowest error, then the current architecture,
+  then fewer blocks in all (i*j orders depths alike), then fewer stacks."""
+  def shape(name):
+    blocks, stacks = (int(x) for x in name[name.index('(') + 1:-1].split(','))
+    return blocks * stacks, stacks
+
+  return min(errors, key=lambda arch: (errors[arch], arch != current, *shape(arch)))
 
 
 def study_records(rows: Sequence[dict]) -> list[dict]:

@@ -172,3 +172,11 @@ def test_the_scorer_trains_on_s_prime_and_scores_on_v_prime(monkeypatch, schedul
   np.testing.assert_array_equal(call['mask'], s_prime)
   np.testing.assert_array_equal(call['validation'][0], pool.images[v_prime])
   np.testing.assert_array_equal(call['validation'][1], pool.labels[v_prime])
+
+
+def test_ties_between_expansions_of_equal_depth_go_to_fewer_stacks_whatever_the_listing_order():
+  current = A(1, 1)
+  assert A(2, 1).depth == A(1, 2).depth
+  for order in ([A(1, 2), A(2, 1)], [A(2, 1), A(1, 2)]):
+    assert min(order, key=lambda arch: inas.tie_break_key(arch, 0.3, current)) == A(2, 1)
+  assert min([A(1, 2), A(1, 1)], key=lambda arch: inas.tie_break_key(arch, 0.3, current)) == A(1, 1)
