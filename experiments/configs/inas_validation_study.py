@@ -1,0 +1,37 @@
+"""iNAS's scoring under the microscope (experiments/active_inas.py with policy 'inas_study').
+
+Each round iNAS trains its candidates with 3 seeds on S' and records every candidate's error on V' (best over
+epochs and final) and on 2,000 held-out training images that are never queried (never the test split): how far
+V' sits from unbiased data as the queries fill L with hard items, whether a choice on the held-out images would
+differ, and how often another seed would choose another architecture.
+
+  ''                 least confidence and random, seed 0, 100 -> 600 labels, 40 epochs of 1024 per round,
+                     candidates 'compressed' to half the epochs (the CPU default)
+  'truncated'        the same with the paper's candidate schedule (the first quarter of the full one)
+  'smoke'            seconds, for tests
+"""
+
+from jal import experiment
+
+
+def get_config(arg: str = ''):
+  variant, _, scale = arg.partition(':') if arg.startswith('truncated') else ('', '', arg)
+  config = experiment.base_config()
+  config.policies = ('inas_study',)
+  config.strategies = ('least_confidence', 'random')
+  config.seeds = (0,)
+  config.study_seeds = 3
+  config.data.validation_size = 2000
+  config.budget.total = 600
+  config.train.epochs = 40
+  config.train.examples_per_epoch = 1024
+  config.inas.schedule = 'compressed'
+  config.inas.candidate_fraction = 0.5
+  if variant == 'truncated':
+    config.inas.schedule = 'truncated'
+    config.inas.candidate_fraction = 0.25
+  config = experiment.apply_scale(config, scale)
+  if scale == 'smoke':
+    config.data.validation_size = 60
+    config.study_seeds = 2
+  return config
