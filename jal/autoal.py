@@ -144,11 +144,43 @@ class GaussianMixture1D:
     return self.means[component] + jnp.sqrt(self.variances[component]) * jax.random.normal(normal_rng, (num,))
 
 
-def init_mixture(x: jax.Array, num_components: int) -> GaussianMixture1D:
-  """Deterministic start: means at evenly spaced quantiles of x, the data's variance, equal weights."""
-  quantiles = (jnp.arange(num_components) + 0.5) / num_components
-  return GaussianMixture1D(jnp.full(num_components, 1.0 / num_components), jnp.quantile(x, quantiles),
-                           jnp.full(num_components, jnp.var(x) + 1e-6))
+@functools.partial(jax.jit, static_argnames=('num_components', 'lloyd_iterations'))
+def init_mixture(x: jax.Array, num_components: int, rng: jax.Array, lloyd_iterations: int = 10,
+                 reg_covar: float = 1e-6) -> GaussianMixture1D:
+  """A start spread over the data, as scikit-learn's k-means init: k-means++ seeds drawn with `rng` (each next
+  seed with probability proportional to its squared distance from the chosen ones), a few Lloyd steps, then
+  weights, means and variances of the hard clusters.
+
+  On tied data (most batch rows unmarked share one score) quantile starts put every mean on the tied value and EM
+  never separates them; k-means++ never picks a value already chosen while another is left. With fewer distinct
+  values than components the extra components duplicate a centre with a tiny weight.
+  """
+  x = x.astype(jnp.float32)
+  keys = jax.random.split(rng, num_components)
+  first = x[jax.random.randint(keys[0], (), 0, x.shape[0])]
+  centres = jnp.full(num_components, first)
+
+  def pick(m, centres):
+    distance = jnp.min((x[:, None] - centres[None, :]) ** 2 + jnp.where(jnp.arange(num_components) < m, 0.0,
+                                                                         jnp.inf)[None, :], axis=1)
+    logits = jnp.where(distance > 0, jnp.log(jnp.maximum(distance, 1e-30)), -jnp.inf)
+    logits = jnp.where(jnp.all(distance <= 0), 0.0, logits)  # Nothing left to spread to: any point.
+    return centres.at[m].set(x[jax.random.categorical(keys[m], logits)])
+
+  centres = jax.lax.fori_loop(1, num_components, pick, centres)
+
+  def lloyd(_, centres):
+    assign = jax.nn.one_hot(jnp.argmin((x[:, None] - centres[None, :]) ** 2, axis=1), num_components)
+    counts = assign.sum(0)
+    return jnp.where(counts > 0, assign.T @ x / jnp.maximum(counts, 1.0), centres)
+
+  centres = jax.lax.fori_loop(0, lloyd_iterations, lloyd, centres)
+  assign = jax.nn.one_hot(jnp.argmin((x[:, None] - centres[None, :]) ** 2, axis=1), num_components)
+  counts = assign.sum(0)
+  spread = jnp.sum(assign * (x[:, None] - centres[None, :]) ** 2, axis=0) / jnp.maximum(counts, 1.0)
+  variances = jnp.where(counts > 1, spread, jnp.var(x)) + reg_covar
+  weights = (counts + 10 * jnp.finfo(jnp.float32).eps) / (x.shape[0] + 10 * jnp.finfo(jnp.float32).eps * num_components)
+  return GaussianMixture1D(weights, centres, variances)
 
 
 @functools.partial(jax.jit, static_argnames=('iterations',))
@@ -177,8 +209,9 @@ def mixture_threshold(scores: jax.Array, query_fraction: float, rng: jax.Array, 
   scores = jax.lax.stop_gradient(scores)
   mean, std = jnp.mean(scores), jnp.std(scores) + 1e-12
   z = (scores - mean) / std
-  gmm = fit_mixture(z, init_mixture(z, config.num_components), config.em_iterations)
-  draws = gmm.sample(rng, config.num_threshold_samples)
+  init_rng, sample_rng = jax.random.split(rng)
+  gmm = fit_mixture(z, init_mixture(z, config.num_components, init_rng), config.em_iterations)
+  draws = gmm.sample(sample_rng, config.num_threshold_samples)
   return jnp.percentile(draws, 100.0 * (1.0 - query_fraction)) * std + mean
 
 

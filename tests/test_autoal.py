@@ -37,6 +37,21 @@ def test_em_matches_scikit_learn():
   np.testing.assert_allclose(sorted(np.asarray(fitted.means)), [-3, 0, 4], atol=0.15)
 
 
+def test_em_from_its_own_start_fits_tied_scores_as_well_as_scikit_learn():
+  """A real batch: most rows unmarked share one score, a few marked rows are spread out. Quantile starts put all
+  five means on the tied value and EM never separates them; the k-means++ start finds every cluster."""
+  rng = np.random.default_rng(0)
+  x = np.concatenate([np.zeros(150), rng.normal(1, 0.1, 20), rng.normal(3, 0.2, 20), rng.normal(6, 0.3, 10)])
+  reference = GaussianMixture(5, n_init=5, random_state=0, reg_covar=1e-6, max_iter=500).fit(x[:, None])
+  init = autoal.init_mixture(jnp.asarray(x), 5, jax.random.key(0))
+  fitted = autoal.fit_mixture(jnp.asarray(x), init, iterations=200)
+  ours = float(jnp.mean(jax.nn.logsumexp(fitted.log_prob_components(jnp.asarray(x, jnp.float32)), axis=1)))
+  assert ours >= reference.score(x[:, None]) - 0.05
+  for centre in (0.0, 1.0, 3.0, 6.0):
+    assert np.min(np.abs(np.asarray(fitted.means) - centre)) < 0.3
+  assert len({round(float(m), 3) for m in init.means}) >= 4  # A spread start, not five copies of 0.
+
+
 def test_mixture_threshold_is_the_upper_percentile_of_the_scores():
   rng = np.random.default_rng(1)
   scores = np.concatenate([rng.normal(0.01, 0.001, 900), rng.normal(0.02, 0.002, 100)]).astype(np.float32)
