@@ -366,26 +366,34 @@ def fit_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, query_fract
   return state.replace(fit=fit), {'autoal/fit_loss': loss}
 
 
-def search_loss(search_params, search_batch_stats, fit: TrainState, batch: SearchBatch, rng: jax.Array,
-                networks: Networks, query_fraction: float) -> tuple[jax.Array, tuple]:
-  """L_S = -mean(s̄·stop_grad(ℓ)) - λ·L_re, differentiable in SearchNet's parameters through s̄ and α = Σ s̄."""
+def search_loss(search_params, search_batch_stats, fit: TrainState, module_params, batch: SearchBatch,
+                rng: jax.Array, networks: Networks, query_fraction: float) -> tuple[jax.Array, tuple]:
+  """SearchNet's objective: L_S = -mean(s̄·stop_grad(ℓ)) - λ·L_re, differentiable through s̄ and α = Σ s̄, plus
+  `backbone_loss_weight` times the loss module's margin ranking loss on SearchNet's stage features (Learning
+  Loss trains the backbone it reads; the module's own parameters are held fixed here)."""
   config = networks.config
   losses = _per_sample_loss(networks, fit, batch.images, batch.labels)
   output, updates = networks.searchnet.apply(
       {'params': search_params, 'batch_stats': search_batch_stats}, batch.images, train=True,
-      mutable=['batch_stats'])
+      return_stages=True, mutable=['batch_stats'])
   selection, _ = relaxed_selection(output.logits, batch.marks, query_fraction, rng, config)
   reg = selection_regulariser(selection, query_fraction, config.differentiable_reg)
-  loss = -jnp.mean(selection * losses) - config.reg_weight * reg
+  informativeness = -jnp.mean(selection * losses) - config.reg_weight * reg
+  ranking = 0.0
+  if config.backbone_loss_weight > 0:
+    predicted = networks.loss_module.apply({'params': jax.lax.stop_gradient(module_params)}, output.stages)
+    ranking = margin_ranking_loss(predicted, losses, config.loss_margin)
+  loss = informativeness + config.backbone_loss_weight * ranking
   return loss, (updates['batch_stats'], jnp.sum(selection), reg)
 
 
 @functools.partial(jax.jit, static_argnames=('networks',))
 def search_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, query_fraction: jax.Array, *,
                 networks: Networks) -> tuple[AutoALState, dict]:
-  """SearchNet: one SGD step on L_S."""
+  """SearchNet: one SGD step on its objective (`search_loss`); its optimiser state is stepped here only."""
   (loss, (batch_stats, alpha, reg)), grads = jax.value_and_grad(search_loss, has_aux=True)(
-      state.search.params, state.search.batch_stats, state.fit, batch, rng, networks, query_fraction)
+      state.search.params, state.search.batch_stats, state.fit, state.loss_module.params, batch, rng, networks,
+      query_fraction)
   search = state.search.apply_gradients(networks.search_tx, grads, batch_stats)
   return state.replace(search=search), {'autoal/search_loss': loss, 'autoal/alpha': alpha, 'autoal/reg': reg}
 
@@ -393,28 +401,21 @@ def search_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, query_fr
 @functools.partial(jax.jit, static_argnames=('networks',))
 def loss_module_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, *, networks: Networks
                      ) -> tuple[AutoALState, dict]:
-  """The loss module (and, scaled by `backbone_loss_weight`, SearchNet's backbone): margin ranking loss of the
-  predicted loss on SearchNet's stage features against FitNet's detached per-sample loss."""
+  """The loss module alone: margin ranking loss of its predicted loss on SearchNet's (fixed) stage features
+  against FitNet's detached per-sample loss. SearchNet's backbone learns from this loss in `search_step`."""
   del rng
   config = networks.config
   losses = _per_sample_loss(networks, state.fit, batch.images, batch.labels)
+  stages = networks.searchnet.apply(state.search.variables, batch.images, train=False, return_stages=True).stages
+  stages = jax.lax.stop_gradient(stages)
 
-  def loss_fn(params):
-    search_params, module_params = params
-    output, updates = networks.searchnet.apply(
-        {'params': search_params, 'batch_stats': state.search.batch_stats}, batch.images, train=True,
-        return_stages=True, mutable=['batch_stats'])
-    predicted = networks.loss_module.apply({'params': module_params}, output.stages)
-    return margin_ranking_loss(predicted, losses, config.loss_margin), updates['batch_stats']
+  def loss_fn(module_params):
+    predicted = networks.loss_module.apply({'params': module_params}, stages)
+    return margin_ranking_loss(predicted, losses, config.loss_margin)
 
-  (loss, batch_stats), (search_grads, module_grads) = jax.value_and_grad(loss_fn, has_aux=True)(
-      (state.search.params, state.loss_module.params))
+  loss, module_grads = jax.value_and_grad(loss_fn)(state.loss_module.params)
   module = state.loss_module.apply_gradients(networks.loss_module_tx, module_grads, {})
-  search = state.search
-  if config.backbone_loss_weight > 0:
-    search_grads = jax.tree_util.tree_map(lambda g: config.backbone_loss_weight * g, search_grads)
-    search = state.search.apply_gradients(networks.search_tx, search_grads, batch_stats)
-  return state.replace(search=search, loss_module=module), {'autoal/ranking_loss': loss}
+  return state.replace(loss_module=module), {'autoal/ranking_loss': loss}
 
 
 _pretrain_step = jax.jit(train_step, static_argnames=('model', 'tx', 'augment_config'))

@@ -88,23 +88,27 @@ def test_batches_are_marked_by_every_candidate(real_batch):
     np.testing.assert_array_equal(np.asarray(batch.marks).sum(0), [math.ceil(0.1 * 32)] * 3)  # q per candidate.
 
 
-def test_searchnet_gradient_is_finite_and_nonzero_on_a_real_batch(real_batch):
-  networks, state, batches = real_batch
-  grads = jax.grad(lambda p: autoal.search_loss(p, state.search.batch_stats, state.fit, batches[0],
-                                                jax.random.key(2), networks, jnp.float32(0.1))[0])(
+def _search_gradient(networks, state, batch, config):
+  """SearchNet's gradient of its objective under `config` (the head included)."""
+  networks = dataclasses.replace(networks, config=config)
+  return jax.grad(lambda p: autoal.search_loss(p, state.search.batch_stats, state.fit, state.loss_module.params,
+                                               batch, jax.random.key(2), networks, jnp.float32(0.1))[0])(
       state.search.params)
-  leaves = jax.tree_util.tree_leaves(grads)
-  assert all(np.all(np.isfinite(g)) for g in leaves)
+
+
+def test_searchnet_gradient_of_the_informativeness_term_alone_is_finite_and_nonzero(real_batch):
+  networks, state, batches = real_batch
+  # λ = 0 and no ranking loss: only -mean(s̄·ℓ) moves SearchNet, and it must.
+  grads = _search_gradient(networks, state, batches[0],
+                           dataclasses.replace(SMALL, reg_weight=0.0, backbone_loss_weight=0.0))
+  assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
   assert float(optax_global_norm(grads)) > 1e-6
 
 
 def test_the_official_temperature_kills_searchnet_gradient(real_batch):
   networks, state, batches = real_batch
-  saturated = dataclasses.replace(networks, config=dataclasses.replace(SMALL, temperature=1e-11,
-                                                                       differentiable_reg=False))
-  grads = jax.grad(lambda p: autoal.search_loss(p, state.search.batch_stats, state.fit, batches[0],
-                                                jax.random.key(2), saturated, jnp.float32(0.1))[0])(
-      state.search.params)
+  saturated = dataclasses.replace(SMALL, temperature=1e-11, differentiable_reg=False, backbone_loss_weight=0.0)
+  grads = _search_gradient(networks, state, batches[0], saturated)
   assert float(optax_global_norm(grads)) == 0.0  # Why jal's default τ is the std of s (SPEC §5).
 
 
@@ -164,6 +168,19 @@ def test_fit_and_loss_module_steps_learn(fashion_mnist):
   s, metrics = autoal.fit_step(s, batch, jax.random.key(0), jnp.float32(0.25), networks=networks)
   assert np.isfinite(float(metrics['autoal/fit_loss']))
   assert int(s.fit.step) == int(state.fit.step) + 1
+
+
+def test_every_optimiser_state_is_stepped_once_per_cycle(fashion_mnist):
+  """FitNet, SearchNet and the loss module each take one step per cycle: SearchNet's momentum is its own (the
+  ranking loss reaches its backbone inside search_step, not through a second step on the same optax state)."""
+  config = dataclasses.replace(SMALL, pretrain_steps=0, cycles=3)
+  networks = autoal.make_networks(config, 10)
+  state = autoal.init_networks(networks, jax.random.key(0), fashion_mnist.pool.image_shape)
+  labeled = np.zeros(len(fashion_mnist.pool), bool)
+  labeled[:64] = True
+  after, _ = autoal.search(networks, state, fashion_mnist.pool.images, fashion_mnist.pool.labels, labeled, 0.1,
+                           jax.random.key(1))
+  assert (int(after.fit.step), int(after.search.step), int(after.loss_module.step)) == (3, 3, 3)
 
 
 def test_combine_takes_the_highest_weighted_marks():
