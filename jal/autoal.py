@@ -321,7 +321,8 @@ def make_networks(config: AutoALConfig, num_classes: int) -> Networks:
 
 
 def init_networks(networks: Networks, rng: jax.Array, image_shape: tuple[int, int, int]) -> AutoALState:
-  """Fresh FitNet, SearchNet and loss module for images of shape [H, W, C]."""
+  """Fresh FitNet, SearchNet (its head at zero: uniform candidate weights) and loss module for images of shape
+  [H, W, C]."""
   fit_rng, search_rng, module_rng = jax.random.split(rng, 3)
 
   def fresh(model, tx, key):
@@ -331,6 +332,11 @@ def init_networks(networks: Networks, rng: jax.Array, image_shape: tuple[int, in
 
   fit = fresh(networks.fitnet, networks.fit_tx, fit_rng)
   search = fresh(networks.searchnet, networks.search_tx, search_rng)
+  # SearchNet's K-way head starts at zero: every candidate weighs 1/K for every sample, so what the query does
+  # is what SearchNet learned, not a random, seed-dependent weighted vote of its initial head.
+  head = jax.tree_util.tree_map(jnp.zeros_like, search.params['head'])
+  search_params = {**search.params, 'head': head}
+  search = search.replace(params=search_params, opt_state=networks.search_tx.init(search_params))
   stages = networks.searchnet.apply(search.variables, jnp.zeros((2, *image_shape)), train=False,
                                     return_stages=True).stages
   module_params = networks.loss_module.init(module_rng, stages)['params']

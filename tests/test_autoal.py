@@ -170,6 +170,16 @@ def test_fit_and_loss_module_steps_learn(fashion_mnist):
   assert int(s.fit.step) == int(state.fit.step) + 1
 
 
+def test_searchnet_starts_at_uniform_candidate_weights(fashion_mnist):
+  """The initial query is an unweighted vote of the candidates, whatever the seed (it used to be a random,
+  seed-dependent weighting: per-candidate means 0.03-0.49)."""
+  networks = autoal.make_networks(SMALL, 10)
+  for seed in range(3):
+    state = autoal.init_networks(networks, jax.random.key(seed), fashion_mnist.pool.image_shape)
+    weights = autoal.strategy_weights(networks, state, fashion_mnist.pool.images[:64])
+    np.testing.assert_allclose(weights, 1.0 / len(SMALL.candidates), atol=1e-6)
+
+
 def test_every_optimiser_state_is_stepped_once_per_cycle(fashion_mnist):
   """FitNet, SearchNet and the loss module each take one step per cycle: SearchNet's momentum is its own (the
   ranking loss reaches its backbone inside search_step, not through a second step on the same optax state)."""
