@@ -1,6 +1,6 @@
 """Query strategies compared on a fixed architecture, A(1,2) at width 16 (experiments/active_learning.py).
 
-  ''       CPU scale: 8 strategies x 3 seeds on Fashion-MNIST, 100 -> 800 labels (~40 s per strategy and seed)
+  ''       CPU scale: 8 strategies x 3 seeds on Fashion-MNIST, 100 -> 600 labels, 640 SGD steps per round
   'smoke'  seconds, for tests (random and entropy)
   'paper'  the active-iNAS protocol on CIFAR-10 (GPU/TPU)
 """

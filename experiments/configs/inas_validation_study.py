@@ -5,7 +5,7 @@ epochs and final) and on 2,000 held-out training images that are never queried (
 V' sits from unbiased data as the queries fill L with hard items, whether a choice on the held-out images would
 differ, and how often another seed would choose another architecture.
 
-  ''                 least confidence and random, seed 0, 100 -> 600 labels, 40 epochs of 1024 per round,
+  ''                 least confidence, seed 0, 100 -> 600 labels, the CPU protocol (640 SGD steps per round),
                      candidates 'compressed' to half the epochs (the CPU default)
   'truncated'        the same with the paper's candidate schedule (the first quarter of the full one)
   'smoke'            seconds, for tests
@@ -18,13 +18,10 @@ def get_config(arg: str = ''):
   variant, _, scale = arg.partition(':') if arg.startswith('truncated') else ('', '', arg)
   config = experiment.base_config()
   config.policies = ('inas_study',)
-  config.strategies = ('least_confidence', 'random')
+  config.strategies = ('least_confidence',)
   config.seeds = (0,)
   config.study_seeds = 3
   config.data.validation_size = 2000
-  config.budget.total = 600
-  config.train.epochs = 40
-  config.train.examples_per_epoch = 1024
   config.inas.schedule = 'compressed'
   config.inas.candidate_fraction = 0.5
   if variant == 'truncated':

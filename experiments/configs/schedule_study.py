@@ -1,7 +1,9 @@
 """Config for experiments/schedule_study.py: how long a round must train at CPU scale.
 
   ''       A(1,2) and ResNet-18 A(2,4) at width 16, |L| = 100, 300, 600 of a 10,000-image Fashion-MNIST pool,
-           5-40 epochs of 1024 examples, 2 seeds; validation on 2,000 held-out training images
+           5-40 epochs of 1024 examples, 2 seeds; validation on 2,000 held-out training images. The committed
+           rows add 60 and 80 epochs for A(1,2), which had not fitted |L| = 600 by 40:
+           --config.study.archs="('A(1,2)',)" --config.study.epochs="(60,80)"
   'smoke'  seconds, for tests
 """
 
