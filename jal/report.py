@@ -189,8 +189,15 @@ def strategy_weights(rows: Sequence[dict], method: str = 'autoal') -> dict[str, 
 
 
 def write_outputs(rows: Sequence[dict], workdir: str, title: str, baseline_policy: str | None = None) -> dict:
-  """rounds.csv, summary.json, summary.md and the figures; returns the summary with the markdown tables."""
+  """rounds.csv, summary.json, summary.md and the figures; returns the summary with the markdown tables.
+
+  With no finished round yet (a grid just started), only an empty summary is written.
+  """
   entries = summarize(rows, baseline_policy)
+  if not rows:
+    with open(os.path.join(workdir, 'summary.json'), 'w') as f:
+      json.dump({'methods': []}, f)
+    return {'methods': [], 'table': 'No finished round yet.\n', 'times': ''}
   with open(os.path.join(workdir, 'rounds.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}))
     writer.writeheader()
@@ -257,12 +264,14 @@ def schedule_curves(rows: Sequence[dict], path: str) -> None:
     for num_labeled in sorted({r['num_labeled'] for r in rows if r['arch'] == arch}):
       mine = [r for r in rows if r['arch'] == arch and r['num_labeled'] == num_labeled]
       steps = sorted({r['steps'] for r in mine})
+      color = None  # One colour per |L|: dashed on L, solid on the validation split.
       for key, style in (('train/accuracy', '--'), ('val/accuracy', '-')):
         stats = [metrics.mean_se([r[key] for r in mine if r['steps'] == s]) for s in steps]
         mean, se = np.array([m for m, _ in stats]), np.array([e for _, e in stats])
-        line, = ax.plot(steps, mean, style, marker='o', markersize=3,
+        line, = ax.plot(steps, mean, style, marker='o', markersize=3, color=color,
                         label=f'|L|={num_labeled} {key.split("/")[0]}')
-        ax.fill_between(steps, mean - se, mean + se, alpha=0.15, color=line.get_color())
+        color = line.get_color()
+        ax.fill_between(steps, mean - se, mean + se, alpha=0.15, color=color)
     ax.set_title(f'{arch}: train (dashed, on L) and validation (solid)')
     ax.set_xlabel('SGD steps per round')
     ax.set_ylabel('accuracy')
