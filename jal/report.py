@@ -339,8 +339,8 @@ def validation_study_tables(rows: Sequence[dict]) -> str:
   records = study_records(rows)
   if not records:
     return ''
-  lines = ['| strategy | labels | size of V\' | V\' error (best) | V\' error (final) | held-out error | V\' final − held-out '
-           '(paired) | round model test error |', '|---|---|---|---|---|---|---|---|']
+  lines = ["| strategy | labels | size of V' | V' error (best) | V' error (final) | held-out error | "
+           "V' final − held-out (paired) | round model test error |", '|---|---|---|---|---|---|---|---|']
   for strategy in sorted({r['strategy'] for r in records}):
     for n in sorted({r['num_labeled'] for r in records if r['strategy'] == strategy}):
       mine = [r for r in records if r['strategy'] == strategy and r['num_labeled'] == n]
