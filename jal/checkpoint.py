@@ -52,11 +52,17 @@ def _flatten(tree: dict, prefix: str = '') -> dict[str, object]:
   return out
 
 
+# Fields that say where things are, not what a run is: a grid may move between machines (the data itself is
+# guarded by the pool's fingerprint, `jal.loop.restore`).
+LOCATION_FIELDS = ('data.data_dir',)
+
+
 def config_differences(saved: dict, current: dict) -> list[str]:
-  """'field: saved -> current' for every (dotted) field that differs."""
+  """'field: saved -> current' for every (dotted) field that differs, `LOCATION_FIELDS` aside."""
   saved, current = _flatten(normalise_config(saved)), _flatten(normalise_config(current))
   return [f'{k}: {saved.get(k, "<absent>")!r} -> {current.get(k, "<absent>")!r}'
-          for k in sorted(set(saved) | set(current)) if saved.get(k, '<absent>') != current.get(k, '<absent>')]
+          for k in sorted(set(saved) | set(current))
+          if k not in LOCATION_FIELDS and saved.get(k, '<absent>') != current.get(k, '<absent>')]
 
 
 def check_config(saved: dict, current: dict, where: str) -> None:

@@ -14,10 +14,12 @@ This module logs through absl and never reads flags.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Callable, Sequence
 
@@ -80,7 +82,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.policies = ('fixed:A(1,2)',)       # 'inas' and/or 'fixed:A(i,j)'.
   config.strategies = ('least_confidence',)  # Names from jal.query.QUERIES, or 'autoal'.
   config.seeds = (0, 1, 2)                  # Paired: a seed fixes the initial labelled set of every method.
-  config.baseline_policy = ''               # Paired AUBC differences against this policy ('' = none).
+  config.baseline_policy = ''               # Paired AUBC differences against these policies ('' = none).
   config.skip = ()                          # 'policy/strategy' pairs not to run.
   config.oracle = 'simulated'               # 'human': queries go to workdir/queries/, answers come by --labels.
   config.study_seeds = 3                    # Policy 'inas_study': seeds per candidate.
@@ -475,9 +477,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
   with checkpoint.lock_directory(workdir):
     settings = check_workdir_config(config, workdir)
     # Which runs this grid makes, for `report_workdir` (not checked: a grid may grow between restarts).
-    checkpoint.write_json(os.path.join(workdir, 'grid.json'), checkpoint.normalise_config(
-        {'policies': policy_names, 'strategies': strategy_names, 'seeds': seeds, 'skip': ['/'.join(m) for m in skip],
-         'baseline_policy': config.baseline_policy, 'title': f'{config.data.name}, width {config.model.width}'}))
+    checkpoint.write_json(os.path.join(workdir, 'grid.json'), grid_record(config))
+    _record_session(workdir)
     start = time.perf_counter()
 
     def progress(row):
@@ -497,6 +498,74 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
     if oracle is not None and oracle.imported:
       logging.info('Imported %s.', oracle.imported)
   return report_workdir(workdir)
+
+
+def grid_record(config: ml_collections.ConfigDict) -> dict:
+  """What grid.json holds: the runs a config makes and how its report reads them."""
+  return checkpoint.normalise_config(
+      {'policies': names(config.policies), 'strategies': names(config.strategies),
+       'seeds': [int(s) for s in names(config.seeds)], 'skip': list(names(config.get('skip', ()))),
+       'baseline_policy': config.baseline_policy, 'title': f'{config.data.name}, width {config.model.width}'})
+
+
+def _record_session(workdir: str) -> None:
+  """Appends where this session runs (backend, device, JAX version, host) to workdir/sessions.jsonl: rows made on
+  a GPU and rows made on a CPU agree in expectation, not bit for bit, and the report should say which is which."""
+  device = jax.devices()[0]
+  line = {'started': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'backend': jax.default_backend(),
+          'device': device.device_kind, 'device_count': jax.device_count(), 'jax': jax.__version__,
+          'host': socket.gethostname()}
+  try:
+    with open(os.path.join(workdir, 'sessions.jsonl'), 'a', encoding='utf-8') as f:
+      f.write(json.dumps(line) + '\n')
+  except OSError as error:
+    raise checkpoint.disk_error(error, os.path.join(workdir, 'sessions.jsonl'), 'write') from error
+
+
+def merge_workdirs(parts: Sequence[str], into: str, config: ml_collections.ConfigDict) -> dict:
+  """Merges workdirs that ran parts of one grid (other seeds or policies, on other processes or machines) into
+  `into` and writes its report; returns the summary as `run` does.
+
+  Every part must have been run with `config`'s run settings (config.json, everything but the grid fields) and no
+  two parts may hold rows of the same run. Rows already in `into` stay, except for a run a part holds at least as
+  many rounds of (merging again as the parts progress). Rows of runs a part left unfinished are kept:
+  `run(config, into)` reruns those runs (from their first round; their checkpoints stay in the part).
+
+  Raises:
+    checkpoint.CheckpointError: a part was run under other settings, or two parts ran the same run.
+  """
+  settings = run_config(config)
+  rows, owner, sessions = [], {}, []
+  for part in parts:
+    with open(os.path.join(part, 'config.json'), encoding='utf-8') as f:
+      checkpoint.check_config(json.load(f), settings, f'The part {part}')
+    for row in report.read_rows(os.path.join(part, 'rounds.jsonl')):
+      key = (row['policy'], row['strategy'], row['seed'])
+      if owner.setdefault(key, part) != part:
+        raise checkpoint.CheckpointError(
+            f'{owner[key]} and {part} both hold rows of the run {key}: merge parts that ran disjoint runs.')
+      rows.append(row)
+    if os.path.exists(os.path.join(part, 'sessions.jsonl')):
+      with open(os.path.join(part, 'sessions.jsonl'), encoding='utf-8') as f:
+        sessions.extend(dict(json.loads(line), part=os.path.basename(os.path.normpath(part)))
+                        for line in f if line.strip())
+  with checkpoint.lock_directory(into):
+    check_workdir_config(config, into)
+    run_of = lambda r: (r['policy'], r['strategy'], r['seed'])  # noqa: E731
+    earlier = report.read_rows(os.path.join(into, 'rounds.jsonl'))
+    earlier_rounds, part_rounds = collections.Counter(map(run_of, earlier)), collections.Counter(map(run_of, rows))
+    kept = [r for r in earlier if earlier_rounds[run_of(r)] > part_rounds[run_of(r)]]
+    kept_runs = set(map(run_of, kept))
+    rows = kept + [r for r in rows if run_of(r) not in kept_runs]
+    checkpoint.write_json(os.path.join(into, 'grid.json'), grid_record(config))
+    _write_rows(os.path.join(into, 'rounds.jsonl'), rows)
+    sessions_path = os.path.join(into, 'sessions.jsonl')
+    if os.path.exists(sessions_path):  # Sessions recorded by an earlier merge (or by runs in `into`) stay.
+      with open(sessions_path, encoding='utf-8') as f:
+        earlier_sessions = [json.loads(line) for line in f if line.strip()]
+      sessions = earlier_sessions + [s for s in sessions if s not in earlier_sessions]
+    write_atomically(sessions_path, ''.join(json.dumps(s) + '\n' for s in sessions))
+  return report_workdir(into)
 
 
 def report_workdir(workdir: str) -> dict:

@@ -8,9 +8,11 @@ AUC-GAIN) and AutoAL's strategy weights. Reports read rows; they run nothing.
 
 from __future__ import annotations
 
+import collections
 import csv
 import json
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -67,9 +69,18 @@ def curves(rows: Sequence[dict]) -> dict[tuple[str, str], dict[int, dict[str, li
   return out
 
 
-def summarize(rows: Sequence[dict], baseline_policy: str | None = None) -> list[dict]:
+def baselines(baseline_policy: str | Sequence[str] | None) -> tuple[str, ...]:
+  """The baseline policies of a grid: one name, a comma list ('fixed:A(1,2),fixed:A(2,4)') or a sequence."""
+  if not baseline_policy:
+    return ()
+  if isinstance(baseline_policy, str):  # A comma list; commas inside 'A(i,j)' are not separators.
+    return tuple(p.strip() for p in re.split(r',(?![^(]*\))', baseline_policy) if p.strip())
+  return tuple(baseline_policy)
+
+
+def summarize(rows: Sequence[dict], baseline_policy: str | Sequence[str] | None = None) -> list[dict]:
   """One entry per method: AUBC per seed and mean ± SE, final accuracy, AUC-GAIN and AUBC minus random (same
-  policy, paired seeds), and AUBC minus `baseline_policy` with the same strategy (paired seeds)."""
+  policy, paired seeds), and 'aubc_minus': AUBC minus each baseline policy's with the same strategy (paired)."""
   by_method = curves(rows)
   entries = []
   for (policy, strategy), runs in sorted(by_method.items()):
@@ -87,12 +98,14 @@ def summarize(rows: Sequence[dict], baseline_policy: str | None = None) -> list[
       entry['auc_gain'] = metrics.mean_se([
           metrics.auc_gain(runs[s]['num_labeled'], runs[s]['test/accuracy'], passive[s]['test/accuracy'])
           for s in common])
-    base = by_method.get((baseline_policy, strategy), {}) if baseline_policy else {}
-    common = [s for s in seeds if s in base]
-    if policy != baseline_policy and common:
-      entry['aubc_minus_baseline'] = metrics.paired_difference(
-          [aubc[s] for s in common],
-          [metrics.aubc(base[s]['num_labeled'], base[s]['test/accuracy']) for s in common])
+    entry['aubc_minus'] = {}
+    for baseline in baselines(baseline_policy):
+      base = by_method.get((baseline, strategy), {})
+      common = [s for s in seeds if s in base]
+      if policy != baseline and common:
+        entry['aubc_minus'][baseline] = metrics.paired_difference(
+            [aubc[s] for s in common],
+            [metrics.aubc(base[s]['num_labeled'], base[s]['test/accuracy']) for s in common])
     entries.append(entry)
   return entries
 
@@ -105,18 +118,16 @@ def format_pm(value, digits=4, signed=False) -> str:
   return f'{value[0]:{sign}.{digits}f} ± {value[1]:.{digits}f}'
 
 
-def markdown_table(entries: Sequence[dict], baseline_policy: str | None = None) -> str:
-  """The AUBC table, best first."""
+def markdown_table(entries: Sequence[dict], baseline_policy: str | Sequence[str] | None = None) -> str:
+  """The AUBC table, best first: mean ± SE over seeds, paired differences ± their SE."""
   header = ['policy', 'strategy', 'seeds', 'AUBC', 'final accuracy', 'AUBC − random', 'AUC-GAIN vs random']
-  if baseline_policy:
-    header.append(f'AUBC − {baseline_policy}')
+  header += [f'AUBC − {b}' for b in baselines(baseline_policy)]
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for e in sorted(entries, key=lambda e: -e['aubc_mean_se'][0]):
     cells = [e['policy'], e['strategy'], str(len(e['seeds'])), format_pm(e['aubc_mean_se']),
              format_pm(e['final_accuracy_mean_se']), format_pm(e.get('aubc_minus_random'), signed=True),
              format_pm(e.get('auc_gain'), 3, signed=True)]
-    if baseline_policy:
-      cells.append(format_pm(e.get('aubc_minus_baseline'), signed=True))
+    cells += [format_pm(e['aubc_minus'].get(b), signed=True) for b in baselines(baseline_policy)]
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
@@ -139,6 +150,31 @@ def time_table(rows: Sequence[dict]) -> str:
            '|---|---|---|---|---|---|---|']
   lines += [f'| {p} | {s} | ' + ' | '.join(f'{v:.1f}' for v in t) + ' |' for (p, s), t in sorted(totals.items())]
   return '\n'.join(lines) + '\n'
+
+
+def round_differences_table(rows: Sequence[dict], baseline_policy: str | Sequence[str] | None) -> str:
+  """Test accuracy of each policy minus each baseline's, per query strategy and labelled-set size, on paired
+  seeds (mean ± SE): where along the curve a difference in AUBC comes from ('' without baselines)."""
+  by_method = curves(rows)
+  sizes = sorted({n for runs in by_method.values() for run in runs.values() for n in run['num_labeled']})
+  lines, chosen = [], baselines(baseline_policy)
+  for j, baseline in enumerate(chosen):
+    for (policy, strategy), runs in sorted(by_method.items()):
+      base = by_method.get((baseline, strategy), {})
+      common = [s for s in sorted(runs) if s in base]
+      if policy in chosen[:j + 1] or not common:  # Each pair of baselines once.
+        continue
+      cells = []
+      for n in sizes:
+        pairs = [(run['test/accuracy'][run['num_labeled'].index(n)], other['test/accuracy'][
+            other['num_labeled'].index(n)]) for run, other in ((runs[s], base[s]) for s in common)
+                 if n in run['num_labeled'] and n in other['num_labeled']]
+        cells.append(format_pm(metrics.paired_difference(*zip(*pairs)), 3, signed=True) if len(pairs) > 1 else '—')
+      lines.append(f'| {strategy} | {policy} − {baseline} | {len(common)} | ' + ' | '.join(cells) + ' |')
+  if not lines:
+    return ''
+  header = '| strategy | difference | seeds | ' + ' | '.join(f'{n} labels' for n in sizes) + ' |'
+  return '\n'.join([header, '|' + '---|' * (3 + len(sizes))] + lines) + '\n'
 
 
 def paired_table(rows: Sequence[dict], method: str) -> str:
@@ -188,22 +224,36 @@ def strategy_weights(rows: Sequence[dict], method: str = 'autoal') -> dict[str, 
   return {name: list(runs.values()) for name, runs in out.items()}
 
 
-def write_outputs(rows: Sequence[dict], workdir: str, title: str, baseline_policy: str | None = None) -> dict:
+def write_outputs(rows: Sequence[dict], workdir: str, title: str,
+                  baseline_policy: str | Sequence[str] | None = None) -> dict:
   """rounds.csv, summary.json, summary.md and the figures; returns the summary with the markdown tables.
 
-  With no finished round yet (a grid just started), only an empty summary is written.
+  With no finished round yet (a grid just started), only an empty summary is written. AUBCs and curves use the
+  complete runs only (as many rounds as the longest run): an unfinished run is named under the table, and its
+  rounds still count where each round stands alone (the iNAS study's tables).
   """
+  all_rows = rows
+  lengths = collections.Counter((r['policy'], r['strategy'], r['seed']) for r in rows)
+  full = max(lengths.values(), default=0)
+  rows = [r for r in rows if lengths[(r['policy'], r['strategy'], r['seed'])] == full]
+  unfinished = sorted(k for k, n in lengths.items() if n < full)
   entries = summarize(rows, baseline_policy)
   if not rows:
     with open(os.path.join(workdir, 'summary.json'), 'w') as f:
       json.dump({'methods': []}, f)
     return {'methods': [], 'table': 'No finished round yet.\n', 'times': ''}
   with open(os.path.join(workdir, 'rounds.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}))
+    writer = csv.DictWriter(f, fieldnames=sorted({k for r in all_rows for k in r}))
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(all_rows)
   table, times = markdown_table(entries, baseline_policy), time_table(rows)
-  study = validation_study_tables(rows)
+  differences = round_differences_table(rows, baseline_policy)
+  if differences:
+    table += '\nTest accuracy minus the baseline\'s per round (paired seeds):\n\n' + differences
+  if unfinished:
+    table += ('\nUnfinished runs, left out of the table and figures: ' + ', '.join(
+        f'{p} {s} seed {seed} ({lengths[(p, s, seed)]} of {full} rounds)' for p, s, seed in unfinished) + '.\n')
+  study = validation_study_tables(all_rows)
   if study:  # Policy 'inas_study': how iNAS's scoring behaves.
     table += '\n' + study
   weights = strategy_weights(rows)

@@ -6,7 +6,7 @@ import json
 import pytest
 from workdirs import smoke_config
 
-from jal import experiment, report
+from jal import checkpoint, experiment, report
 
 
 class Interrupted(Exception):
@@ -44,6 +44,53 @@ def test_a_two_seed_grid_from_python_resumes_after_an_interruption(tmp_path, fas
   rows = report.read_rows(str(tmp_path / 'b' / 'rounds.jsonl'))
   assert _without_times(rows) == _without_times(report.read_rows(str(tmp_path / 'a' / 'rounds.jsonl')))
   assert json.dumps(resumed['methods']) == json.dumps(straight['methods'])
+
+  # The same grid as parts on other processes (experiments/run_parts.py): seed 1 run alone, seed 0's rows from the
+  # first grid; merged, they are the whole grid's rows and summary.
+  part1 = experiment.run(smoke_config(strategies='entropy,random', seeds=(1,)), str(tmp_path / 'part1'))
+  assert {tuple(m['seeds']) for m in part1['methods']} == {(1,)}
+  part0 = tmp_path / 'part0'
+  part0.mkdir()
+  (part0 / 'config.json').write_text((tmp_path / 'a' / 'config.json').read_text())
+  (part0 / 'rounds.jsonl').write_text(''.join(
+      json.dumps(r) + '\n' for r in report.read_rows(str(tmp_path / 'a' / 'rounds.jsonl')) if r['seed'] == 0))
+  merged = experiment.merge_workdirs([str(part0), str(tmp_path / 'part1')], str(tmp_path / 'merged'), config)
+  assert _without_times(report.read_rows(str(tmp_path / 'merged' / 'rounds.jsonl'))) == _without_times(rows)
+  assert [m['aubc_mean_se'] for m in merged['methods']] == [m['aubc_mean_se'] for m in straight['methods']]
+  assert json.loads((tmp_path / 'merged' / 'grid.json').read_text())['seeds'] == [0, 1]
+  assert [s['backend'] for s in map(json.loads, (tmp_path / 'merged' / 'sessions.jsonl').read_text().splitlines())] == [
+      'cpu']  # part0 was written by hand: only part1 recorded a session.
+
+
+def _part(directory, config, runs):
+  """A workdir as a part leaves it: config.json and one row per (policy, strategy, seed, round)."""
+  directory.mkdir()
+  experiment.check_workdir_config(config, str(directory))
+  (directory / 'rounds.jsonl').write_text(''.join(
+      json.dumps({'policy': p, 'strategy': s, 'seed': seed, 'round': r, 'num_labeled': 20 * (r + 1),
+                  'test/accuracy': 0.5, 'arch': 'A(1,2)', 'arch/params': 1, 'arch/depth': 4}) + '\n'
+      for p, s, seed, r in runs))
+  return str(directory)
+
+
+def test_merging_parts_refuses_overlaps_and_other_settings_but_not_another_data_location(tmp_path):
+  config = smoke_config(seeds=(0, 1))
+  run0 = [('fixed:A(1,2)', 'entropy', 0, r) for r in range(2)]
+  part0 = _part(tmp_path / 'p0', config, run0)
+  again = _part(tmp_path / 'again', config, run0[:1])
+  with pytest.raises(checkpoint.CheckpointError, match='both hold rows of the run'):
+    experiment.merge_workdirs([part0, again], str(tmp_path / 'into'), config)
+  other = smoke_config(seeds=(1,), **{'train.epochs': 3})
+  with pytest.raises(checkpoint.CheckpointError, match=r'train\.epochs: 2 -> 3|train\.epochs: 3 -> 2'):
+    experiment.merge_workdirs([part0, _part(tmp_path / 'p1', other, [])], str(tmp_path / 'into'), config)
+  assert not (tmp_path / 'into' / 'rounds.jsonl').exists()
+  # Merging again as parts progress: a run `into` holds more rounds of stays as it is.
+  experiment.merge_workdirs([part0], str(tmp_path / 'into'), config)
+  experiment.merge_workdirs([again], str(tmp_path / 'into'), config)
+  assert len(report.read_rows(str(tmp_path / 'into' / 'rounds.jsonl'))) == 2
+  # Where the data lives is not what a run is: parts from a machine with the IDX files elsewhere merge.
+  moved = smoke_config(seeds=(1,), **{'data.data_dir': '/elsewhere'})
+  assert checkpoint.config_differences(experiment.run_config(moved), experiment.run_config(config)) == []
 
 
 def test_config_lists_accept_tuples_and_flag_strings():

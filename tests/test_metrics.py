@@ -42,3 +42,28 @@ def test_mean_se_and_paired_difference():
 def test_bad_curves_are_rejected(call, message):
   with pytest.raises(ValueError, match=message):
     call()
+
+
+def _rows(policy, strategy, seed, accuracies):
+  return [{'policy': policy, 'strategy': strategy, 'seed': seed, 'round': r, 'num_labeled': 100 * (r + 1),
+           'test/accuracy': a, 'arch/params': 1, 'arch/depth': 1, 'arch': 'A(1,1)'} for r, a in enumerate(accuracies)]
+
+
+def test_paired_differences_against_several_baselines_per_run_and_per_round():
+  assert report.baselines('fixed:A(1,2),fixed:A(2,4)') == ('fixed:A(1,2)', 'fixed:A(2,4)')
+  rows = []
+  for seed, shift in ((0, 0.0), (1, 0.02)):
+    rows += _rows('small', 'lc', seed, [0.50 + shift, 0.60 + shift])
+    rows += _rows('big', 'lc', seed, [0.55 + shift, 0.60 + shift])
+    rows += _rows('inas', 'lc', seed, [0.50 + shift, 0.64 + shift + seed * 0.02])
+  entries = {e['policy']: e for e in report.summarize(rows, 'small,big')}
+  assert set(entries['inas']['aubc_minus']) == {'small', 'big'} and entries['small']['aubc_minus'].keys() == {'big'}
+  mean, se = entries['inas']['aubc_minus']['big']  # AUBC = mean of the two accuracies here.
+  assert mean == pytest.approx(((0.50 - 0.55) + (0.64 - 0.60) + 0.01) / 2) and se == pytest.approx(0.005)
+  table = report.round_differences_table(rows, 'small,big')
+  lines = table.splitlines()
+  assert lines[0] == '| strategy | difference | seeds | 100 labels | 200 labels |'
+  assert '| lc | big − small | 2 | +0.050 ± 0.000 | +0.000 ± 0.000 |' in lines
+  assert '| lc | inas − big | 2 | -0.050 ± 0.000 | +0.050 ± 0.010 |' in lines
+  assert not any('small − big' in line for line in lines)  # Each pair of baselines once.
+  assert report.round_differences_table(rows, '') == ''

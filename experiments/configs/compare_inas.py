@@ -17,7 +17,7 @@ def get_config(arg: str = ''):
   config.policies = ('inas', 'fixed:A(1,2)', 'fixed:A(2,4)')
   config.strategies = ('least_confidence', 'mc_variance', 'coreset', 'random')
   config.skip = ('inas/random',)
-  config.baseline_policy = 'fixed:A(1,2)'
+  config.baseline_policy = 'fixed:A(1,2),fixed:A(2,4)'  # Paired differences against both.
   config.inas.schedule = 'compressed'
   config.inas.candidate_fraction = 0.5
   if arg == 'smoke':
