@@ -177,6 +177,49 @@ def round_differences_table(rows: Sequence[dict], baseline_policy: str | Sequenc
   return '\n'.join([header, '|' + '---|' * (3 + len(sizes))] + lines) + '\n'
 
 
+def best_strategy_table(rows: Sequence[dict]) -> str:
+  """Per policy with several strategies: AUBC of its best strategy (highest mean) minus each other's, paired."""
+  by_method = curves(rows)
+  aubc = lambda run: metrics.aubc(run['num_labeled'], run['test/accuracy'])  # noqa: E731
+  lines = []
+  for policy in sorted({p for p, _ in by_method}):
+    strategies = {s: runs for (p, s), runs in by_method.items() if p == policy and s != 'random'}
+    if len(strategies) < 2:
+      continue
+    best = max(strategies, key=lambda s: np.mean([aubc(r) for r in strategies[s].values()]))
+    for strategy, runs in sorted(strategies.items()):
+      common = [k for k in sorted(runs) if k in strategies[best]]
+      if strategy != best and common:
+        diff = metrics.paired_difference([aubc(strategies[best][k]) for k in common], [aubc(runs[k]) for k in common])
+        lines.append(f'| {policy} | {best} − {strategy} | {len(common)} | {format_pm(diff, signed=True)} |')
+  if not lines:
+    return ''
+  return '\n'.join(['| policy | best strategy − other | seeds | AUBC difference |', '|---|---|---|---|'] + lines) + '\n'
+
+
+def architecture_table(rows: Sequence[dict]) -> str:
+  """For policies whose architecture changes (iNAS): mean parameters and depth per labelled-set size, and each
+  seed's last architecture (the paper's Figure 6a as numbers)."""
+  by_method = curves(rows)
+  lines = []
+  for (policy, strategy), runs in sorted(by_method.items()):
+    if len({a for run in runs.values() for a in run['arch']}) < 2:
+      continue
+    sizes = runs[min(runs)]['num_labeled']
+    cells = []
+    for i in range(len(sizes)):
+      params = [run['arch/params'][i] for run in runs.values() if len(run['arch/params']) > i]
+      depth = [run['arch/depth'][i] for run in runs.values() if len(run['arch/depth']) > i]
+      cells.append(f'{np.mean(params) / 1e3:.0f}k / {np.mean(depth):.1f}')
+    last = ', '.join(runs[k]['arch'][-1] for k in sorted(runs))
+    lines.append(f'| {policy} | {strategy} | ' + ' | '.join(cells) + f' | {last} |')
+  if not lines:
+    return ''
+  sizes = sorted({n for runs in by_method.values() for run in runs.values() for n in run['num_labeled']})
+  header = '| policy | strategy | ' + ' | '.join(f'{n} labels' for n in sizes) + ' | last architecture per seed |'
+  return '\n'.join([header, '|' + '---|' * (3 + len(sizes))] + lines) + '\n'
+
+
 def paired_table(rows: Sequence[dict], method: str) -> str:
   """AUBC of `method` minus every other strategy's, per policy, on paired seeds (mean ± SE of differences)."""
   by_method = curves(rows)
@@ -250,6 +293,11 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str,
   differences = round_differences_table(rows, baseline_policy)
   if differences:
     table += '\nTest accuracy minus the baseline\'s per round (paired seeds):\n\n' + differences
+  strategy_differences, architectures = best_strategy_table(rows), architecture_table(rows)
+  if strategy_differences and not strategy_weights(rows):  # (AutoAL grids get their own paired table.)
+    table += '\nEach policy\'s best strategy against its others (paired seeds):\n\n' + strategy_differences
+  if architectures:
+    table += '\nArchitectures chosen, mean parameters / depth over seeds:\n\n' + architectures
   if unfinished:
     table += ('\nUnfinished runs, left out of the table and figures: ' + ', '.join(
         f'{p} {s} seed {seed} ({lengths[(p, s, seed)]} of {full} rounds)' for p, s, seed in unfinished) + '.\n')

@@ -67,3 +67,17 @@ def test_paired_differences_against_several_baselines_per_run_and_per_round():
   assert '| lc | inas − big | 2 | -0.050 ± 0.000 | +0.050 ± 0.010 |' in lines
   assert not any('small − big' in line for line in lines)  # Each pair of baselines once.
   assert report.round_differences_table(rows, '') == ''
+
+
+def test_best_strategy_and_architecture_tables():
+  rows = []
+  for seed in (0, 1):
+    rows += _rows('p', 'lc', seed, [0.6, 0.7 + 0.01 * seed])
+    rows += _rows('p', 'coreset', seed, [0.6, 0.6])
+    rows += _rows('p', 'random', seed, [0.9, 0.9])  # The passive learner is no candidate for "best".
+  lines = report.best_strategy_table(rows).splitlines()
+  assert lines[2:] == ['| p | lc − coreset | 2 | +0.0525 ± 0.0025 |']
+  assert report.architecture_table(rows) == ''  # One architecture throughout: nothing to show.
+  grown = [dict(r, arch=f'A(1,{r["round"] + 1})', **{'arch/params': 1000 * (r['round'] + 1)}) for r in rows]
+  table = report.architecture_table([r for r in grown if r['strategy'] == 'lc'])
+  assert '| p | lc | 1k / 1.0 | 2k / 1.0 | A(1,2), A(1,2) |' in table.splitlines()
