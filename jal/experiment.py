@@ -478,10 +478,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
     settings = check_workdir_config(config, workdir)
     # Which runs this grid makes, for `report_workdir` (not checked: a grid may grow between restarts).
     checkpoint.write_json(os.path.join(workdir, 'grid.json'), grid_record(config))
-    _record_session(workdir)
-    start = time.perf_counter()
+    start, recorded = time.perf_counter(), []
 
     def progress(row):
+      if not recorded:  # A session that finished a round says where it ran; a refused one leaves no trace.
+        _record_session(workdir)
+        recorded.append(True)
       logging.info('%s', report.round_line(row, time.perf_counter() - start))
       if on_row is not None:
         on_row(row)
