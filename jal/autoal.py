@@ -17,8 +17,8 @@ selection is s̄ = sigmoid((s - ϑ) / τ). Then three pure, jitted steps alterna
 `jal.loop.Querier`: at query time the candidates mark b items each over the pool (from the task model's outputs),
 SearchNet weighs them, and the top-b of Σ_k I·W are labelled.
 
-Where the official code is broken jal follows the paper (SPEC §5): τ is finite (default: the std of s; the code's
-1e-11 gives SearchNet exactly zero gradient), L_re is differentiable through α = Σ s̄ (`differentiable_reg=False`
+Where the official code is broken jal follows the paper (SPEC §5): τ is finite (default: calibrated so that the
+relaxed count is the simulated query's size; the code's 1e-11 gives SearchNet exactly zero gradient), L_re is differentiable through α = Σ s̄ (`differentiable_reg=False`
 gives the code's constant count), and every row of W, I and ℓ refers to the same example.
 """
 
@@ -58,7 +58,12 @@ class AutoALConfig:
     candidates: registered query strategies to weigh (any subset of `jal.query.QUERIES` except 'random').
     arch: backbone of FitNet and SearchNet (the paper: ResNet-18 = A(2, 4)).
     width: base width of both networks.
-    batch_size: B, the batch of the simulated unlabelled half each step sees (capped at the half's size).
+    batch_size: B, the batch of the simulated unlabelled half each step sees; None: the real query's size b, as
+      the official code (capped at the half's size either way).
+    min_marks: q, the items each candidate marks per batch, is max(min_marks, ceil(t·B)): with t ~ 0.01 and B
+      ~ 100, ceil(t·B) is 1, too thin a signal, and k-means with one centre marks the item nearest the batch
+      mean, the opposite of diversity (the official code also marks at least 2). The simulated query then
+      selects q of B: the threshold's percentile and L_re's target use q/B.
     pretrain_steps: FitNet's supervised steps on the simulated labelled half, each round (the paper: 200 epochs).
     cycles: fit/search/loss-module cycles each round (the paper: 400 epochs of alternation).
     fit_lr: FitNet's Adam learning rate (paper: 0.005).
@@ -69,7 +74,10 @@ class AutoALConfig:
     num_components: components of the 1-D Gaussian mixture over s.
     em_iterations: EM iterations of the mixture fit.
     num_threshold_samples: draws from the mixture whose 100(1 - t) percentile is ϑ.
-    temperature: τ of the relaxed selection; None: the std of s over the batch (the code's 1e-11 saturates).
+    temperature: τ of the relaxed selection. 'calibrated' (default): per batch, the τ at which the relaxed count
+      α = Σ s̄ equals q, found by bisection without gradient; with τ = std(s) ('std') every unmarked row keeps
+      s̄ ~ 0.07 and α overshoots q about tenfold, so L_re's gradient outweighs the main term's. A positive
+      number fixes τ (the official code's 1e-11 saturates the sigmoid: zero gradient).
     differentiable_reg: α = Σ s̄ (True) or the count of s̄ > 0.5, a constant as in the official code (False).
     loss_margin: margin of the ranking loss (Learning Loss: 1).
     loss_module_dim: features per stage in the loss module.
@@ -81,7 +89,8 @@ class AutoALConfig:
   candidates: tuple[str, ...] = OFFICIAL_CANDIDATES
   arch: Architecture = Architecture(1, 1)
   width: int = 16
-  batch_size: int = 64
+  batch_size: int | None = None
+  min_marks: int = 2
   pretrain_steps: int = 100
   cycles: int = 50
   fit_lr: float = 0.005
@@ -92,7 +101,7 @@ class AutoALConfig:
   num_components: int = 5
   em_iterations: int = 50
   num_threshold_samples: int = 4096
-  temperature: float | None = None
+  temperature: float | str = 'calibrated'
   differentiable_reg: bool = True
   loss_margin: float = 1.0
   loss_module_dim: int = 128
@@ -109,11 +118,21 @@ class AutoALConfig:
       raise ValueError("'random' cannot be an AutoAL candidate: its marks carry no information to learn from.")
     if len(set(self.candidates)) != len(self.candidates):
       raise ValueError(f'AutoAL candidates repeat a strategy: {self.candidates}.')
-    if self.batch_size < 2 or self.pretrain_steps < 0 or self.cycles < 1:
-      raise ValueError('AutoALConfig needs batch_size >= 2, pretrain_steps >= 0 and cycles >= 1; got '
+    if (self.batch_size is not None and self.batch_size < 2) or self.pretrain_steps < 0 or self.cycles < 1:
+      raise ValueError('AutoALConfig needs batch_size >= 2 (or None), pretrain_steps >= 0 and cycles >= 1; got '
                        f'{self.batch_size}, {self.pretrain_steps}, {self.cycles}.')
-    if self.temperature is not None and not self.temperature > 0:
-      raise ValueError(f'The temperature must be positive (or None for the std of s), got {self.temperature}.')
+    if self.min_marks < 1:
+      raise ValueError(f'min_marks must be at least 1, got {self.min_marks}.')
+    if isinstance(self.temperature, str):
+      if self.temperature not in ('calibrated', 'std'):
+        raise ValueError(f"temperature must be 'calibrated', 'std' or a positive number, got {self.temperature!r}.")
+    elif not self.temperature > 0:
+      raise ValueError(f"temperature must be 'calibrated', 'std' or a positive number, got {self.temperature}.")
+
+  def batch_shape(self, num_items: int, query_size: int, query_fraction: float) -> tuple[int, int]:
+    """(B, q): the search batch over `num_items` simulated unlabelled items and the marks per candidate."""
+    size = min(query_size if self.batch_size is None else self.batch_size, num_items)
+    return size, min(size, max(self.min_marks, math.ceil(query_fraction * size)))
 
   @property
   def needs(self) -> frozenset[str]:
@@ -217,17 +236,43 @@ def mixture_threshold(scores: jax.Array, query_fraction: float, rng: jax.Array, 
 
 # --- Scores, relaxed selection and the losses. ---
 
+def calibrated_temperature(scores: jax.Array, threshold: jax.Array, target: jax.Array, iterations: int = 40
+                           ) -> jax.Array:
+  """τ at which Σ sigmoid((s - ϑ) / τ) = target, by bisection on log τ (no gradient).
+
+  As τ -> 0 the sum is the hard count of s > ϑ; as τ grows it tends to B/2. When the hard count already reaches
+  the target the smallest τ of the bracket is returned (the relaxation is then as sharp as it gets).
+  """
+  scores, threshold = jax.lax.stop_gradient(scores), jax.lax.stop_gradient(threshold)
+  spread = jnp.max(scores) - jnp.min(scores) + 1e-12
+  count = lambda log_tau: jnp.sum(jax.nn.sigmoid((scores - threshold) / jnp.exp(log_tau)))  # noqa: E731
+
+  def bisect(_, bracket):
+    low, high = bracket
+    middle = 0.5 * (low + high)
+    too_many = count(middle) > target
+    return jnp.where(too_many, low, middle), jnp.where(too_many, middle, high)
+
+  low, high = jax.lax.fori_loop(0, iterations, bisect, (jnp.log(spread * 1e-6), jnp.log(spread * 10.0)))
+  return jnp.exp(0.5 * (low + high))
+
+
 def relaxed_selection(weight_logits: jax.Array, marks: jax.Array, query_fraction: float, rng: jax.Array,
                       config: AutoALConfig) -> tuple[jax.Array, jax.Array]:
   """s̄ [B] and s [B] from SearchNet's [B, K] outputs and the candidates' [B, K] marks.
 
-  W = softmax over the K candidates; s = softmax over the B samples of Σ_k I·W; s̄ = sigmoid((s - ϑ) / τ).
+  W = softmax over the K candidates; s = softmax over the B samples of Σ_k I·W; s̄ = sigmoid((s - ϑ) / τ), with
+  τ per `config.temperature` (calibrated: Σ s̄ = t·B).
   """
   weights = jax.nn.softmax(weight_logits, axis=-1)
   scores = jax.nn.softmax(jnp.sum(marks * weights, axis=-1))
   threshold = mixture_threshold(scores, query_fraction, rng, config)
-  temperature = (jax.lax.stop_gradient(jnp.std(scores)) + 1e-12 if config.temperature is None
-                 else config.temperature)
+  if config.temperature == 'calibrated':
+    temperature = calibrated_temperature(scores, threshold, query_fraction * scores.shape[0])
+  elif config.temperature == 'std':
+    temperature = jax.lax.stop_gradient(jnp.std(scores)) + 1e-12
+  else:
+    temperature = config.temperature
   return jax.nn.sigmoid((scores - threshold) / temperature), scores
 
 
@@ -453,15 +498,13 @@ def candidate_inputs(config: AutoALConfig, model: ResNet, variables: dict, image
 
 
 def make_batches(networks: Networks, state: AutoALState, images: np.ndarray, labels: np.ndarray,
-                 indices: np.ndarray, query_fraction: float, rng: jax.Array) -> list[SearchBatch]:
-  """Cuts the simulated unlabelled items into fixed batches of B (the last one topped up from the start) and
-  marks each batch's top q = ceil(t·B) per candidate from FitNet's outputs on that batch."""
+                 indices: np.ndarray, size: int, count: int, rng: jax.Array) -> list[SearchBatch]:
+  """Cuts the simulated unlabelled items into fixed batches of `size` (the last one topped up from the start)
+  and marks each batch's top `count` per candidate from FitNet's outputs on that batch (`AutoALConfig.batch_shape`)."""
   config = networks.config
-  size = min(config.batch_size, len(indices))
   order = np.asarray(jax.random.permutation(rng, indices))
   num_batches = -(-len(order) // size)
   order = np.concatenate([order, order[:num_batches * size - len(order)]])
-  count = max(1, math.ceil(query_fraction * size))
   batches = []
   for i, rows in enumerate(order.reshape(num_batches, size)):
     key = jax.random.fold_in(rng, i)
@@ -474,14 +517,15 @@ def make_batches(networks: Networks, state: AutoALState, images: np.ndarray, lab
 
 
 def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: np.ndarray,
-           labeled_mask: np.ndarray, query_fraction: float, rng: jax.Array) -> tuple[AutoALState, dict]:
+           labeled_mask: np.ndarray, query_fraction: float, rng: jax.Array, query_size: int
+           ) -> tuple[AutoALState, dict]:
   """One round of AutoAL's search on the labelled set: split L 50/50, pre-train FitNet on one half, then cycle
   fit_step, search_step and loss_module_step over fixed batches of the other half.
 
   Args:
     images: [N, H, W, C] pool images; labels: [N] int (only labelled entries are read).
     labeled_mask: [N] bool, L (at least 4 items).
-    query_fraction: t = b / |U| of the real query.
+    query_fraction: t = b / |U| of the real query; query_size: its b.
 
   Returns:
     The updated networks and the last cycle's scalars ('autoal/...').
@@ -494,8 +538,9 @@ def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: n
   shuffled = np.asarray(jax.random.permutation(split_rng, labeled))
   fit_half, search_half = shuffled[:len(shuffled) // 2], shuffled[len(shuffled) // 2:]
 
+  size, count = config.batch_shape(len(search_half), query_size, query_fraction)
   fit_images, fit_labels = jnp.asarray(images[fit_half]), jnp.asarray(labels[fit_half], jnp.int32)
-  pretrain_size = min(config.batch_size, len(fit_half))
+  pretrain_size = min(size, len(fit_half))
   fit = state.fit
   for step in range(config.pretrain_steps):
     key = jax.random.fold_in(pretrain_rng, step)
@@ -504,8 +549,8 @@ def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: n
                             tx=networks.fit_tx, augment_config=AugmentConfig())
   state = state.replace(fit=fit)
 
-  batches = make_batches(networks, state, images, labels, search_half, query_fraction, batch_rng)
-  query_fraction = jnp.float32(query_fraction)
+  batches = make_batches(networks, state, images, labels, search_half, size, count, batch_rng)
+  query_fraction = jnp.float32(count / size)  # The simulated query selects q of B.
   metrics = {}
   for cycle in range(config.cycles):
     batch = batches[cycle % len(batches)]
@@ -514,6 +559,7 @@ def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: n
     state, search_metrics = search_step(state, batch, keys[1], query_fraction, networks=networks)
     state, module_metrics = loss_module_step(state, batch, keys[2], networks=networks)
     metrics = {**fit_metrics, **search_metrics, **module_metrics}
+  metrics.update({'autoal/batch_size': size, 'autoal/marks': count})
   return state, {k: float(v) for k, v in metrics.items()}
 
 
@@ -561,7 +607,7 @@ class AutoAL:
 
     start = time.perf_counter()
     autoal_state, metrics = search(networks, autoal_state, pool.images, np.maximum(context.labels, 0),
-                                   context.labeled_mask, query_fraction, search_rng)
+                                   context.labeled_mask, query_fraction, search_rng, budget)
     jax.block_until_ready(autoal_state)
     search_seconds = time.perf_counter() - start
 

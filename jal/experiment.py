@@ -234,8 +234,15 @@ def autoal_config(section: ml_collections.ConfigDict) -> autoal_lib.AutoALConfig
   fields = section.to_dict()
   fields['candidates'] = names(fields['candidates'])
   fields['arch'] = parse_architecture(fields['arch'])
-  if fields.get('temperature', None) is not None and fields['temperature'] <= 0:
-    fields['temperature'] = None  # <= 0 in a flag: the std of s.
+  if not fields.get('batch_size'):
+    fields['batch_size'] = None  # 0 in a config: the query's size.
+  temperature = fields.get('temperature', 'calibrated')
+  if isinstance(temperature, str) and temperature not in ('calibrated', 'std'):
+    try:
+      temperature = float(temperature)  # A fixed τ from a flag, e.g. '1e-11' (the official code's).
+    except ValueError:
+      pass  # AutoALConfig names the allowed values.
+  fields['temperature'] = temperature
   return autoal_lib.AutoALConfig(**fields)
 
 

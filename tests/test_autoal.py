@@ -76,7 +76,8 @@ def real_batch(fashion_mnist):
   networks = autoal.make_networks(SMALL, 10)
   state = autoal.init_networks(networks, jax.random.key(0), fashion_mnist.pool.image_shape)
   pool = fashion_mnist.pool
-  batches = autoal.make_batches(networks, state, pool.images, pool.labels, np.arange(64), 0.1, jax.random.key(1))
+  batches = autoal.make_batches(networks, state, pool.images, pool.labels, np.arange(64), 32, math.ceil(0.1 * 32),
+                               jax.random.key(1))
   return networks, state, batches
 
 
@@ -188,9 +189,38 @@ def test_every_optimiser_state_is_stepped_once_per_cycle(fashion_mnist):
   state = autoal.init_networks(networks, jax.random.key(0), fashion_mnist.pool.image_shape)
   labeled = np.zeros(len(fashion_mnist.pool), bool)
   labeled[:64] = True
-  after, _ = autoal.search(networks, state, fashion_mnist.pool.images, fashion_mnist.pool.labels, labeled, 0.1,
-                           jax.random.key(1))
+  after, metrics = autoal.search(networks, state, fashion_mnist.pool.images, fashion_mnist.pool.labels, labeled,
+                                 0.01, jax.random.key(1), query_size=5)
   assert (int(after.fit.step), int(after.search.step), int(after.loss_module.step)) == (3, 3, 3)
+  # B = 32 of the 32-item half; t·B = 0.32 would mark one item: at least two.
+  assert (metrics['autoal/batch_size'], metrics['autoal/marks']) == (32, 2)
+
+
+def test_search_batches_default_to_the_query_size_with_at_least_two_marks():
+  config = autoal.AutoALConfig()
+  assert config.batch_shape(num_items=300, query_size=100, query_fraction=100 / 9500) == (100, 2)
+  assert config.batch_shape(num_items=50, query_size=100, query_fraction=100 / 9500) == (50, 2)
+  assert config.batch_shape(num_items=300, query_size=100, query_fraction=0.05) == (100, 5)
+  assert dataclasses.replace(config, batch_size=64).batch_shape(300, 100, 0.05) == (64, 4)
+
+
+def _relaxed_count(temperature, marks, fraction):
+  config = dataclasses.replace(SMALL, temperature=temperature, num_threshold_samples=4096)
+  selection, _ = autoal.relaxed_selection(jnp.zeros(marks.shape), jnp.asarray(marks), fraction, jax.random.key(0),
+                                          config)
+  return float(jnp.sum(selection))
+
+
+def test_the_calibrated_temperature_makes_the_relaxed_count_the_query_size(real_batch):
+  """α = Σ s̄ should be q = t·B, what L_re asks for: with τ = std(s) the unmarked majority keeps s̄ well above 0
+  and α overshoots, so L_re fights the main term."""
+  marks = np.zeros((100, 3), np.float32)
+  for k in range(3):
+    marks[[2 * k, 2 * k + 1], k] = 1.0  # Two marks per candidate, 94 unmarked rows tied.
+  assert _relaxed_count('calibrated', marks, 0.02) == pytest.approx(2.0, abs=0.05)
+  assert _relaxed_count('std', marks, 0.02) > 2 * 2.0  # 4.4 measured.
+  _, _, batches = real_batch  # Real marks (FitNet's outputs): 4 per candidate of 32.
+  assert _relaxed_count('calibrated', np.asarray(batches[0].marks), 4 / 32) == pytest.approx(4.0, abs=0.1)
 
 
 def test_combine_takes_the_highest_weighted_marks():
@@ -207,6 +237,10 @@ def test_config_is_checked():
     autoal.AutoALConfig(candidates=('entropy', 'random'))
   with pytest.raises(ValueError, match='temperature'):
     autoal.AutoALConfig(temperature=0.0)
+  with pytest.raises(ValueError, match='temperature'):
+    autoal.AutoALConfig(temperature='hot')
+  with pytest.raises(ValueError, match='min_marks'):
+    autoal.AutoALConfig(min_marks=0)
 
 
 def test_autoal_session_of_two_rounds(fashion_mnist):

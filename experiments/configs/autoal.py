@@ -26,7 +26,8 @@ def get_config(arg: str = ''):
   autoal.candidates = ('least_confidence', 'margin', 'entropy', 'kmeans', 'bald', 'variation_ratio', 'mean_std')
   autoal.arch = 'A(1,1)'                       # FitNet and SearchNet backbone (the paper: ResNet-18, A(2,4)).
   autoal.width = 16
-  autoal.batch_size = 64
+  autoal.batch_size = 0                        # B; 0: the query's size (the official code), capped at |L|/2.
+  autoal.min_marks = 2                         # Marks per candidate per batch at least (the official code: 2).
   autoal.pretrain_steps = 100                  # FitNet on the simulated labelled half, every round.
   autoal.cycles = 50                           # fit / search / loss-module steps, every round.
   autoal.fit_lr = 0.005                        # Adam (paper).
@@ -37,7 +38,7 @@ def get_config(arg: str = ''):
   autoal.num_components = 5
   autoal.em_iterations = 50
   autoal.num_threshold_samples = 4096
-  autoal.temperature = 0.0                     # τ; <= 0: the std of s over the batch (the code's 1e-11 saturates).
+  autoal.temperature = 'calibrated'            # τ: 'calibrated' (Σ s̄ = q), 'std' (std of s) or a number ('1e-11').
   autoal.differentiable_reg = True             # False: the official code's constant L_re.
   autoal.loss_margin = 1.0
   autoal.loss_module_dim = 128
