@@ -18,8 +18,10 @@ selection is s̄ = sigmoid((s - ϑ) / τ). Then three pure, jitted steps alterna
 SearchNet weighs them, and the top-b of Σ_k I·W are labelled.
 
 Where the official code is broken jal follows the paper (SPEC §5): τ is finite (default: calibrated so that the
-relaxed count is the simulated query's size; the code's 1e-11 gives SearchNet exactly zero gradient), L_re is differentiable through α = Σ s̄ (`differentiable_reg=False`
-gives the code's constant count), and every row of W, I and ℓ refers to the same example.
+relaxed count comes close to the simulated query's size; the code's 1e-11 gives SearchNet exactly zero
+gradient), L_re is differentiable through α = Σ s̄ (`differentiable_reg=False` gives the code's constant count),
+and every row of W, I and ℓ refers to the same example. The bilevel problem is solved first-order: the three
+steps alternate, each seeing the others' outputs detached.
 """
 
 from __future__ import annotations
@@ -74,9 +76,10 @@ class AutoALConfig:
     num_components: components of the 1-D Gaussian mixture over s.
     em_iterations: EM iterations of the mixture fit.
     num_threshold_samples: draws from the mixture whose 100(1 - t) percentile is ϑ.
-    temperature: τ of the relaxed selection. 'calibrated' (default): per batch, the τ at which the relaxed count
-      α = Σ s̄ equals q, found by bisection without gradient; with τ = std(s) ('std') every unmarked row keeps
-      s̄ ~ 0.07 and α overshoots q about tenfold, so L_re's gradient outweighs the main term's. A positive
+    temperature: τ of the relaxed selection. 'calibrated' (default): per batch, the τ in [std(s)/4, 10·std(s)]
+      at which the relaxed count α = Σ s̄ comes closest to q (bisection, no gradient); with τ = std(s) ('std')
+      every unmarked row keeps s̄ ~ 0.07 and α overshoots q (2-10x), so L_re's gradient outweighs the main
+      term's; below std(s)/4 SearchNet's gradient grows until it collapses onto one candidate. A positive
       number fixes τ (the official code's 1e-11 saturates the sigmoid: zero gradient).
     differentiable_reg: α = Σ s̄ (True) or the count of s̄ > 0.5, a constant as in the official code (False).
     loss_margin: margin of the ranking loss (Learning Loss: 1).
@@ -236,15 +239,17 @@ def mixture_threshold(scores: jax.Array, query_fraction: float, rng: jax.Array, 
 
 # --- Scores, relaxed selection and the losses. ---
 
-def calibrated_temperature(scores: jax.Array, threshold: jax.Array, target: jax.Array, iterations: int = 40
-                           ) -> jax.Array:
-  """τ at which Σ sigmoid((s - ϑ) / τ) = target, by bisection on log τ (no gradient).
+def calibrated_temperature(scores: jax.Array, threshold: jax.Array, target: jax.Array, iterations: int = 30,
+                           sharpest: float = 0.25) -> jax.Array:
+  """τ in [sharpest·std(s), 10·std(s)] at which Σ sigmoid((s - ϑ) / τ) comes closest to target, by bisection on
+  log τ (no gradient).
 
-  As τ -> 0 the sum is the hard count of s > ϑ; as τ grows it tends to B/2. When the hard count already reaches
-  the target the smallest τ of the bracket is returned (the relaxation is then as sharp as it gets).
+  As τ shrinks the sum tends to the hard count of s > ϑ; as τ grows, to B/2. The floor keeps SearchNet's gradient
+  (∝ 1/τ) in scale: an unbounded calibration drove τ to ~0 whenever the hard count already met the target, and
+  SearchNet collapsed onto one candidate within 10 cycles (benchmarks/autoal_search.py).
   """
   scores, threshold = jax.lax.stop_gradient(scores), jax.lax.stop_gradient(threshold)
-  spread = jnp.max(scores) - jnp.min(scores) + 1e-12
+  spread = jnp.std(scores) + 1e-12
   count = lambda log_tau: jnp.sum(jax.nn.sigmoid((scores - threshold) / jnp.exp(log_tau)))  # noqa: E731
 
   def bisect(_, bracket):
@@ -253,7 +258,7 @@ def calibrated_temperature(scores: jax.Array, threshold: jax.Array, target: jax.
     too_many = count(middle) > target
     return jnp.where(too_many, low, middle), jnp.where(too_many, middle, high)
 
-  low, high = jax.lax.fori_loop(0, iterations, bisect, (jnp.log(spread * 1e-6), jnp.log(spread * 10.0)))
+  low, high = jax.lax.fori_loop(0, iterations, bisect, (jnp.log(spread * sharpest), jnp.log(spread * 10.0)))
   return jnp.exp(0.5 * (low + high))
 
 

@@ -1,11 +1,22 @@
 """Shared fixtures: tiny synthetic problems and a Fashion-MNIST subset."""
 
 import os
+import tempfile
 
+import jax
 import numpy as np
 import pytest
 
 from jal import data
+
+# One persistent XLA compilation cache for the whole session, shared by the tests in this process and by the
+# binaries they start: the smoke configs compile the same small networks again and again, and compiling is most
+# of their time. Fresh per session (CI starts cold); a cache the user set is left alone.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='jal-tests-xla-cache-'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
+jax.config.update('jax_persistent_cache_min_compile_time_secs',
+                  float(os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS']))
 
 
 @pytest.fixture(scope='session')
