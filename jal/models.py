@@ -190,8 +190,10 @@ def _build(arch, *, num_classes, config):
   return build_model(arch, num_classes, config)
 
 
+@functools.partial(jax.jit, static_argnames=('model', 'image_shape'))
 def init_variables(model: ResNet, rng: jax.Array, image_shape: tuple[int, int, int]) -> dict:
-  """Initialises {'params', 'batch_stats'} for images of shape [H, W, C]."""
+  """Initialises {'params', 'batch_stats'} for images of shape [H, W, C] (jitted: run eagerly, each of the
+  initialisers' ops compiles on its own, ~20 s for a small network on CPU)."""
   return model.init(rng, jnp.zeros((1, *image_shape), jnp.float32), train=False)
 
 
