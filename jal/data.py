@@ -232,9 +232,10 @@ def load_fashion_mnist(split: str = 'train', data_dir: str | None = None) -> Dat
 def load_tfds(name: str, split: str, data_dir: str | None = None) -> Dataset:
   """Any TFDS image-classification dataset with 'image' and 'label' features (cifar10, svhn_cropped, ...).
 
-  Reads through `tfds.data_source`, which needs no TensorFlow once the dataset is prepared. Preparing
-  (downloading) one needs TensorFlow: `pip install 'jal[tf]'`, then
-  `python -c "import tensorflow_datasets as tfds; tfds.builder('cifar10').download_and_prepare()"`.
+  Reads through `tfds.data_source`, which needs no TensorFlow once the dataset is prepared, but reads only the
+  ArrayRecord format (TFDS prepares TFRecord unless told). Preparing (downloading) needs TensorFlow:
+  `pip install 'jal[tf]'`, then `python -c "import tensorflow_datasets as tfds;
+  tfds.builder('cifar10', file_format='array_record').download_and_prepare()"`.
   """
   import tensorflow_datasets as tfds  # Imported here: it is slow to import and only this loader needs it.
 
@@ -242,9 +243,10 @@ def load_tfds(name: str, split: str, data_dir: str | None = None) -> Dataset:
     source = tfds.data_source(name, split=split, data_dir=data_dir)
   except Exception as error:  # TFDS raises several types for "not prepared"/"unknown".
     raise FileNotFoundError(
-        f'TFDS dataset {name!r} (split {split!r}) could not be opened: {error}. If it is not prepared yet, '
-        "install TensorFlow (pip install 'jal[tf]') and run "
-        f"python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}').download_and_prepare()\", "
+        f'TFDS dataset {name!r} (split {split!r}) could not be opened: {error}. If it is not prepared yet, or was '
+        "prepared as TFRecord (TFDS's default; jal reads ArrayRecord), install TensorFlow (pip install "
+        "'jal[tf]') and run python -c \"import tensorflow_datasets as tfds; "
+        f"tfds.builder('{name}', file_format='array_record').download_and_prepare()\", "
         f"or use the offline default '{DEFAULT_DATASET}'.") from error
   features = source.dataset_info.features
   if 'image' not in features or 'label' not in features:
