@@ -80,7 +80,7 @@ def test_tfds_splits_are_normalised_per_channel():
 
 
 def test_unprepared_tfds_dataset_says_how_to_prepare(tmp_path):
-  with pytest.raises(FileNotFoundError, match=r"pip install 'jal\[tf\]'"):
+  with pytest.raises(FileNotFoundError, match=r"pip install 'jal\[tf\]'.*file_format='array_record'"):
     data.load_tfds('cifar10', 'train', data_dir=str(tmp_path))
 
 
