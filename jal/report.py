@@ -267,6 +267,28 @@ def strategy_weights(rows: Sequence[dict], method: str = 'autoal') -> dict[str, 
   return {name: list(runs.values()) for name, runs in out.items()}
 
 
+def weight_table(rows: Sequence[dict], method: str = 'autoal') -> str:
+  """Per query (labelled-set size): each candidate's mean SearchNet weight over seeds, and how far the weights
+  moved since the previous query (total variation ½Σ|Δw|, mean ± SE over seeds): do they move between rounds?"""
+  weights = strategy_weights(rows, method)
+  if not weights:
+    return ''
+  names = sorted(weights)
+  runs = [{n: dict(zip(*weights[n][i])) for n in names} for i in range(len(weights[names[0]]))]  # One per seed.
+  sizes = sorted({size for run in runs for size in run[names[0]]})
+  lines = ['| labels | ' + ' | '.join(names) + ' | change since the previous query |', '|' + '---|' * (len(names) + 2)]
+  for i, size in enumerate(sizes):
+    present = [run for run in runs if size in run[names[0]]]
+    means = [np.mean([run[n][size] for run in present]) for n in names]
+    change = '—'
+    if i > 0:
+      moves = [0.5 * sum(abs(run[n][size] - run[n][sizes[i - 1]]) for n in names)
+               for run in present if sizes[i - 1] in run[names[0]]]
+      change = format_pm(metrics.mean_se(moves), 3) if len(moves) > 1 else '—'
+    lines.append(f'| {size} | ' + ' | '.join(f'{m:.3f}' for m in means) + f' | {change} |')
+  return '\n'.join(lines) + '\n'
+
+
 def write_outputs(rows: Sequence[dict], workdir: str, title: str,
                   baseline_policy: str | Sequence[str] | None = None) -> dict:
   """rounds.csv, summary.json, summary.md and the figures; returns the summary with the markdown tables.
@@ -307,6 +329,7 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str,
   weights = strategy_weights(rows)
   if weights:  # AutoAL: its paired differences, overhead, and the weight of every candidate per round.
     table += '\n' + paired_table(rows, 'autoal')
+    table += '\nAutoAL\'s mean SearchNet weight per candidate at each query:\n\n' + weight_table(rows)
     times += '\n' + overhead_table(rows)
     plots.learning_curves(weights, os.path.join(workdir, 'strategy_weights.png'),
                           title='AutoAL: mean SearchNet weight per candidate', ylabel='weight')

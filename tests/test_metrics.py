@@ -81,3 +81,17 @@ def test_best_strategy_and_architecture_tables():
   grown = [dict(r, arch=f'A(1,{r["round"] + 1})', **{'arch/params': 1000 * (r['round'] + 1)}) for r in rows]
   table = report.architecture_table([r for r in grown if r['strategy'] == 'lc'])
   assert '| p | lc | 1k / 1.0 | 2k / 1.0 | A(1,2), A(1,2) |' in table.splitlines()
+
+
+def test_weight_table_reports_the_mean_weights_and_how_far_they_move():
+  rows = []
+  for seed, moved in ((0, 0.1), (1, 0.3)):
+    for r, labels in enumerate((100, 200)):
+      shift = moved * r
+      rows.append({'policy': 'p', 'strategy': 'autoal', 'seed': seed, 'round': r, 'num_labeled': labels,
+                   'autoal/weight/a': 0.5 + shift, 'autoal/weight/b': 0.5 - shift})
+  lines = report.weight_table(rows).splitlines()
+  assert lines[0] == '| labels | a | b | change since the previous query |'
+  assert lines[2] == '| 100 | 0.500 | 0.500 | — |'
+  assert lines[3] == '| 200 | 0.700 | 0.300 | 0.200 ± 0.100 |'  # Moves of 0.1 and 0.3: mean 0.2, SE 0.1.
+  assert report.weight_table([dict(r, strategy='entropy') for r in rows]) == ''
