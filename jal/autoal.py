@@ -267,7 +267,7 @@ def relaxed_selection(weight_logits: jax.Array, marks: jax.Array, query_fraction
   """s̄ [B] and s [B] from SearchNet's [B, K] outputs and the candidates' [B, K] marks.
 
   W = softmax over the K candidates; s = softmax over the B samples of Σ_k I·W; s̄ = sigmoid((s - ϑ) / τ), with
-  τ per `config.temperature` (calibrated: Σ s̄ = t·B).
+  τ per `config.temperature` (calibrated: Σ s̄ as close to t·B as τ >= std(s)/4 allows).
   """
   weights = jax.nn.softmax(weight_logits, axis=-1)
   scores = jax.nn.softmax(jnp.sum(marks * weights, axis=-1))
