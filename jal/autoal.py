@@ -74,6 +74,9 @@ class AutoALConfig:
     weight_decay: L2 on every network (official code: 5e-4).
     reg_weight: λ, the weight of L_re.
     num_components: components of the 1-D Gaussian mixture over s.
+    mixture_init: EM's start: 'kmeans++' (default; a spread, as scikit-learn's) or 'quantiles' (means at evenly
+      spaced quantiles, equal weights, the data's variance: the previous code's, which on tied scores puts every
+      mean on the tied value; kept for the ablation).
     em_iterations: EM iterations of the mixture fit.
     num_threshold_samples: draws from the mixture whose 100(1 - t) percentile is ϑ.
     temperature: τ of the relaxed selection. 'calibrated' (default): per batch, the τ in [std(s)/4, 10·std(s)]
@@ -81,6 +84,8 @@ class AutoALConfig:
       every unmarked row keeps s̄ ~ 0.07 and α overshoots q (2-10x), so L_re's gradient outweighs the main
       term's; below std(s)/4 SearchNet's gradient grows until it collapses onto one candidate. A positive
       number fixes τ (the official code's 1e-11 saturates the sigmoid: zero gradient).
+    head_init: SearchNet's K-way head at start: 'uniform' (zeros: every candidate weighs 1/K) or 'random' (the
+      module's own init: a seed-dependent weighting; the previous code's, kept for the ablation).
     differentiable_reg: α = Σ s̄ (True) or the count of s̄ > 0.5, a constant as in the official code (False).
     loss_margin: margin of the ranking loss (Learning Loss: 1).
     loss_module_dim: features per stage in the loss module.
@@ -102,9 +107,11 @@ class AutoALConfig:
   weight_decay: float = 5e-4
   reg_weight: float = 1.0
   num_components: int = 5
+  mixture_init: str = 'kmeans++'
   em_iterations: int = 50
   num_threshold_samples: int = 4096
   temperature: float | str = 'calibrated'
+  head_init: str = 'uniform'
   differentiable_reg: bool = True
   loss_margin: float = 1.0
   loss_module_dim: int = 128
@@ -126,6 +133,10 @@ class AutoALConfig:
                        f'{self.batch_size}, {self.pretrain_steps}, {self.cycles}.')
     if self.min_marks < 1:
       raise ValueError(f'min_marks must be at least 1, got {self.min_marks}.')
+    if self.mixture_init not in ('kmeans++', 'quantiles'):
+      raise ValueError(f"mixture_init must be 'kmeans++' or 'quantiles', got {self.mixture_init!r}.")
+    if self.head_init not in ('uniform', 'random'):
+      raise ValueError(f"head_init must be 'uniform' or 'random', got {self.head_init!r}.")
     if isinstance(self.temperature, str):
       if self.temperature not in ('calibrated', 'std'):
         raise ValueError(f"temperature must be 'calibrated', 'std' or a positive number, got {self.temperature!r}.")
@@ -205,6 +216,14 @@ def init_mixture(x: jax.Array, num_components: int, rng: jax.Array, lloyd_iterat
   return GaussianMixture1D(weights, centres, variances)
 
 
+def quantile_mixture(x: jax.Array, num_components: int) -> GaussianMixture1D:
+  """The previous start, kept for the ablation: means at evenly spaced quantiles of x, equal weights, x's variance.
+  On tied data every mean lands on the tied value and EM cannot separate them."""
+  quantiles = (jnp.arange(num_components) + 0.5) / num_components
+  return GaussianMixture1D(jnp.full(num_components, 1.0 / num_components), jnp.quantile(x, quantiles),
+                           jnp.full(num_components, jnp.var(x) + 1e-6))
+
+
 @functools.partial(jax.jit, static_argnames=('iterations',))
 def fit_mixture(x: jax.Array, init: GaussianMixture1D, iterations: int, reg_covar: float = 1e-6
                 ) -> GaussianMixture1D:
@@ -232,7 +251,9 @@ def mixture_threshold(scores: jax.Array, query_fraction: float, rng: jax.Array, 
   mean, std = jnp.mean(scores), jnp.std(scores) + 1e-12
   z = (scores - mean) / std
   init_rng, sample_rng = jax.random.split(rng)
-  gmm = fit_mixture(z, init_mixture(z, config.num_components, init_rng), config.em_iterations)
+  init = (init_mixture(z, config.num_components, init_rng) if config.mixture_init == 'kmeans++'
+          else quantile_mixture(z, config.num_components))
+  gmm = fit_mixture(z, init, config.em_iterations)
   draws = gmm.sample(sample_rng, config.num_threshold_samples)
   return jnp.percentile(draws, 100.0 * (1.0 - query_fraction)) * std + mean
 
@@ -384,9 +405,10 @@ def init_networks(networks: Networks, rng: jax.Array, image_shape: tuple[int, in
   search = fresh(networks.searchnet, networks.search_tx, search_rng)
   # SearchNet's K-way head starts at zero: every candidate weighs 1/K for every sample, so what the query does
   # is what SearchNet learned, not a random, seed-dependent weighted vote of its initial head.
-  head = jax.tree_util.tree_map(jnp.zeros_like, search.params['head'])
-  search_params = {**search.params, 'head': head}
-  search = search.replace(params=search_params, opt_state=networks.search_tx.init(search_params))
+  if networks.config.head_init == 'uniform':
+    head = jax.tree_util.tree_map(jnp.zeros_like, search.params['head'])
+    search_params = {**search.params, 'head': head}
+    search = search.replace(params=search_params, opt_state=networks.search_tx.init(search_params))
   stages = networks.searchnet.apply(search.variables, jnp.zeros((2, *image_shape)), train=False,
                                     return_stages=True).stages
   module_params = networks.loss_module.init(module_rng, stages)['params']

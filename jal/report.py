@@ -289,6 +289,55 @@ def weight_table(rows: Sequence[dict], method: str = 'autoal') -> str:
   return '\n'.join(lines) + '\n'
 
 
+def config_changes(reference: dict, variant: dict, prefix: str = '') -> list[str]:
+  """'field: reference → variant' for every leaf that differs between two config dicts ('—' where absent)."""
+  changes = []
+  for key in sorted(set(reference) | set(variant)):
+    a, b = reference.get(key, '—'), variant.get(key, '—')
+    if isinstance(a, dict) and isinstance(b, dict):
+      changes += config_changes(a, b, f'{prefix}{key}.')
+    elif a != b:
+      changes.append(f'{prefix}{key}: {a} → {b}')
+  return changes
+
+
+def ablation_table(reference: Sequence[dict], variants: dict[str, Sequence[dict]], method: str = 'autoal',
+                   changes: dict[str, Sequence[str]] | None = None) -> str:
+  """`method` in each variant grid against the reference grid's `method`, on paired seeds: AUBC, its difference
+  from the reference, from random and from the reference's best other strategy after the fact (the oracle), and
+  and final accuracy. Each variant is `method` with one setting changed (`changes` says which); only complete runs count.
+  """
+  aubc = lambda run: metrics.aubc(run['num_labeled'], run['test/accuracy'])  # noqa: E731
+  ref = curves(reference)
+  policies = sorted({p for p, s in ref if s == method})
+  lines = [f'| policy | {method} | settings changed | seeds | AUBC | − {method} as is | − random | − oracle-best '
+           'candidate | final accuracy |', '|---|---|---|---|---|---|---|---|---|']
+  for policy in policies:
+    mine = ref[(policy, method)]
+    others = {s: runs for (p, s), runs in ref.items() if p == policy and s not in (method, 'random')}
+    best = max(others, key=lambda s: np.mean([aubc(r) for r in others[s].values()])) if others else None
+    rows_for = {'as is': (mine, [])}
+    for name, rows in variants.items():
+      runs = curves(rows).get((policy, method))
+      if runs:
+        rows_for[name] = (runs, list((changes or {}).get(name, [])))
+    for name, (runs, changed) in rows_for.items():
+      complete = {s: r for s, r in runs.items() if s in mine and len(r['num_labeled']) == len(mine[s]['num_labeled'])}
+      seeds = sorted(complete)
+      if not seeds:
+        continue
+      diff = lambda other: (format_pm(metrics.paired_difference(  # noqa: E731
+          [aubc(complete[s]) for s in seeds if s in other], [aubc(other[s]) for s in seeds if s in other]),
+          signed=True) if sum(s in other for s in seeds) > 1 else '—')
+      cells = [policy, name, '; '.join(changed) or '—', str(len(seeds)),
+               format_pm(metrics.mean_se([aubc(complete[s]) for s in seeds])),
+               '—' if name == 'as is' else diff(mine), diff(ref.get((policy, 'random'), {})),
+               f'{diff(others[best])} ({best})' if best else '—',
+               format_pm(metrics.mean_se([complete[s]['test/accuracy'][-1] for s in seeds]))]
+      lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
 def write_outputs(rows: Sequence[dict], workdir: str, title: str,
                   baseline_policy: str | Sequence[str] | None = None) -> dict:
   """rounds.csv, summary.json, summary.md and the figures; returns the summary with the markdown tables.

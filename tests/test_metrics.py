@@ -95,3 +95,23 @@ def test_weight_table_reports_the_mean_weights_and_how_far_they_move():
   assert lines[2] == '| 100 | 0.500 | 0.500 | — |'
   assert lines[3] == '| 200 | 0.700 | 0.300 | 0.200 ± 0.100 |'  # Moves of 0.1 and 0.3: mean 0.2, SE 0.1.
   assert report.weight_table([dict(r, strategy='entropy') for r in rows]) == ''
+
+
+def test_ablation_table_pairs_each_variant_with_the_reference_by_seed():
+  reference, variant = [], []
+  for seed in (0, 1):
+    reference += _rows('p', 'autoal', seed, [0.6, 0.7])
+    reference += _rows('p', 'entropy', seed, [0.6, 0.7])
+    reference += _rows('p', 'bald', seed, [0.6, 0.8 + 0.02 * seed])   # The oracle-best candidate after the fact.
+    reference += _rows('p', 'random', seed, [0.6, 0.9])
+    variant += _rows('p', 'autoal', seed, [0.6, 0.72 + 0.02 * seed])
+  variant += _rows('p', 'autoal', 2, [0.6])                              # A seed the reference lacks: left out.
+  changes = report.config_changes({'autoal': {'head_init': 'uniform', 'cycles': 50}, 'seeds': [0, 1]},
+                                  {'autoal': {'head_init': 'random', 'cycles': 50}, 'seeds': [0, 1],
+                                   'extra': 1})
+  assert changes == ['autoal.head_init: uniform → random', 'extra: — → 1']
+  lines = report.ablation_table(reference, {'head_random': variant}, changes={'head_random': changes[:1]}).splitlines()
+  assert lines[2] == ('| p | as is | — | 2 | 0.6500 ± 0.0000 | — | -0.1000 ± 0.0000 | -0.0550 ± 0.0050 (bald) '
+                      '| 0.7000 ± 0.0000 |')
+  assert lines[3] == ('| p | head_random | autoal.head_init: uniform → random | 2 | 0.6650 ± 0.0050 | '
+                      '+0.0150 ± 0.0050 | -0.0850 ± 0.0050 | -0.0400 ± 0.0000 (bald) | 0.7300 ± 0.0100 |')

@@ -36,9 +36,11 @@ def get_config(arg: str = ''):
   autoal.weight_decay = 5e-4
   autoal.reg_weight = 1.0                      # λ.
   autoal.num_components = 5
+  autoal.mixture_init = 'kmeans++'             # EM's start; 'quantiles': the previous code's (ablation).
   autoal.em_iterations = 50
   autoal.num_threshold_samples = 4096
   autoal.temperature = 'calibrated'            # τ: 'calibrated' (Σ s̄ = q), 'std' (std of s) or a number ('1e-11').
+  autoal.head_init = 'uniform'                 # SearchNet's head at zero; 'random': the previous code's (ablation).
   autoal.differentiable_reg = True             # False: the official code's constant L_re.
   autoal.loss_margin = 1.0
   autoal.loss_module_dim = 128

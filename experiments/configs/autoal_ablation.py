@@ -1,0 +1,36 @@
+"""AutoAL with one repair of issue 12 reverted, on the 3-candidate grid's seeds and protocol (the ablations).
+
+  python experiments/run_parts.py --config=experiments/configs/autoal_ablation.py:NAME \
+      --workdir=docs/results/autoal_three_ablations/NAME --jobs=1
+
+Only AutoAL runs: its rows pair, seed by seed, with `docs/results/autoal_three` (the same seeds, data, task model
+and round 0), and `experiments/report.py` writes the ablation table into docs/results/autoal_three_ablations/.
+NAME is one of ABLATIONS; 'NAME:smoke' for tests. The optimiser-state repair (each optax state stepped once per
+cycle) has no ablation: the previous code stepped SearchNet's momentum twice, a bug with no design behind it.
+"""
+
+import importlib.util
+import os
+
+_SPEC = importlib.util.spec_from_file_location('autoal_config', os.path.join(os.path.dirname(__file__), 'autoal.py'))
+autoal = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(autoal)
+
+ABLATIONS = {
+    'mixture_quantiles': {'mixture_init': 'quantiles'},        # EM from quantiles (fix 1 reverted).
+    'head_random': {'head_init': 'random'},                    # SearchNet's head at its random init (fix 2).
+    'temperature_std': {'temperature': 'std'},                 # τ = std(s), α overshoots q (fix 3).
+    'thin_marks': {'batch_size': 64, 'min_marks': 1},          # B = 64, one mark per candidate (fix 4).
+    'constant_reg': {'differentiable_reg': False},             # The official code's constant L_re (not a fix).
+}
+
+
+def get_config(arg: str = ''):
+  name, _, scale = arg.partition(':')
+  if name not in ABLATIONS:
+    raise ValueError(f'Unknown ablation {name!r}: one of {", ".join(ABLATIONS)} (e.g. --config=...:head_random).')
+  config = autoal.get_config('three' + (f':{scale}' if scale else ''))
+  config.strategies = ('autoal',)
+  for field, value in ABLATIONS[name].items():
+    config.autoal[field] = value
+  return config
