@@ -56,10 +56,19 @@ def _flatten(tree: dict, prefix: str = '') -> dict[str, object]:
 # guarded by the pool's fingerprint, `jal.loop.restore`).
 LOCATION_FIELDS = ('data.data_dir',)
 
+# Fields added to the configs after grids were written, with the value that reproduces the code before them: a
+# saved config without the field equals a current one that holds this value, so committed grids still resume.
+ADDED_FIELDS = {'warm_start': False, 'autoal.mixture_init': 'kmeans++', 'autoal.head_init': 'uniform'}
+
 
 def config_differences(saved: dict, current: dict) -> list[str]:
-  """'field: saved -> current' for every (dotted) field that differs, `LOCATION_FIELDS` aside."""
+  """'field: saved -> current' for every (dotted) field that differs, `LOCATION_FIELDS` aside and
+  `ADDED_FIELDS` absent on one side at their neutral value on the other."""
   saved, current = _flatten(normalise_config(saved)), _flatten(normalise_config(current))
+  for key, neutral in ADDED_FIELDS.items():
+    if (key in saved) != (key in current) and saved.get(key, current.get(key)) == neutral:
+      saved.pop(key, None)
+      current.pop(key, None)
   return [f'{k}: {saved.get(k, "<absent>")!r} -> {current.get(k, "<absent>")!r}'
           for k in sorted(set(saved) | set(current))
           if k not in LOCATION_FIELDS and saved.get(k, '<absent>') != current.get(k, '<absent>')]

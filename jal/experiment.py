@@ -86,6 +86,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.skip = ()                          # 'policy/strategy' pairs not to run.
   config.oracle = 'simulated'               # 'human': queries go to workdir/queries/, answers come by --labels.
   config.study_seeds = 3                    # Policy 'inas_study': seeds per candidate.
+  config.warm_start = False                 # Round models start from the previous round's (jal.inherit); the
+                                            # paper trains each from scratch.
 
   config.data = ml_collections.ConfigDict()
   config.data.name = data.DEFAULT_DATASET   # Or a TFDS name, or 'folder' (your images, in data_dir).
@@ -468,7 +470,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
     # applied at query time; --config.model.dropout_rate=0.5 trains every strategy's model with dropout.
     del querier
     return loop.LoopConfig(schedule, train_settings, model_config(config.model), config.model.mc_passes,
-                           config.model.mc_dropout_rate)
+                           config.model.mc_dropout_rate, bool(config.get('warm_start', False)))
 
   for querier in queriers.values():
     loop_config_for(querier)  # Every model option checked before the workdir is touched.

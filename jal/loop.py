@@ -23,9 +23,10 @@ import numpy as np
 from flax import struct
 
 from jal import checkpoint as checkpoint_lib
+from jal import inherit as inherit_lib
 from jal import query as query_lib
 from jal.data import Dataset, Splits
-from jal.models import ModelConfig, ModelFn, count_params
+from jal.models import ModelConfig, ModelFn, count_params, init_variables
 from jal.models import model_fn as default_model_fn
 from jal.oracle import Oracle, SimulatedOracle
 from jal.predict import evaluate
@@ -208,6 +209,9 @@ class LoopConfig:
     model: how models are built (width, the dropout rate they train with, ...); the default factory reads it.
     mc_passes: T stochastic passes for MC-dropout strategies.
     mc_dropout_rate: the dropout rate of those passes (a query-time operation: the model may train without).
+    warm_start: each round's model starts from the previous round's, its weights inherited into this round's
+      architecture (`jal.inherit`: exact for a deeper one, every fitting leaf otherwise), with a fresh optimiser
+      state; False (the paper) trains every round's model from scratch.
   """
 
   schedule: BudgetSchedule
@@ -215,6 +219,18 @@ class LoopConfig:
   model: ModelConfig = ModelConfig()
   mc_passes: int = 100
   mc_dropout_rate: float = 0.5
+  warm_start: bool = False
+
+
+def _inherited_start(state: LoopState, arch, model, rng: jax.Array, image_shape) -> tuple[dict | None, dict]:
+  """The previous round's model inherited into `arch` (variables, and 'train/inherited' share of leaves), or
+  (None, {}) when either architecture is a user's own model that `jal.inherit` cannot map."""
+  if not isinstance(arch, Architecture) or not isinstance(state.arch, Architecture):
+    return None, {}
+  fresh = init_variables(model, jax.random.fold_in(rng, 1), image_shape)
+  variables, report = inherit_lib.inherit(state.train_state.variables, state.arch, fresh, arch)
+  return variables, {'train/inherited': report.inherited / (report.inherited + report.fresh),
+                     'train/function_preserving': float(report.function_preserving)}
 
 
 def arch_name(arch) -> str:
@@ -414,7 +430,11 @@ def run_round(
   model = model_fn(progress.arch)
   if progress.phase == 'policy':
     start = time.perf_counter()
-    result = train(model, config.train, pool.images, np.maximum(state.labels, 0), train_rng, state.labeled_mask)
+    init, inherited = None, {}
+    if config.warm_start and state.train_state is not None:
+      init, inherited = _inherited_start(state, progress.arch, model, train_rng, pool.image_shape)
+    result = train(model, config.train, pool.images, np.maximum(state.labels, 0), train_rng, state.labeled_mask,
+                   init=init)
     train_state = result.state_for_seed(0)
     train_seconds = time.perf_counter() - start
     train_loss = result.history[0][-1]['train/loss']
@@ -426,7 +446,7 @@ def run_round(
     scores = evaluate(model, train_state.variables, splits.test.images, splits.test.labels)
     progress = progress.replace(phase='train', train_state=train_state, record={
         **progress.record, 'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
-        'train/loss': train_loss, 'time/train': train_seconds})
+        'train/loss': train_loss, 'time/train': train_seconds, **inherited})
     if on_phase is not None:
       on_phase(state, progress)
 

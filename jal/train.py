@@ -281,6 +281,28 @@ def _compiled_init(model, tx, image_shape, vmapped, replicated):
   return jax.jit(jax.vmap(init) if vmapped else init, out_shardings=replicated)
 
 
+def _warm_init(model, tx, image_shape, variables, vmapped, replicated):
+  """An init_fn (keys -> state) that starts every seed from `variables`, placed as the step returns its state."""
+  expected = jax.eval_shape(lambda: init_variables(model, jax.random.key(0), image_shape))
+  got = {'params': variables['params'], 'batch_stats': variables.get('batch_stats', {})}
+  if jax.tree_util.tree_structure(expected) != jax.tree_util.tree_structure(got) or any(
+      a.shape != b.shape for a, b in zip(jax.tree_util.tree_leaves(expected), jax.tree_util.tree_leaves(got))):
+    raise ValueError('init does not fit the model: its variables must have the tree and shapes of '
+                     f'init_variables(model, ...) ({model.arch if hasattr(model, "arch") else model}); inherit them '
+                     'with jal.inherit.inherit.')
+  # On the host: every call places fresh buffers (the step donates its state, so seeds cannot share them).
+  state = jax.device_get(TrainState(jnp.zeros((), jnp.int32), got['params'], got['batch_stats'],
+                                    tx.init(got['params'])))
+
+  def init_fn(rngs):
+    if not vmapped:
+      return jax.device_put(state, replicated)
+    return jax.device_put(jax.tree_util.tree_map(lambda x: np.broadcast_to(x, (rngs.shape[0], *x.shape)), state),
+                          replicated)
+
+  return init_fn
+
+
 _compiled_epoch_order = jax.jit(epoch_order)
 _compiled_epoch_orders = jax.jit(jax.vmap(epoch_order, in_axes=(None, 0)))
 
@@ -344,6 +366,7 @@ def train(
     validation: tuple[Any, Any] | None = None,
     schedule_fraction: float = 1.0,
     mesh: Mesh | None = None,
+    init: dict | None = None,
 ) -> TrainResult:
   """Trains R independent models of one architecture on the labelled items of a pool.
 
@@ -362,6 +385,9 @@ def train(
       §4.3): the
       learning-rate schedule is the full one, truncated.
     mesh: devices to run data-parallel on (default: all local devices on a 'data' axis).
+    init: variables {'params', 'batch_stats'} every seed starts from instead of a fresh initialisation (a warm
+      start, e.g. weights inherited from a parent: `jal.inherit`); the optimiser state starts fresh. Its tree
+      must be the model's.
 
   Returns:
     A TrainResult with the R states stacked and a per-seed history.
@@ -403,6 +429,8 @@ def train(
       model, tx, config.augment, config.batch_size, data_sharding, vmapped
   )
   init_fn = _compiled_init(model, tx, image_shape, vmapped, replicated)
+  if init is not None:
+    init_fn = _warm_init(model, tx, image_shape, init, vmapped, replicated)
   run_steps = max(1, int(round(schedule_fraction * total_steps)))
   steps_per_epoch = config.steps_per_epoch
 

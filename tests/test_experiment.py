@@ -91,6 +91,12 @@ def test_merging_parts_refuses_overlaps_and_other_settings_but_not_another_data_
   # Where the data lives is not what a run is: parts from a machine with the IDX files elsewhere merge.
   moved = smoke_config(seeds=(1,), **{'data.data_dir': '/elsewhere'})
   assert checkpoint.config_differences(experiment.run_config(moved), experiment.run_config(config)) == []
+  # A grid written before a field existed resumes when the field holds the value that reproduces the old code.
+  older = experiment.run_config(config)
+  del older['warm_start']
+  assert checkpoint.config_differences(older, experiment.run_config(config)) == []
+  warm = smoke_config(seeds=(0,), warm_start=True)
+  assert checkpoint.config_differences(older, experiment.run_config(warm)) == ["warm_start: '<absent>' -> True"]
 
 
 def test_config_lists_accept_tuples_and_flag_strings():

@@ -1,5 +1,7 @@
 """Tests for jal.loop: the budget schedule, the state, the oracle, and an end-to-end run."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import numpy as np
@@ -78,6 +80,29 @@ def test_end_to_end_rounds(strategy):
   # Paired seeds: another strategy on the same seed starts from the same labelled set.
   other = loop.initial_state(len(splits.pool), config.schedule, oracle_lib.SimulatedOracle(splits.pool.labels), 1)
   assert history[0]['num_labeled'] == other.num_labeled
+
+
+def test_warm_start_inherits_the_previous_rounds_model():
+  """With warm_start each round's model starts from the previous round's, inherited into the new architecture:
+  at a learning rate of ~0 it stays where the previous round left it, and a deeper one computes its function."""
+  splits = _tiny_splits()
+  still = TrainConfig(epochs=1, examples_per_epoch=16, batch_size=16, learning_rate=1e-12, weight_decay=0.0)
+  config = loop.LoopConfig(loop.BudgetSchedule(10, 8, 18), still, ModelConfig(width=4), warm_start=True)
+  archs = {0: Architecture(1, 1), 1: Architecture(2, 1)}
+  models = []
+  state = loop.run(splits, config, 'entropy', lambda inputs, rng: (archs[inputs.round], {}), seed=0,
+                   on_round=lambda s: models.append(s.train_state))
+  first, second = models
+  # A(1,1) -> A(2,1): every parent leaf copied, the new block (a third of the leaves) the identity.
+  assert state.history[1]['train/inherited'] == pytest.approx(2 / 3)
+  assert state.history[1]['train/function_preserving'] == 1.0
+  assert 'train/inherited' not in state.history[0]
+  np.testing.assert_allclose(second.params['stem_conv']['kernel'], first.params['stem_conv']['kernel'], atol=1e-6)
+  np.testing.assert_allclose(second.params['head']['dense']['kernel'], first.params['head']['dense']['kernel'],
+                             atol=1e-6)
+  cold = loop.run(splits, dataclasses.replace(config, warm_start=False), 'entropy',
+                  lambda inputs, rng: (archs[inputs.round], {}), seed=0)
+  assert not np.allclose(cold.train_state.params['head']['dense']['kernel'], first.params['head']['dense']['kernel'])
 
 
 def test_unknown_strategy_fails_before_training():

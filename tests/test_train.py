@@ -76,6 +76,25 @@ def test_rounds_do_not_recompile(tiny_problem, monkeypatch):
   train_lib._compiled_step.cache_clear()
 
 
+@pytest.mark.parametrize('seeds', ['sequential', 'vmap'])
+def test_warm_start_begins_every_seed_from_the_given_variables(tiny_problem, seeds):
+  images, labels = tiny_problem
+  model = _model()
+  parent = train(model, TINY, images, labels, jax.random.key(0)).state_for_seed(0)
+  config = dataclasses.replace(TINY, epochs=1, examples_per_epoch=16, seed_parallelism=seeds)
+  # One step at learning rate ~0 leaves the weights where they started: the start was the given variables.
+  still = dataclasses.replace(config, learning_rate=1e-12, weight_decay=0.0)
+  result = train(model, still, images, labels, jax.random.split(jax.random.key(1), 2), init=parent.variables)
+  for index in range(2):
+    chex.assert_trees_all_close(result.state_for_seed(index).params, parent.params, atol=1e-6)
+  # Warm-started training continues from the parent's loss, below a fresh start's.
+  warm = train(model, config, images, labels, jax.random.key(1), init=parent.variables)
+  cold = train(model, config, images, labels, jax.random.key(1))
+  assert warm.history[0][0]['train/loss'] < cold.history[0][0]['train/loss']
+  with pytest.raises(ValueError, match='init does not fit'):
+    train(_model(arch=(1, 2)), config, images, labels, jax.random.key(1), init=parent.variables)
+
+
 def test_batches_come_only_from_the_labelled_set(tiny_problem):
   images, labels = tiny_problem
   mask = np.zeros(len(labels), bool)
