@@ -58,7 +58,9 @@ LOCATION_FIELDS = ('data.data_dir',)
 
 # Fields added to the configs after grids were written, with the value that reproduces the code before them: a
 # saved config without the field equals a current one that holds this value, so committed grids still resume.
-ADDED_FIELDS = {'warm_start': False, 'autoal.mixture_init': 'kmeans++', 'autoal.head_init': 'uniform'}
+ADDED_FIELDS = {'warm_start': False, 'autoal.mixture_init': 'kmeans++', 'autoal.head_init': 'uniform',
+                'inas.inherit': False, 'inas.inherited_fraction': 0.0, 'inas.choose': 'error',
+                'nas.random_candidates': 3, 'nas.population': 3, 'nas.cycles': 3, 'nas.sample': 2}
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:

@@ -29,6 +29,7 @@ import numpy as np
 from absl import logging
 
 from jal import autoal as autoal_lib
+from jal import nas as nas_lib
 from jal import checkpoint, data, loop, query, report
 from jal import inas as inas_lib
 from jal.augment import AugmentConfig
@@ -115,6 +116,16 @@ def base_config() -> ml_collections.ConfigDict:
   config.inas.schedule = 'truncated'
   config.inas.max_blocks = 12
   config.inas.max_stacks = 5
+  config.inas.inherit = False               # Candidates inherit the previous round's weights (jal.inherit).
+  config.inas.inherited_fraction = 0.0      # Premature schedule of inherited candidates; 0: candidate_fraction.
+  config.inas.choose = 'error'              # Or 'pareto': the smallest within one SE of the lowest error.
+
+  # Search strategies other than iNAS (jal.nas), over the same space, V' and candidate training.
+  config.nas = ml_collections.ConfigDict()
+  config.nas.random_candidates = 3          # 'random_search': architectures per round (iNAS evaluates 3).
+  config.nas.population = 3                 # 'evolution': population, cycles and tournament size per round.
+  config.nas.cycles = 3
+  config.nas.sample = 2
 
   # The CPU protocol, chosen on the pool's labelled part and a held-out split (docs/results/schedule_study): 640
   # SGD steps per round is the shortest schedule at which A(1,2) and ResNet-18 fit every |L| <= 600 (train
@@ -178,6 +189,16 @@ def paper(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.inas.schedule = 'truncated'
   config.inas.max_blocks = 12
   config.inas.max_stacks = 5
+  config.inas.inherit = False               # Candidates inherit the previous round's weights (jal.inherit).
+  config.inas.inherited_fraction = 0.0      # Premature schedule of inherited candidates; 0: candidate_fraction.
+  config.inas.choose = 'error'              # Or 'pareto': the smallest within one SE of the lowest error.
+
+  # Search strategies other than iNAS (jal.nas), over the same space, V' and candidate training.
+  config.nas = ml_collections.ConfigDict()
+  config.nas.random_candidates = 3          # 'random_search': architectures per round (iNAS evaluates 3).
+  config.nas.population = 3                 # 'evolution': population, cycles and tournament size per round.
+  config.nas.cycles = 3
+  config.nas.sample = 2
   return config
 
 
@@ -228,6 +249,7 @@ def inas_config(section: ml_collections.ConfigDict) -> inas_lib.INASConfig:
   """A config's `inas` section as an INASConfig (the grid from max_blocks x max_stacks)."""
   fields = section.to_dict()
   space = SearchSpace(fields.pop('max_blocks'), fields.pop('max_stacks'))
+  fields['inherited_fraction'] = fields.get('inherited_fraction') or None  # 0: candidate_fraction.
   return inas_lib.INASConfig(space=space, **fields)
 
 
@@ -249,12 +271,20 @@ def autoal_config(section: ml_collections.ConfigDict) -> autoal_lib.AutoALConfig
 
 
 def make_policy(spec: str, config: inas_lib.INASConfig, validation: data.Dataset | None = None,
-                study_seeds: int = 3) -> loop.ArchitecturePolicy:
+                study_seeds: int = 3, search: ml_collections.ConfigDict | None = None) -> loop.ArchitecturePolicy:
   """'fixed:A(i,j)' -> `loop.fixed`, 'inas' -> `inas.inas_policy`, 'inas_study' -> iNAS that also records its
   candidates' errors on V' and on the validation split for `study_seeds` seeds (`inas.validation_study_policy`);
-  anything else is a ValueError."""
+  'grid', 'random_search', 'evolution' -> `jal.nas`'s strategies (settings from `search`, a config's `nas`
+  section); anything else is a ValueError."""
+  search = search if search is not None else base_config().nas
   if spec == 'inas':
     return inas_lib.inas_policy(config)
+  if spec == 'grid':
+    return nas_lib.grid_policy(config)
+  if spec == 'random_search':
+    return nas_lib.random_policy(config, search.random_candidates)
+  if spec == 'evolution':
+    return nas_lib.evolution_policy(config, search.population, search.cycles, search.sample)
   if spec == 'inas_study':
     if validation is None:
       raise ValueError("Policy 'inas_study' scores candidates on a held-out split: set "
@@ -262,7 +292,8 @@ def make_policy(spec: str, config: inas_lib.INASConfig, validation: data.Dataset
     return inas_lib.validation_study_policy(config, (validation.images, validation.labels), study_seeds)
   if spec.startswith('fixed:'):
     return loop.fixed(parse_architecture(spec[len('fixed:'):]))
-  raise ValueError(f"Unknown architecture policy {spec!r}; use 'inas', 'inas_study' or 'fixed:A(i,j)'.")
+  raise ValueError(f"Unknown architecture policy {spec!r}; use 'inas', 'inas_study', 'grid', 'random_search', "
+                   "'evolution' or 'fixed:A(i,j)'.")
 
 
 def make_querier(name: str, config: ml_collections.ConfigDict) -> query.Querier:
@@ -461,7 +492,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
   skip = tuple(tuple(method.split('/')) for method in names(config.get('skip', ())))
   if any(len(method) != 2 for method in skip):
     raise ValueError(f"config.skip must be 'policy/strategy' pairs, got {config.skip!r}.")
-  policies = {spec: make_policy(spec, search_settings, splits.validation, config.study_seeds)
+  policies = {spec: make_policy(spec, search_settings, splits.validation, config.study_seeds, config.get('nas'))
               for spec in policy_names}
   queriers = {name: make_querier(name, config) for name in strategy_names}
 

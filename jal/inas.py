@@ -9,13 +9,15 @@ wins. Only S' and V' are read: the test split never enters a choice (the officia
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
 
+from jal import inherit as inherit_lib
 from jal.data import Dataset
-from jal.models import ModelFn
+from jal.models import ModelFn, count_params, init_variables
 from jal.search_space import Architecture, SearchSpace
 from jal.train import TrainConfig, train
 
@@ -35,6 +37,14 @@ class INASConfig:
       learning rate) or 'compressed' (a whole schedule, decays included, in `candidate_fraction` of the epochs;
       ranks better when the full schedule is short, as at CPU scale).
     space: the search grid (12 x 5 in the paper).
+    inherit: candidates start from the previous round's model, its weights inherited into their architecture
+      (`jal.inherit`; the current architecture and its deeper expansion compute that model's function), and V'
+      is drawn from the items that model never trained on (the last query's), so that it cannot score its own
+      memory. False (the paper): from scratch, V' at random from S.
+    inherited_fraction: the premature schedule of an inherited candidate, as a fraction of the full one (None:
+      `candidate_fraction`); inherited weights need fewer steps to rank.
+    choose: 'error' (the lowest validation error, `tie_break_key`) or 'pareto' (the smallest candidate, by
+      parameter count, whose error is within one standard error of the lowest: sqrt(e(1 - e) / |V'|)).
   """
 
   max_steps: int = 1
@@ -44,6 +54,9 @@ class INASConfig:
   score: str = 'best'
   schedule: str = 'truncated'
   space: SearchSpace = SearchSpace()
+  inherit: bool = False
+  inherited_fraction: float | None = None
+  choose: str = 'error'
 
   def __post_init__(self):
     if self.max_steps < 1 or self.num_seeds < 1:
@@ -55,35 +68,115 @@ class INASConfig:
       raise ValueError(f"INASConfig.schedule must be 'truncated' or 'compressed', got {self.schedule!r}.")
     if self.score not in ('best', 'final'):
       raise ValueError(f"INASConfig.score must be 'best' or 'final', got {self.score!r}.")
+    if self.inherited_fraction is not None and not 0.0 < self.inherited_fraction <= 1.0:
+      raise ValueError(f'INASConfig.inherited_fraction must be in (0, 1] or None, got {self.inherited_fraction}.')
+    if self.choose not in ('error', 'pareto'):
+      raise ValueError(f"INASConfig.choose must be 'error' or 'pareto', got {self.choose!r}.")
 
 
-# scorer(arch, train_mask [N], validation_mask [N], rng) -> validation error in [0, 1]; masks index the pool.
-Scorer = Callable[[Architecture, np.ndarray, np.ndarray, jax.Array], float]
+# scorer(arch, train_mask [N], validation_mask [N], rng) -> validation error in [0, 1], or an `Evaluation`; masks
+# index the pool.
+Scorer = Callable[[Architecture, np.ndarray, np.ndarray, jax.Array], 'float | Evaluation']
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """One candidate trained on S' and scored on V', and what that cost.
+
+  Attributes:
+    error: validation error on V' (mean over seeds).
+    params: trainable parameters (None when the scorer cannot tell).
+    steps: SGD steps spent, all seeds together (None when unknown).
+    variables: seed 0's trained variables, for children that inherit them (None when not kept).
+  """
+
+  error: float
+  params: int | None = None
+  steps: int | None = None
+  variables: dict | None = None
+
+
+def as_evaluation(result) -> Evaluation:
+  """A scorer's answer as an Evaluation (a plain float is the error alone)."""
+  return result if isinstance(result, Evaluation) else Evaluation(float(result))
 
 
 @dataclasses.dataclass(frozen=True)
 class INASResult:
-  """The chosen architecture and every candidate's validation error, step by step."""
+  """The chosen architecture, every candidate's validation error step by step, and the search's cost."""
 
   arch: Architecture
   steps: tuple[dict[str, float], ...]
+  cost: dict[str, float] = dataclasses.field(default_factory=dict)
 
   def metrics(self) -> dict[str, float]:
     """Flat 'nas/...' scalars for a round's record."""
-    out = {'nas/steps': len(self.steps), 'nas/chosen': str(self.arch)}
+    out = {'nas/steps': len(self.steps), 'nas/chosen': str(self.arch), **self.cost}
     for step, errors in enumerate(self.steps):
       out.update({f'nas/step{step}/{name}': error for name, error in errors.items()})
     return out
 
 
-def split_labeled(labeled_mask: np.ndarray, validation_fraction: float, seed_rng: jax.Array):
-  """A seeded random split of the labelled set into S' and V' masks (V' has at least one item, S' too)."""
+class Ledger:
+  """What a search spends on candidates: how many, SGD steps and seconds ('nas/candidate*' scalars)."""
+
+  def __init__(self):
+    self.candidates, self.steps, self.seconds, self.steps_known = 0, 0, 0.0, True
+
+  def evaluate(self, scorer: Scorer, *args) -> Evaluation:
+    """Calls the scorer, timing it and adding its cost."""
+    start = time.perf_counter()
+    evaluation = as_evaluation(scorer(*args))
+    self.seconds += time.perf_counter() - start
+    self.candidates += 1
+    if evaluation.steps is None:
+      self.steps_known = False
+    else:
+      self.steps += evaluation.steps
+    return evaluation
+
+  def metrics(self) -> dict[str, float]:
+    out = {'nas/candidates': self.candidates, 'nas/candidate_seconds': self.seconds}
+    if self.steps_known:
+      out['nas/candidate_steps'] = self.steps
+    return out
+
+
+def choose(evaluations: dict[Architecture, Evaluation], current: Architecture, config: INASConfig,
+           num_validation: int) -> Architecture:
+  """The candidate to keep: the lowest error (`tie_break_key`), or with choose='pareto' the smallest by
+  parameter count among those within one standard error of the lowest (SE = sqrt(e(1 - e) / |V'|))."""
+  best = min(evaluations, key=lambda arch: tie_break_key(arch, evaluations[arch].error, current))
+  if config.choose == 'error':
+    return best
+  if any(e.params is None for e in evaluations.values()):
+    raise ValueError("INASConfig.choose='pareto' needs each candidate's parameter count: return an Evaluation "
+                     'with params from the scorer.')
+  lowest = evaluations[best].error
+  se = float(np.sqrt(max(lowest * (1.0 - lowest), 0.0) / max(num_validation, 1)))
+  near = [arch for arch, e in evaluations.items() if e.error <= lowest + se]
+  return min(near, key=lambda arch: (evaluations[arch].params,
+                                     tie_break_key(arch, evaluations[arch].error, current)))
+
+
+def split_labeled(labeled_mask: np.ndarray, validation_fraction: float, seed_rng: jax.Array,
+                  unseen_mask: np.ndarray | None = None):
+  """A seeded random split of the labelled set into S' and V' masks (V' has at least one item, S' too).
+
+  With `unseen_mask` ([N] bool, e.g. the items a parent model never trained on), V' is drawn from the labelled
+  items it holds first (as many as there are, up to the usual size), so an inherited model is not scored on its
+  own training data.
+  """
   labeled = np.flatnonzero(labeled_mask)
   if len(labeled) < 2:
     raise ValueError(f'iNAS needs at least 2 labelled items to split into S\' and V\', got {len(labeled)}.')
   seed = int(jax.random.randint(seed_rng, (), 0, np.iinfo(np.int32).max))
   order = np.random.default_rng(seed).permutation(labeled)
+  if unseen_mask is not None:  # Unseen items first, each part in random order.
+    order = np.concatenate([order[unseen_mask[order]], order[~unseen_mask[order]]])
   num_validation = min(len(labeled) - 1, max(1, int(round(validation_fraction * len(labeled)))))
+  if unseen_mask is not None:
+    num_validation = min(num_validation, max(1, int(np.sum(unseen_mask[order]))))
   train_mask = np.zeros_like(labeled_mask)
   validation_mask = np.zeros_like(labeled_mask)
   validation_mask[order[:num_validation]] = True
@@ -104,6 +197,7 @@ def inas(
     config: INASConfig,
     scorer: Scorer,
     rng: jax.Array,
+    unseen_mask: np.ndarray | None = None,
 ) -> INASResult:
   """Algorithm 1: the architecture for the labelled set, starting from `start`.
 
@@ -113,36 +207,43 @@ def inas(
     config: iNAS settings.
     scorer: trains a candidate on S' and returns its validation error on V' (see `train_scorer`).
     rng: fixes the S'/V' split and the candidates' training.
+    unseen_mask: [N] bool, items V' is drawn from first (those a parent model never trained on), or None.
   """
   config.space.check(start)
   split_rng, train_rng = jax.random.split(rng)
-  train_mask, validation_mask = split_labeled(np.asarray(labeled_mask), config.validation_fraction, split_rng)
+  train_mask, validation_mask = split_labeled(np.asarray(labeled_mask), config.validation_fraction, split_rng,
+                                              unseen_mask)
+  ledger = Ledger()
   current = start
   steps = []
   for step in range(config.max_steps):
     candidates = config.space.candidates(current)
-    errors = {arch: float(scorer(arch, train_mask, validation_mask, jax.random.fold_in(train_rng, step)))
-              for arch in candidates}
-    steps.append({str(arch): error for arch, error in errors.items()})
-    best = min(candidates, key=lambda arch: tie_break_key(arch, errors[arch], current))
+    evaluations = {arch: ledger.evaluate(scorer, arch, train_mask, validation_mask,
+                                         jax.random.fold_in(train_rng, step)) for arch in candidates}
+    steps.append({str(arch): e.error for arch, e in evaluations.items()})
+    best = choose(evaluations, current, config, int(validation_mask.sum()))
     if best == current:
       break
     current = best
-  return INASResult(current, tuple(steps))
+  return INASResult(current, tuple(steps), {**ledger.metrics(), 'nas/validation_size': int(validation_mask.sum())})
 
 
-def candidate_schedule(train_config: TrainConfig, config: INASConfig) -> tuple[TrainConfig, float]:
+def candidate_schedule(train_config: TrainConfig, config: INASConfig, inherited: bool = False
+                       ) -> tuple[TrainConfig, float]:
   """How a candidate trains: (its TrainConfig, the fraction of that schedule it runs), evaluated every epoch.
 
   'truncated' (the paper): the full schedule, stopped after `candidate_fraction` of it (so at the initial lr when
   the fraction is before the first decay); 'compressed': a whole schedule, decays included, in `candidate_fraction`
-  of the epochs.
+  of the epochs. An inherited candidate uses `inherited_fraction` instead, when set.
   """
+  fraction = config.candidate_fraction
+  if inherited and config.inherited_fraction is not None:
+    fraction = config.inherited_fraction
   candidate_config = dataclasses.replace(train_config, eval_every=max(1, train_config.eval_every))
   if config.schedule == 'compressed':
-    epochs = max(1, int(round(config.candidate_fraction * train_config.epochs)))
+    epochs = max(1, int(round(fraction * train_config.epochs)))
     return dataclasses.replace(candidate_config, epochs=epochs), 1.0
-  return candidate_config, config.candidate_fraction
+  return candidate_config, fraction
 
 
 def train_scorer(
@@ -151,25 +252,53 @@ def train_scorer(
     train_config: TrainConfig,
     config: INASConfig,
     model_fn: ModelFn,
+    parent: tuple[Architecture, dict] | None = None,
+    keep_variables: bool = False,
 ) -> Scorer:
   """The scorer of the paper: train on S' for `candidate_fraction` of the schedule, score on V'.
 
   `labels` are the labels revealed so far ([N], read only where the masks hold); `model_fn` builds a candidate
-  (the loop's model factory). Returns the mean over `config.num_seeds` seeds of 1 - (best or final) validation
-  accuracy.
+  (the loop's model factory). With `parent` = (architecture, trained variables), every candidate starts from the
+  parent's weights inherited into its architecture (`jal.inherit`) and trains for `inherited_fraction`; the
+  scorer's optional fifth argument overrides the parent per call (evolution's Lamarckian children). Returns an
+  `Evaluation`: the mean over `config.num_seeds` seeds of 1 - (best or final) validation accuracy, the parameter
+  count, the SGD steps spent and, with `keep_variables`, seed 0's trained variables.
   """
 
-  def scorer(arch, train_mask, validation_mask, rng):
+  def scorer(arch, train_mask, validation_mask, rng, parent_override=None):
     model = model_fn(arch)
+    source = parent_override or parent
     validation = (pool.images[validation_mask], labels[validation_mask])
-    candidate_config, schedule_fraction = candidate_schedule(train_config, config)
+    candidate_config, schedule_fraction = candidate_schedule(train_config, config, inherited=source is not None)
+    kwargs = {}
+    if source is not None:
+      fresh = init_variables(model, jax.random.fold_in(rng, 1), pool.image_shape)
+      kwargs['init'] = inherit_lib.inherit(source[1], source[0], fresh, arch)[0]
     result = train(model, candidate_config, pool.images, np.maximum(labels, 0),
                    jax.random.split(rng, config.num_seeds), train_mask, validation=validation,
-                   schedule_fraction=schedule_fraction)
+                   schedule_fraction=schedule_fraction, **kwargs)
     accuracies = result.best_val_accuracy() if config.score == 'best' else result.final_val_accuracy()
-    return 1.0 - float(np.mean(accuracies))
+    steps = max(1, int(round(schedule_fraction * candidate_config.total_steps))) * config.num_seeds
+    state = getattr(result, 'state', None)
+    params = None if state is None else count_params(state.params) // config.num_seeds
+    variables = result.state_for_seed(0).variables if keep_variables and state is not None else None
+    return Evaluation(1.0 - float(np.mean(accuracies)), params, steps, variables)
 
   return scorer
+
+
+def parent_of(inputs, config: INASConfig) -> tuple[Architecture, dict] | None:
+  """(the previous round's architecture, its model's variables) when candidates inherit, else None."""
+  if not config.inherit or inputs.previous_model is None or not isinstance(inputs.previous_arch, Architecture):
+    return None
+  return inputs.previous_arch, inputs.previous_model.variables
+
+
+def unseen_of(inputs, config: INASConfig) -> np.ndarray | None:
+  """With inheritance: the labelled items the previous round's model never trained on (V' comes from them)."""
+  if not config.inherit or inputs.previous_mask is None:
+    return None
+  return np.asarray(inputs.labeled_mask) & ~np.asarray(inputs.previous_mask)
 
 
 def inas_policy(config: INASConfig = INASConfig(), start: Architecture | None = None):
@@ -181,8 +310,9 @@ def inas_policy(config: INASConfig = INASConfig(), start: Architecture | None = 
 
   def policy(inputs, rng):
     previous = inputs.previous_arch or start or config.space.root
-    scorer = train_scorer(inputs.pool, inputs.labels, inputs.train, config, inputs.model_fn)
-    result = inas(inputs.labeled_mask, previous, config, scorer, rng)
+    scorer = train_scorer(inputs.pool, inputs.labels, inputs.train, config, inputs.model_fn,
+                          parent_of(inputs, config))
+    result = inas(inputs.labeled_mask, previous, config, scorer, rng, unseen_of(inputs, config))
     return result.arch, result.metrics()
 
   return policy

@@ -79,6 +79,8 @@ class PolicyInputs:
     labels: [N] int32, revealed labels (-1 where not asked).
     previous_arch: the previous round's architecture (None in round 0).
     previous_model: the previous round's trained task model (None in round 0).
+    previous_mask: [N] bool, the labelled set `previous_model` was trained on (None when unknown): a policy whose
+      candidates inherit from it validates on items outside it.
     round: the round index.
     train: how the round model trains (policies derive candidate schedules from it).
     model_fn: architecture -> Flax module.
@@ -89,6 +91,7 @@ class PolicyInputs:
   labels: np.ndarray
   previous_arch: Any
   previous_model: TrainState | None
+  previous_mask: np.ndarray | None
   round: int
   train: TrainConfig
   model_fn: ModelFn
@@ -119,6 +122,8 @@ class LoopState:
     rng: the session's root key; each round folds in its index.
     query_state: the querier's state carried between rounds (AutoAL's networks); None for plain strategies.
     train_state: the task model of the last finished round (None before the first).
+    model_mask: [N] bool, the labelled set `train_state` was trained on (None before the first round, and in
+      checkpoints written before it was kept): what a model inheriting from it has seen.
     round: the number of finished rounds (static).
     arch: the architecture of the last finished round (static).
     history: one dict of scalars per finished round (static, JSON-friendly).
@@ -129,6 +134,7 @@ class LoopState:
   rng: jax.Array
   query_state: Any = None
   train_state: TrainState | None = None
+  model_mask: np.ndarray | None = None
   round: int = struct.field(pytree_node=False, default=0)
   arch: Any = struct.field(pytree_node=False, default=None)
   history: tuple[dict, ...] = struct.field(pytree_node=False, default=())
@@ -299,7 +305,8 @@ def save(checkpointer: checkpoint_lib.Checkpointer, state: LoopState, progress: 
   """
   step = state.round * len(PHASES) + PHASES.index(progress.phase)
   tree = {'state': {'labeled_mask': np.asarray(state.labeled_mask), 'labels': np.asarray(state.labels, np.int32),
-                    'rng': state.rng, 'train_state': state.train_state, 'query_state': state.query_state},
+                    'rng': state.rng, 'train_state': state.train_state, 'query_state': state.query_state,
+                    'model_mask': None if state.model_mask is None else np.asarray(state.model_mask)},
           'progress': {'train_state': progress.train_state,
                        # Orbax refuses empty arrays: no pending items (the budget is spent) is saved as None.
                        'pending': progress.pending if progress.pending is not None and len(progress.pending) else None,
@@ -358,7 +365,9 @@ def restore(checkpointer: checkpoint_lib.Checkpointer, splits: Splits, config: L
     return {'state': {'labeled_mask': jax.ShapeDtypeStruct((num_items,), np.bool_),
                       'labels': jax.ShapeDtypeStruct((num_items,), np.int32),
                       'rng': jax.eval_shape(lambda: jax.random.key(0)),
-                      'train_state': model_state('state_arch', 'state'), 'query_state': query_state('state')},
+                      'train_state': model_state('state_arch', 'state'), 'query_state': query_state('state'),
+                      'model_mask': (jax.ShapeDtypeStruct((num_items,), np.bool_) if 'state.model_mask' in present
+                                     else None)},
             'progress': {'train_state': model_state('progress_arch', 'progress'),
                          'pending': (jax.ShapeDtypeStruct((meta['num_pending'],), np.int32)
                                      if 'progress.pending' in present else None),
@@ -374,8 +383,9 @@ def restore(checkpointer: checkpoint_lib.Checkpointer, splits: Splits, config: L
     raise checkpoint_lib.CheckpointError(
         f'The checkpoint {checkpointer.directory}/{checkpointer.latest_step} is inconsistent (labelled mask and '
         'labels disagree); delete it to resume from the previous checkpoint.')
+  model_mask = None if saved_state.get('model_mask') is None else np.asarray(saved_state['model_mask'])
   state = LoopState(mask, labels, saved_state['rng'], saved_state['query_state'], saved_state['train_state'],
-                    int(meta['round']), _arch_from_name(meta['state_arch']), tuple(meta['history']))
+                    model_mask, int(meta['round']), _arch_from_name(meta['state_arch']), tuple(meta['history']))
   pending = saved_progress['pending']
   if pending is None and meta['phase'] == 'query':
     pending = np.zeros(0, np.int32)
@@ -412,8 +422,8 @@ def run_round(
 
   if progress.phase == 'start':
     start = time.perf_counter()
-    inputs = PolicyInputs(pool, state.labeled_mask, state.labels, state.arch, state.train_state, state.round,
-                          config.train, model_fn)
+    inputs = PolicyInputs(pool, state.labeled_mask, state.labels, state.arch, state.train_state, state.model_mask,
+                          state.round, config.train, model_fn)
     arch, policy_metrics = policy(inputs, policy_rng)
     model = model_fn(arch)
     params = count_params(_abstract_train_state(model, config.train, pool.image_shape).params)
@@ -471,7 +481,8 @@ def run_round(
   if len(progress.pending):
     new_state = state.reveal(progress.pending, oracle.label(progress.pending, state.round))
   return new_state.replace(round=state.round + 1, arch=progress.arch, train_state=progress.train_state,
-                           query_state=progress.query_state, history=state.history + (progress.record,))
+                           model_mask=np.asarray(state.labeled_mask), query_state=progress.query_state,
+                           history=state.history + (progress.record,))
 
 
 def run(

@@ -95,6 +95,17 @@ class Architecture:
     blocks = self.blocks * self.stacks // (self.stacks + 1) + 1
     return dataclasses.replace(self, blocks=blocks, stacks=self.stacks + 1)
 
+  def shallower(self) -> Architecture | None:
+    """One block fewer per stack, A(i - 1, j) (None at i = 1): the inverse of `deeper`."""
+    return dataclasses.replace(self, blocks=self.blocks - 1) if self.blocks > 1 else None
+
+  def narrower(self) -> Architecture | None:
+    """One stack fewer at the greatest depth below |A(i, j)|: A(ceil(i*j/(j-1)) - 1, j - 1) (None at j = 1)."""
+    if self.stacks == 1:
+      return None
+    blocks = max(1, -(-self.blocks * self.stacks // (self.stacks - 1)) - 1)
+    return dataclasses.replace(self, blocks=blocks, stacks=self.stacks - 1)
+
   def widths(self, width: int = 64) -> tuple[int, ...]:
     """Channel width of each stack: width * 2**s for s = 0..j-1."""
     return tuple(width * 2**s for s in range(self.stacks))
@@ -176,6 +187,11 @@ class SearchSpace:
   def expansions(self, arch: Architecture) -> tuple[Architecture, ...]:
     """The out-edges of `arch`: its deeper and wider expansions that lie in the grid."""
     return tuple(a for a in (arch.deeper(), arch.wider()) if a in self)
+
+  def mutations(self, arch: Architecture) -> tuple[Architecture, ...]:
+    """The neighbours evolution mutates to: deeper, wider, shallower, narrower, those in the grid."""
+    return tuple(a for a in (arch.deeper(), arch.wider(), arch.shallower(), arch.narrower())
+                 if a is not None and a in self)
 
   def candidates(self, arch: Architecture) -> tuple[Architecture, ...]:
     """iNAS's candidate set {current, deeper, wider} ∩ grid; the current architecture first.

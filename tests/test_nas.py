@@ -1,0 +1,152 @@
+"""Tests for jal.nas (grid, random search, regularised evolution), iNAS with inheritance, and the Pareto choice:
+every policy chooses within its grid, keeps to its budget and never reads the test split."""
+
+import jax
+import numpy as np
+import pytest
+
+from jal import inas, loop, nas
+from jal.search_space import Architecture, SearchSpace
+from test_inas import _loop_config, _tiny_splits
+
+A = Architecture
+SPACE = SearchSpace(2, 2)
+
+
+class Recorder:
+  """A scorer whose error is a function of the architecture; records (arch, V' mask, parent) per call."""
+
+  def __init__(self, error=lambda arch: 1.0 / (arch.blocks + 2 * arch.stacks)):
+    self.error, self.calls = error, []
+
+  def __call__(self, arch, train_mask, validation_mask, rng, parent=None):
+    self.calls.append((arch, validation_mask.copy(), parent))
+    return inas.Evaluation(self.error(arch), params=arch.num_params(2, 1, 4), steps=7,
+                           variables={'trained': str(arch)})
+
+
+def _run(policy, recorder, monkeypatch, rounds_config=None):
+  parents = []
+
+  def fake_train_scorer(pool, labels, train_config, config, model_fn, parent=None, keep_variables=False):
+    parents.append(parent)
+    return recorder
+
+  monkeypatch.setattr(inas, 'train_scorer', fake_train_scorer)
+  state = loop.run(_tiny_splits(), rounds_config or _loop_config(), 'entropy', policy, seed=0)
+  return state, parents
+
+
+@pytest.mark.parametrize('make, budget', [
+    (lambda c: nas.grid_policy(c), 4),
+    (lambda c: nas.random_policy(c, num_candidates=2), 2),
+    (lambda c: nas.evolution_policy(c, population_size=2, cycles=3, sample_size=2), 5),
+    (lambda c: inas.inas_policy(c), 3),
+])
+def test_every_policy_chooses_within_its_grid_and_keeps_to_its_budget(monkeypatch, make, budget):
+  recorder = Recorder()
+  state, _ = _run(make(inas.INASConfig(space=SPACE)), recorder, monkeypatch)
+  assert all(arch in SPACE for arch, _, _ in recorder.calls)
+  for record in state.history:
+    assert record['nas/candidates'] <= budget and record['nas/candidate_steps'] == 7 * record['nas/candidates']
+    evaluated = {k[len('nas/step0/'):]: v for k, v in record.items() if k.startswith('nas/step0/')}
+    assert record['arch'] in evaluated or record['arch'] == str(SPACE.root)
+    assert record['nas/candidate_seconds'] >= 0
+  # Every call of a round sees the same V', of a fifth of L.
+  first = [c for c in recorder.calls[:state.history[0]['nas/candidates']]]
+  assert all((c[1] == first[0][1]).all() for c in first) and first[0][1].sum() == 4
+
+
+def test_grid_search_evaluates_every_architecture_and_keeps_the_best(monkeypatch):
+  recorder = Recorder(lambda arch: {A(2, 1): 0.1}.get(arch, 0.5))
+  state, _ = _run(nas.grid_policy(inas.INASConfig(space=SPACE)), recorder, monkeypatch)
+  assert sorted(str(a) for a, _, _ in recorder.calls[:4]) == sorted(str(a) for a in SPACE.nodes())
+  assert [r['arch'] for r in state.history] == ['A(2,1)'] * 3
+
+
+def test_random_search_draws_distinct_architectures_by_the_key(monkeypatch):
+  recorder = Recorder()
+  _run(nas.random_policy(inas.INASConfig(space=SPACE), num_candidates=3), recorder, monkeypatch)
+  for start in range(0, len(recorder.calls), 3):
+    assert len({a for a, _, _ in recorder.calls[start:start + 3]}) == 3
+  with pytest.raises(ValueError, match='num_candidates'):
+    nas.random_policy(inas.INASConfig(space=SPACE), num_candidates=5)
+
+
+def test_evolution_mutates_the_tournament_winner_and_children_inherit_from_their_parents(monkeypatch):
+  recorder = Recorder()
+  config = inas.INASConfig(space=SearchSpace(3, 3), inherit=True)
+  state, _ = _run(nas.evolution_policy(config, population_size=2, cycles=4, sample_size=2), recorder, monkeypatch)
+  children = [(arch, parent) for arch, _, parent in recorder.calls if parent is not None]
+  assert children  # Lamarckian: a child starts from its trained parent's weights.
+  for arch, (parent_arch, variables) in children:
+    assert arch in SearchSpace(3, 3).mutations(parent_arch) and variables == {'trained': str(parent_arch)}
+  assert all(r['nas/candidates'] <= 6 for r in state.history)
+
+
+def test_inherited_candidates_start_from_the_previous_model_and_validate_on_items_it_never_saw(monkeypatch):
+  recorder = Recorder()
+  state, parents = _run(inas.inas_policy(inas.INASConfig(space=SPACE, inherit=True)), recorder, monkeypatch)
+  assert parents[0] is None  # Round 0 has no previous model.
+  assert parents[1][0] == A(*map(int, state.history[0]['arch'][2:-1].split(',')))
+  # From round 1 on, V' holds only items labelled by the last query (10 per round here).
+  calls_round1 = recorder.calls[state.history[0]['nas/candidates']:]
+  _, validation_mask, _ = calls_round1[0]
+  assert state.history[1]['nas/validation_size'] == validation_mask.sum() == 6  # 20% of 30 labels.
+  first_labels = loop.initial_state(90, _loop_config().schedule,
+                                    loop.SimulatedOracle(_tiny_splits().pool.labels), 0).labeled_mask
+  assert not (validation_mask & first_labels).any()
+
+
+def test_pareto_choice_takes_the_smallest_within_one_standard_error():
+  current = A(1, 1)
+  evaluations = {A(1, 1): inas.Evaluation(0.30, params=100), A(2, 1): inas.Evaluation(0.26, params=200),
+                 A(1, 2): inas.Evaluation(0.25, params=300)}
+  config = inas.INASConfig(choose='pareto')
+  # SE at 0.25 with 100 items: 0.043: A(1,1) (0.30) is outside, A(2,1) (0.26) inside and smaller than A(1,2).
+  assert inas.choose(evaluations, current, config, num_validation=100) == A(2, 1)
+  assert inas.choose(evaluations, current, config, num_validation=10) == A(1, 1)  # SE 0.137: all inside.
+  assert inas.choose(evaluations, current, inas.INASConfig(), num_validation=100) == A(1, 2)
+  with pytest.raises(ValueError, match='parameter count'):
+    inas.choose({A(1, 1): inas.Evaluation(0.3)}, current, config, 10)
+
+
+def test_unseen_items_form_v_prime_first():
+  labeled = np.arange(100) < 50
+  unseen = (np.arange(100) >= 45) & labeled
+  train_mask, validation_mask = inas.split_labeled(labeled, 0.2, jax.random.key(0), unseen)
+  assert validation_mask.sum() == 5 and (validation_mask == unseen).all()
+  assert (train_mask == (labeled & ~unseen)).all()
+  many = (np.arange(100) >= 20) & labeled  # More unseen items than V' needs: V' is 10 of them.
+  _, validation_mask = inas.split_labeled(labeled, 0.2, jax.random.key(0), many)
+  assert validation_mask.sum() == 10 and not (validation_mask & ~many).any()
+
+
+def test_mutations_stay_in_the_grid_and_invert():
+  assert set(SPACE.mutations(A(1, 1))) == {A(2, 1), A(1, 2)}
+  assert set(SPACE.mutations(A(2, 2))) == {A(1, 2)}  # A(3,2), A(2,3) and narrower A(3,1) lie outside 2 x 2.
+  for arch in (A(1, 2), A(2, 3), A(2, 4), A(3, 2)):
+    assert arch.narrower().wider() == arch and arch.narrower().depth < arch.depth
+    assert arch.deeper().shallower() == arch
+
+
+@pytest.mark.parametrize('make', [
+    lambda c: nas.evolution_policy(c, population_size=2, cycles=2, sample_size=2),
+    lambda c: inas.inas_policy(c),
+])
+def test_real_inherited_searches_never_read_the_test_split(make):
+  """Real training with inherited weights. The choices are identical when the test images are noise."""
+  config = loop.LoopConfig(loop.BudgetSchedule(20, 10, 30), _loop_config().train, _loop_config().model,
+                           warm_start=True)
+  policy = make(inas.INASConfig(space=SPACE, inherit=True, inherited_fraction=0.125))
+  clean = loop.run(_tiny_splits(), config, 'least_confidence', policy, seed=0)
+  noise = np.random.default_rng(9).normal(size=(30, 8, 8, 1)).astype(np.float32) * 100
+  noisy = loop.run(_tiny_splits(noise), config, 'least_confidence', policy, seed=0)
+  for a, b in zip(clean.history, noisy.history):
+    assert {k: v for k, v in a.items() if k.startswith('nas/') and not k.endswith('seconds')} == {
+        k: v for k, v in b.items() if k.startswith('nas/') and not k.endswith('seconds')}
+  # Inherited candidates train for 1/8 of the 8 steps (1 step), from scratch for 1/4 (2 steps): round 0 has no
+  # previous model (evolution's children inherit from their parents even then), round 1 inherits throughout.
+  assert clean.history[1]['nas/candidate_steps'] == clean.history[1]['nas/candidates']
+  assert clean.history[0]['nas/candidates'] < clean.history[0]['nas/candidate_steps'] <= 2 * clean.history[0][
+      'nas/candidates']
