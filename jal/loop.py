@@ -68,6 +68,28 @@ class BudgetSchedule:
     return counts
 
 
+class CompileCounter:
+  """XLA compilations of this process (events and seconds), from JAX's monitoring events: the loop records each
+  round's share ('compile/events', 'time/compile'). One listener, registered at import."""
+
+  EVENT = '/jax/core/compile/backend_compile_duration'
+
+  def __init__(self):
+    self.events, self.seconds = 0, 0.0
+    jax.monitoring.register_event_duration_secs_listener(self._listen)
+
+  def _listen(self, event: str, duration: float, **_):
+    if event == self.EVENT:
+      self.events += 1
+      self.seconds += duration
+
+  def snapshot(self) -> tuple[int, float]:
+    return self.events, self.seconds
+
+
+COMPILES = CompileCounter()
+
+
 @dataclasses.dataclass(frozen=True)
 class PolicyInputs:
   """What an architecture policy reads in a round: the pool, the labels revealed so far, the previous round's
@@ -226,6 +248,14 @@ class LoopConfig:
   mc_passes: int = 100
   mc_dropout_rate: float = 0.5
   warm_start: bool = False
+
+
+def _add_compiles(record: dict, before: tuple[int, float]) -> dict:
+  """The record with this phase's XLA compilations added to 'compile/events' and 'time/compile' (seconds, part of
+  the phases' times: compiling is most of a small model's first round)."""
+  events, seconds = COMPILES.snapshot()
+  return {**record, 'compile/events': record.get('compile/events', 0) + events - before[0],
+          'time/compile': record.get('time/compile', 0.0) + seconds - before[1]}
 
 
 def _inherited_start(state: LoopState, arch, model, rng: jax.Array, image_shape) -> tuple[dict | None, dict]:
@@ -421,7 +451,7 @@ def run_round(
   policy_rng, train_rng, query_rng = jax.random.split(round_rng, 3)
 
   if progress.phase == 'start':
-    start = time.perf_counter()
+    start, compiled = time.perf_counter(), COMPILES.snapshot()
     inputs = PolicyInputs(pool, state.labeled_mask, state.labels, state.arch, state.train_state, state.model_mask,
                           state.round, config.train, model_fn)
     arch, policy_metrics = policy(inputs, policy_rng)
@@ -432,6 +462,7 @@ def run_round(
     if isinstance(arch, Architecture):
       record.update({'arch/blocks': arch.blocks, 'arch/stacks': arch.stacks, 'arch/depth': arch.depth})
     record.update({'time/nas': time.perf_counter() - start, **policy_metrics})
+    record = _add_compiles(record, compiled)
     # A fresh progress: nothing of the previous round's model may be saved under this round's architecture.
     progress = RoundProgress(phase='policy', arch=arch, record=record)
     if on_phase is not None:
@@ -439,7 +470,7 @@ def run_round(
 
   model = model_fn(progress.arch)
   if progress.phase == 'policy':
-    start = time.perf_counter()
+    start, compiled = time.perf_counter(), COMPILES.snapshot()
     init, inherited = None, {}
     if config.warm_start and state.train_state is not None:
       init, inherited = _inherited_start(state, progress.arch, model, train_rng, pool.image_shape)
@@ -454,13 +485,14 @@ def run_round(
           'Likely causes: a learning rate too high for this model or data, or images that are not normalised '
           '(NaN or huge values). Lower --config.train.learning_rate or check the data; finished rounds are kept.')
     scores = evaluate(model, train_state.variables, splits.test.images, splits.test.labels)
-    progress = progress.replace(phase='train', train_state=train_state, record={
+    progress = progress.replace(phase='train', train_state=train_state, record=_add_compiles({
         **progress.record, 'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
-        'train/loss': train_loss, 'time/train': train_seconds, **inherited})
+        'train/loss': train_loss, 'time/train': train_seconds, **inherited}, compiled))
     if on_phase is not None:
       on_phase(state, progress)
 
   if progress.phase == 'train':
+    compiled = COMPILES.snapshot()
     record = {**progress.record, 'time/score': 0.0, 'time/select': 0.0, 'query/size': 0}
     budget = config.schedule.next_batch(state.num_labeled)
     indices, query_state = np.zeros(0, np.int32), state.query_state
@@ -472,6 +504,7 @@ def run_round(
       record['time/query'] = time.perf_counter() - start
       record.update(query_metrics)
     record['query/size'] = int(len(indices))
+    record = _add_compiles(record, compiled)
     progress = progress.replace(phase='query', record=record, pending=np.asarray(indices, np.int32),
                                 query_state=query_state)
     if on_phase is not None:

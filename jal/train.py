@@ -168,20 +168,23 @@ def _conv_kernel_mask(params) -> Any:
   )
 
 
-@functools.cache
 def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
   """SGD with (Nesterov) momentum, piecewise-constant lr, and weight decay on conv kernels only.
 
-  Cached so that the same config gives the same (hashable) transformation and jitted steps are reused.
+  The same optimisation fields and step count give the same (hashable) transformation, whatever the config's
+  other fields (evaluation interval, augmentation, ...), so jitted steps are reused across them.
   """
-  boundaries = {
-      max(1, int(round(fraction * total_steps))): config.lr_decay
-      for fraction in config.lr_boundaries
-  }
-  schedule = optax.piecewise_constant_schedule(config.learning_rate, boundaries)
+  return _optimizer(config.learning_rate, config.momentum, config.nesterov, config.weight_decay,
+                    tuple(config.lr_boundaries), config.lr_decay, total_steps)
+
+
+@functools.cache
+def _optimizer(learning_rate, momentum, nesterov, weight_decay, lr_boundaries, lr_decay, total_steps):
+  boundaries = {max(1, int(round(fraction * total_steps))): lr_decay for fraction in lr_boundaries}
+  schedule = optax.piecewise_constant_schedule(learning_rate, boundaries)
   return optax.chain(
-      optax.masked(optax.add_decayed_weights(config.weight_decay), _conv_kernel_mask),
-      optax.sgd(schedule, momentum=config.momentum, nesterov=config.nesterov),
+      optax.masked(optax.add_decayed_weights(weight_decay), _conv_kernel_mask),
+      optax.sgd(schedule, momentum=momentum, nesterov=nesterov),
   )
 
 
@@ -276,9 +279,30 @@ def _compiled_step(model, tx, augment_config, batch_size, data_sharding, vmapped
 
 @functools.lru_cache(maxsize=64)
 def _compiled_init(model, tx, image_shape, vmapped, replicated):
-  """Initialises state already placed as the step returns it (replicated), so the step traces once."""
-  init = functools.partial(create_train_state, model, tx, image_shape=image_shape)
-  return jax.jit(jax.vmap(init) if vmapped else init, out_shardings=replicated)
+  """Initialises state already placed as the step returns it (replicated), so the step traces once.
+
+  The variables compile once per model (`init_variables`, whose random initialisers are most of a small
+  network's compile time), the optimiser state once per (model, optimiser): a candidate that trains on another
+  schedule reuses its architecture's initialiser.
+  """
+  variables_fn = _variables_init(model, image_shape, vmapped)
+  opt_init = jax.jit(jax.vmap(tx.init) if vmapped else tx.init, out_shardings=replicated)
+
+  def init(rng):
+    variables = variables_fn(rng)
+    params = jax.device_put(variables['params'], replicated)
+    return TrainState(jax.device_put(jnp.zeros(rng.shape, jnp.int32), replicated), params,
+                      jax.device_put(variables.get('batch_stats', {}), replicated), opt_init(params))
+
+  return init
+
+
+@functools.lru_cache(maxsize=64)
+def _variables_init(model, image_shape, vmapped):
+  """keys -> initial variables of `model` (one key, or [R] keys when vmapped), compiled once per model."""
+  if not vmapped:
+    return functools.partial(init_variables, model, image_shape=image_shape)
+  return jax.jit(jax.vmap(lambda rng: init_variables(model, rng, image_shape)))
 
 
 def _warm_init(model, tx, image_shape, variables, vmapped, replicated):

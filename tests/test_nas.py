@@ -150,3 +150,20 @@ def test_real_inherited_searches_never_read_the_test_split(make):
   assert clean.history[1]['nas/candidate_steps'] == clean.history[1]['nas/candidates']
   assert clean.history[0]['nas/candidates'] < clean.history[0]['nas/candidate_steps'] <= 2 * clean.history[0][
       'nas/candidates']
+
+
+def test_compilations_are_bounded_by_the_architectures_not_the_rounds():
+  """Real active-iNAS: V' and L grow every round, yet a round whose architecture has been a round model before
+  compiles nothing (both architectures of the 1 x 2 space are candidates from round 0 on): compilations scale
+  with the architectures seen, not with the rounds or the sizes of L and V'."""
+  config = loop.LoopConfig(loop.BudgetSchedule(20, 10, 70), _loop_config().train, _loop_config().model)
+  policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(1, 2), schedule='compressed'))
+  state = loop.run(_tiny_splits(), config, 'least_confidence', policy, seed=0)
+  events = [r['compile/events'] for r in state.history]
+  assert len(events) == 6 and len({r['nas/validation_size'] for r in state.history}) == 6
+  seen = set()
+  for record in state.history:
+    assert record['compile/events'] == 0 or record['arch'] not in seen, events
+    seen.add(record['arch'])
+  assert sum(events) <= 2 * 30, events  # Two architectures: init, steps, scores, forward and per-shape slices each.
+  assert all(r['time/compile'] >= 0 for r in state.history)
