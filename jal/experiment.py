@@ -189,16 +189,8 @@ def paper(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.inas.schedule = 'truncated'
   config.inas.max_blocks = 12
   config.inas.max_stacks = 5
-  config.inas.inherit = False               # Candidates inherit the previous round's weights (jal.inherit).
-  config.inas.inherited_fraction = 0.0      # Premature schedule of inherited candidates; 0: candidate_fraction.
-  config.inas.choose = 'error'              # Or 'pareto': the smallest within one SE of the lowest error.
-
-  # Search strategies other than iNAS (jal.nas), over the same space, V' and candidate training.
-  config.nas = ml_collections.ConfigDict()
-  config.nas.random_candidates = 3          # 'random_search': architectures per round (iNAS evaluates 3).
-  config.nas.population = 3                 # 'evolution': population, cycles and tournament size per round.
-  config.nas.cycles = 3
-  config.nas.sample = 2
+  config.inas.inherit = False               # From scratch, every candidate.
+  config.inas.choose = 'error'
   return config
 
 
@@ -274,11 +266,25 @@ def make_policy(spec: str, config: inas_lib.INASConfig, validation: data.Dataset
                 study_seeds: int = 3, search: ml_collections.ConfigDict | None = None) -> loop.ArchitecturePolicy:
   """'fixed:A(i,j)' -> `loop.fixed`, 'inas' -> `inas.inas_policy`, 'inas_study' -> iNAS that also records its
   candidates' errors on V' and on the validation split for `study_seeds` seeds (`inas.validation_study_policy`);
-  'grid', 'random_search', 'evolution' -> `jal.nas`'s strategies (settings from `search`, a config's `nas`
-  section); anything else is a ValueError."""
+  'inheritance_study' -> iNAS that also scores its candidates inherited at several premature schedules
+  (`inas.inheritance_study_policy`); 'grid', 'random_search', 'evolution' -> `jal.nas`'s strategies (settings
+  from `search`, a config's `nas` section). A search may carry options: '+inherit' (candidates inherit the previous round's weights) and
+  '+pareto' (the smallest candidate within one SE), e.g. 'inas+inherit'. Anything else is a ValueError."""
   search = search if search is not None else base_config().nas
+  base, *options = spec.split('+')
+  if options:  # 'inas+inherit', 'evolution+inherit+pareto': one search, its candidates evaluated another way.
+    if base.startswith('fixed:') or base.endswith('_study'):
+      raise ValueError(f"Policy {spec!r}: options ('+inherit', '+pareto') apply to searches, not to {base!r}.")
+    unknown = set(options) - {'inherit', 'pareto'}
+    if unknown:
+      raise ValueError(f"Policy {spec!r}: unknown option(s) {sorted(unknown)}; use '+inherit' and/or '+pareto'.")
+    config = dataclasses.replace(config, inherit='inherit' in options or config.inherit,
+                                 choose='pareto' if 'pareto' in options else config.choose)
+    spec = base
   if spec == 'inas':
     return inas_lib.inas_policy(config)
+  if spec == 'inheritance_study':
+    return inas_lib.inheritance_study_policy(config)
   if spec == 'grid':
     return nas_lib.grid_policy(config)
   if spec == 'random_search':
@@ -292,8 +298,8 @@ def make_policy(spec: str, config: inas_lib.INASConfig, validation: data.Dataset
     return inas_lib.validation_study_policy(config, (validation.images, validation.labels), study_seeds)
   if spec.startswith('fixed:'):
     return loop.fixed(parse_architecture(spec[len('fixed:'):]))
-  raise ValueError(f"Unknown architecture policy {spec!r}; use 'inas', 'inas_study', 'grid', 'random_search', "
-                   "'evolution' or 'fixed:A(i,j)'.")
+  raise ValueError(f"Unknown architecture policy {spec!r}; use 'inas', 'inas_study', 'inheritance_study', "
+                   "'grid', 'random_search', 'evolution' or 'fixed:A(i,j)'.")
 
 
 def make_querier(name: str, config: ml_collections.ConfigDict) -> query.Querier:

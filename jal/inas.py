@@ -136,7 +136,7 @@ class Ledger:
     return evaluation
 
   def metrics(self) -> dict[str, float]:
-    out = {'nas/candidates': self.candidates, 'nas/candidate_seconds': self.seconds}
+    out = {'nas/candidates': self.candidates, 'time/candidates': self.seconds}
     if self.steps_known:
       out['nas/candidate_steps'] = self.steps
     return out
@@ -352,5 +352,51 @@ def validation_study_policy(config: INASConfig, holdout: tuple[np.ndarray, np.nd
 
     result = inas(inputs.labeled_mask, previous, config, scorer, rng)
     return result.arch, {**result.metrics(), **records}
+
+  return policy
+
+
+def inheritance_study_policy(config: INASConfig, fractions: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8, 1 / 4),
+                             start: Architecture | None = None):
+  """iNAS from scratch (its choice drives the run) that also scores the same candidates inherited from the
+  previous round's model at several premature schedules, on the same S'/V' (V' from the items that model never
+  saw): how short an inherited schedule keeps the from-scratch choice.
+
+  Records 'inherit_study/scratch/chosen', and per fraction f 'inherit_study/<f>/chosen', '.../<arch>' (errors) and
+  '.../steps' (SGD steps spent); round 0, with no previous model, records the scratch choice only.
+  """
+  scratch_config = dataclasses.replace(config, inherit=False)
+
+  def policy(inputs, rng):
+    previous = inputs.previous_arch or start or config.space.root
+    split_rng, train_rng = jax.random.split(rng)
+    unseen = unseen_of(inputs, dataclasses.replace(config, inherit=True))
+    train_mask, validation_mask = split_labeled(np.asarray(inputs.labeled_mask), config.validation_fraction,
+                                                split_rng, unseen)
+    candidates = config.space.candidates(previous)
+    num_validation = int(validation_mask.sum())
+
+    def search(scorer, search_config):
+      ledger = Ledger()
+      evaluations = {arch: ledger.evaluate(scorer, arch, train_mask, validation_mask, train_rng)
+                     for arch in candidates}
+      return choose(evaluations, previous, search_config, num_validation), evaluations, ledger
+
+    scratch = train_scorer(inputs.pool, inputs.labels, inputs.train, scratch_config, inputs.model_fn)
+    chosen, evaluations, ledger = search(scratch, scratch_config)
+    records = {'nas/chosen': str(chosen), 'nas/validation_size': num_validation, **ledger.metrics(),
+               'inherit_study/scratch/chosen': str(chosen)}
+    records.update({f'nas/step0/{arch}': e.error for arch, e in evaluations.items()})
+    parent = parent_of(inputs, dataclasses.replace(config, inherit=True))
+    if parent is not None:
+      for fraction in fractions:
+        inherited_config = dataclasses.replace(config, inherit=True, inherited_fraction=fraction)
+        scorer = train_scorer(inputs.pool, inputs.labels, inputs.train, inherited_config, inputs.model_fn, parent)
+        arch, evaluations, ledger = search(scorer, inherited_config)
+        key = f'inherit_study/{fraction:g}'
+        records.update({f'{key}/chosen': str(arch), f'{key}/steps': ledger.steps,
+                        f'{key}/seconds': ledger.seconds})
+        records.update({f'{key}/{a}': e.error for a, e in evaluations.items()})
+    return chosen, records
 
   return policy

@@ -375,6 +375,12 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str,
   study = validation_study_tables(all_rows)
   if study:  # Policy 'inas_study': how iNAS's scoring behaves.
     table += '\n' + study
+  inheritance = inheritance_study_table(all_rows)
+  if inheritance:  # Policy 'inheritance_study': how short an inherited schedule keeps the choice.
+    table += '\nInherited candidates against the from-scratch choice:\n\n' + inheritance
+  costs = search_cost_table(rows)
+  if costs:
+    table += '\nWhat each search spent on candidates per round (mean over rounds and seeds):\n\n' + costs
   weights = strategy_weights(rows)
   if weights:  # AutoAL: its paired differences, overhead, and the weight of every candidate per round.
     table += '\n' + paired_table(rows, 'autoal')
@@ -500,6 +506,46 @@ def study_records(rows: Sequence[dict]) -> list[dict]:
                   'num_validation': sizes[0] if sizes else None, 'test/error': 1.0 - r['test/accuracy']})
       previous = r['arch']
   return out
+
+
+def inheritance_study_table(rows: Sequence[dict]) -> str:
+  """From 'inheritance_study' rows: per inherited premature schedule, how often its choice equals the
+  from-scratch choice (mean ± SE over seeds of the per-seed rate, rounds with a previous model), and its SGD steps
+  against the from-scratch candidates'."""
+  fractions = sorted({k.split('/')[1] for r in rows for k in r if k.startswith('inherit_study/') and
+                      k.endswith('/chosen') and k != 'inherit_study/scratch/chosen'}, key=float)
+  if not fractions:
+    return ''
+  lines = ['| inherited schedule (fraction of the round\'s) | rounds | agrees with the from-scratch choice | '
+           'candidate steps, inherited / from scratch |', '|---|---|---|---|']
+  for fraction in fractions:
+    key = f'inherit_study/{fraction}'
+    mine = [r for r in rows if f'{key}/chosen' in r]
+    by_seed = collections.defaultdict(list)
+    for r in mine:
+      by_seed[(r['policy'], r['strategy'], r['seed'])].append(r[f'{key}/chosen'] == r['inherit_study/scratch/chosen'])
+    rates = [float(np.mean(v)) for v in by_seed.values()]
+    agreement = format_pm(metrics.mean_se(rates), 3) if len(rates) > 1 else f'{rates[0]:.3f}'
+    ratio = np.sum([r[f'{key}/steps'] for r in mine]) / max(1, np.sum([r['nas/candidate_steps'] for r in mine]))
+    lines.append(f'| {fraction} | {len(mine)} | {agreement} | {ratio:.3f} |')
+  return '\n'.join(lines) + '\n'
+
+
+def search_cost_table(rows: Sequence[dict]) -> str:
+  """Per policy (with a search): candidates, their SGD steps and seconds per round, and the round's time over
+  the round model's training time (1.0 = no search)."""
+  lines = []
+  for policy in sorted({r['policy'] for r in rows if 'nas/candidates' in r}):
+    mine = [r for r in rows if r['policy'] == policy and 'nas/candidates' in r]
+    steps = [r['nas/candidate_steps'] for r in mine if 'nas/candidate_steps' in r]
+    overhead = np.mean([(r['time/nas'] + r['time/train']) / r['time/train'] for r in mine])
+    lines.append(f"| {policy} | {np.mean([r['nas/candidates'] for r in mine]):.1f} | "
+                 f"{np.mean(steps) if steps else float('nan'):.0f} | "
+                 f"{np.mean([r['time/candidates'] for r in mine]):.1f} | {overhead:.2f}× |")
+  if not lines:
+    return ''
+  return '\n'.join(['| policy | candidates / round | candidate SGD steps / round | candidate seconds / round | '
+                     '(search + training) / training |', '|---|---|---|---|---|'] + lines) + '\n'
 
 
 def validation_study_tables(rows: Sequence[dict]) -> str:

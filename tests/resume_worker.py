@@ -35,7 +35,7 @@ def main(workdir, mode='fixed'):
   loop.run(splits, config, 'margin', policy, seed=0, checkpointer=checkpoint.Checkpointer(workdir, run_config))
   state, _, done = loop.restore(checkpoint.Checkpointer(workdir, run_config), splits, config,
                                 query.as_querier('margin'), model_fn(10, config.model))
-  history = [{k: v for k, v in r.items() if not k.startswith('time/')} for r in state.history]
+  history = [{k: v for k, v in r.items() if not k.startswith(('time/', 'compile/'))} for r in state.history]
   leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state.train_state.params)]
   print(json.dumps({'history': history, 'done': done, 'labeled': np.flatnonzero(state.labeled_mask).tolist(),
                     'archs': [r['arch'] for r in state.history],

@@ -15,7 +15,7 @@ class Interrupted(Exception):
 
 def _without_times(rows):
   key = lambda r: (r['policy'], r['strategy'], r['seed'], r['round'])  # noqa: E731
-  return sorted(({k: v for k, v in r.items() if not k.startswith('time/')} for r in rows), key=key)
+  return sorted(({k: v for k, v in r.items() if not k.startswith(('time/', 'compile/'))} for r in rows), key=key)
 
 
 def test_a_two_seed_grid_from_python_resumes_after_an_interruption(tmp_path, fashion_mnist):
@@ -146,3 +146,21 @@ def test_the_inas_study_policy_records_v_prime_and_held_out_errors_per_seed(tmp_
 def test_inas_study_without_a_held_out_split_is_refused(tmp_path):
   with pytest.raises(ValueError, match='validation_size'):
     experiment.run(smoke_config(policies='inas_study'), str(tmp_path))
+
+
+def test_policy_specs_name_searches_and_their_options(monkeypatch):
+  from jal import inas as inas_lib
+  from jal import nas as nas_lib
+  seen = {}
+  monkeypatch.setattr(inas_lib, 'inas_policy', lambda config: seen.setdefault('inas', config))
+  monkeypatch.setattr(nas_lib, 'evolution_policy', lambda config, *args: seen.setdefault('evolution', (config, args)))
+  base = experiment.inas_config(experiment.base_config().inas)
+  experiment.make_policy('inas+inherit', base)
+  assert seen['inas'].inherit and seen['inas'].choose == 'error'
+  experiment.make_policy('evolution+inherit+pareto', base)
+  config, args = seen['evolution']
+  assert config.inherit and config.choose == 'pareto' and args == (3, 3, 2)
+  for spec, message in (('fixed:A(1,2)+inherit', 'apply to searches'), ('inas+warp', 'unknown option'),
+                        ('hill', 'Unknown architecture policy')):
+    with pytest.raises(ValueError, match=message):
+      experiment.make_policy(spec, base)

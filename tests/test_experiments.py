@@ -107,6 +107,34 @@ def test_compare_inas_smoke(tmp_path, fashion_mnist):
     assert (tmp_path / name).stat().st_size > 0
 
 
+def test_compare_nas_smoke_records_what_each_search_spent(tmp_path, fashion_mnist):
+  del fashion_mnist
+  completed = _run(['experiments/compare_inas.py', '--config=experiments/configs/compare_nas.py:smoke',
+                    '--config.seeds=0'], tmp_path)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  summary = (tmp_path / 'summary.md').read_text()
+  assert 'What each search spent on candidates per round' in summary
+  for policy in ('| inas |', '| inas+inherit |', '| evolution+inherit |'):
+    assert policy in summary
+  rows = [json.loads(line) for line in (tmp_path / 'rounds.jsonl').read_text().splitlines()]
+  inherited = [r for r in rows if r['policy'] == 'inas+inherit' and r['round'] > 0]
+  scratch = [r for r in rows if r['policy'] == 'inas' and r['round'] > 0]
+  # Inherited candidates train 1/16 of the schedule, from scratch 1/2 (both floored at one epoch at smoke scale).
+  per_candidate = lambda r: r['nas/candidate_steps'] / r['nas/candidates']  # noqa: E731
+  assert inherited and all(per_candidate(r) <= per_candidate(s) for r, s in zip(inherited, scratch))
+  assert all('compile/events' in r and 'time/compile' in r for r in rows)
+
+
+def test_inheritance_study_smoke(tmp_path, fashion_mnist):
+  del fashion_mnist
+  completed = _run(['experiments/compare_inas.py', '--config=experiments/configs/compare_nas.py:inheritance_study:smoke',
+                    '--config.seeds=0,1'], tmp_path)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  summary = (tmp_path / 'summary.md').read_text()
+  assert 'Inherited candidates against the from-scratch choice' in summary
+  assert '| 0.0625 | 4 |' in summary  # Two seeds x two rounds with a previous model.
+
+
 def test_autoal_binary_smoke(tmp_path, fashion_mnist):
   del fashion_mnist
   completed = _run(['experiments/autoal.py', '--config=experiments/configs/autoal.py:smoke',

@@ -96,7 +96,7 @@ class CrashingCheckpointer(checkpoint.Checkpointer):
 
 
 def _without_times(history):
-  return [{k: v for k, v in r.items() if not k.startswith('time/')} for r in history]
+  return [{k: v for k, v in r.items() if not k.startswith(('time/', 'compile/'))} for r in history]
 
 
 def _run_with_crashes(directory, splits, config, strategy, policy, run_config, crashes=()):
