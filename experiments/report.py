@@ -13,7 +13,7 @@ import os
 
 from absl import app, flags
 
-from jal import experiment, report
+from jal import checkpoint, experiment, report
 
 _RESULTS = flags.DEFINE_string('results', 'docs/results', 'Folder of result folders.')
 
@@ -46,7 +46,8 @@ def _ablations(folder: str, reference: str) -> None:
     if os.path.exists(os.path.join(path, 'grid.json')):
       experiment.report_workdir(path)
       variants[name] = report.read_rows(os.path.join(path, 'rounds.jsonl'))
-      changes[name] = [c for c in report.config_changes(base, read_config(path)) if not c.startswith('strategies')]
+      changes[name] = [c for c in report.config_changes(base, read_config(path), absent=checkpoint.ADDED_FIELDS)
+                       if not c.startswith('strategies')]
   table = report.ablation_table(report.read_rows(os.path.join(reference, 'rounds.jsonl')), variants, 'autoal',
                                 changes)
   with open(os.path.join(folder, 'ablations.md'), 'w', encoding='utf-8') as f:

@@ -289,16 +289,34 @@ def weight_table(rows: Sequence[dict], method: str = 'autoal') -> str:
   return '\n'.join(lines) + '\n'
 
 
-def config_changes(reference: dict, variant: dict, prefix: str = '') -> list[str]:
-  """'field: reference → variant' for every leaf that differs between two config dicts ('—' where absent)."""
-  changes = []
+def config_changes(reference: dict, variant: dict, prefix: str = '', absent: dict | None = None) -> list[str]:
+  """'field: reference → variant' for every leaf that differs between two config dicts ('—' where absent; a
+  field absent on one side counts as `absent[field]` when given: a field added later, at its neutral value)."""
+  changes, absent = [], absent or {}
   for key in sorted(set(reference) | set(variant)):
-    a, b = reference.get(key, '—'), variant.get(key, '—')
+    name = f'{prefix}{key}'
+    a, b = reference.get(key, absent.get(name, '—')), variant.get(key, absent.get(name, '—'))
     if isinstance(a, dict) and isinstance(b, dict):
-      changes += config_changes(a, b, f'{prefix}{key}.')
+      changes += config_changes(a, b, f'{name}.', absent)
     elif a != b:
-      changes.append(f'{prefix}{key}: {a} → {b}')
+      changes.append(f'{name}: {a} → {b}')
   return changes
+
+
+def _weight_summary(rows: Sequence[dict]) -> list[str]:
+  """[mean over seeds and queries of the largest candidate weight, mean total-variation change between
+  consecutive queries], as cells ('—' without weights)."""
+  by_seed = collections.defaultdict(list)
+  for r in sorted(rows, key=lambda r: r['round']):
+    weights = [v for k, v in sorted(r.items()) if k.startswith('autoal/weight/')]
+    if weights:
+      by_seed[r['seed']].append(np.asarray(weights))
+  if not by_seed:
+    return ['—', '—']
+  leading = [float(np.mean([w.max() for w in ws])) for ws in by_seed.values()]
+  moves = [float(np.mean([0.5 * np.abs(b - a).sum() for a, b in zip(ws, ws[1:])])) for ws in by_seed.values()
+           if len(ws) > 1]
+  return [format_pm(metrics.mean_se(leading), 3), format_pm(metrics.mean_se(moves), 3) if moves else '—']
 
 
 def ablation_table(reference: Sequence[dict], variants: dict[str, Sequence[dict]], method: str = 'autoal',
@@ -311,17 +329,17 @@ def ablation_table(reference: Sequence[dict], variants: dict[str, Sequence[dict]
   ref = curves(reference)
   policies = sorted({p for p, s in ref if s == method})
   lines = [f'| policy | {method} | settings changed | seeds | AUBC | − {method} as is | − random | − oracle-best '
-           'candidate | final accuracy |', '|---|---|---|---|---|---|---|---|---|']
+           'candidate | final accuracy | leading weight | weight change per query |', '|' + '---|' * 11]
   for policy in policies:
     mine = ref[(policy, method)]
     others = {s: runs for (p, s), runs in ref.items() if p == policy and s not in (method, 'random')}
     best = max(others, key=lambda s: np.mean([aubc(r) for r in others[s].values()])) if others else None
-    rows_for = {'as is': (mine, [])}
+    rows_for = {'as is': (mine, [], reference)}
     for name, rows in variants.items():
       runs = curves(rows).get((policy, method))
       if runs:
-        rows_for[name] = (runs, list((changes or {}).get(name, [])))
-    for name, (runs, changed) in rows_for.items():
+        rows_for[name] = (runs, list((changes or {}).get(name, [])), rows)
+    for name, (runs, changed, source) in rows_for.items():
       complete = {s: r for s, r in runs.items() if s in mine and len(r['num_labeled']) == len(mine[s]['num_labeled'])}
       seeds = sorted(complete)
       if not seeds:
@@ -334,6 +352,8 @@ def ablation_table(reference: Sequence[dict], variants: dict[str, Sequence[dict]
                '—' if name == 'as is' else diff(mine), diff(ref.get((policy, 'random'), {})),
                f'{diff(others[best])} ({best})' if best else '—',
                format_pm(metrics.mean_se([complete[s]['test/accuracy'][-1] for s in seeds]))]
+      cells += _weight_summary([r for r in source if r['policy'] == policy and r['strategy'] == method
+                                and r['seed'] in seeds])
       lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 

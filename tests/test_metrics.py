@@ -110,8 +110,13 @@ def test_ablation_table_pairs_each_variant_with_the_reference_by_seed():
                                   {'autoal': {'head_init': 'random', 'cycles': 50}, 'seeds': [0, 1],
                                    'extra': 1})
   assert changes == ['autoal.head_init: uniform → random', 'extra: — → 1']
+  assert report.config_changes({'a': {}}, {'a': {'new': 0}}, absent={'a.new': 0}) == []  # Added at its neutral value.
   lines = report.ablation_table(reference, {'head_random': variant}, changes={'head_random': changes[:1]}).splitlines()
   assert lines[2] == ('| p | as is | — | 2 | 0.6500 ± 0.0000 | — | -0.1000 ± 0.0000 | -0.0550 ± 0.0050 (bald) '
-                      '| 0.7000 ± 0.0000 |')
+                      '| 0.7000 ± 0.0000 | — | — |')
   assert lines[3] == ('| p | head_random | autoal.head_init: uniform → random | 2 | 0.6650 ± 0.0050 | '
-                      '+0.0150 ± 0.0050 | -0.0850 ± 0.0050 | -0.0400 ± 0.0000 (bald) | 0.7300 ± 0.0100 |')
+                      '+0.0150 ± 0.0050 | -0.0850 ± 0.0050 | -0.0400 ± 0.0000 (bald) | 0.7300 ± 0.0100 | — | — |')
+  for r in variant:  # Weights 0.5/0.5 then 0.8/0.2: leading 0.65, a move of 0.3 per query.
+    r.update({'autoal/weight/a': 0.5 + 0.3 * r['round'], 'autoal/weight/b': 0.5 - 0.3 * r['round']})
+  line = report.ablation_table(reference, {'v': variant}).splitlines()[3]
+  assert line.endswith('| 0.650 ± 0.000 | 0.300 ± 0.000 |')
