@@ -73,20 +73,30 @@ def predict(
   """
   if images.ndim != 4:
     raise ValueError(f'images must be [N, H, W, C], got shape {images.shape}.')
+  batch_size, data_sharding = _layout(mesh, batch_size)
+  forward = _compiled_forward(model, data_sharding)
+  outputs = [forward(variables, jnp.asarray(chunk, jnp.float32)) for chunk, _ in _chunks(images, batch_size)]
+  logits, probs, embeddings = (jnp.concatenate(parts)[:images.shape[0]] for parts in zip(*outputs))
+  return Predictions(logits, probs, embeddings)
+
+
+def _layout(mesh: Mesh | None, batch_size: int) -> tuple[int, NamedSharding | None]:
+  """(the chunk size rounded up to a multiple of the devices, the chunk's sharding over them or None)."""
   mesh = make_mesh() if mesh is None else mesh
   num_devices = mesh.devices.size
-  batch_size = -(-batch_size // num_devices) * num_devices
-  data_sharding = NamedSharding(mesh, P('data')) if num_devices > 1 else None
-  forward = _compiled_forward(model, data_sharding)
-  num_images = images.shape[0]
-  outputs = []
-  for start in range(0, num_images, batch_size):
-    chunk = jnp.asarray(images[start:start + batch_size], jnp.float32)
-    if chunk.shape[0] < batch_size:
-      chunk = jnp.pad(chunk, ((0, batch_size - chunk.shape[0]), (0, 0), (0, 0), (0, 0)))
-    outputs.append(forward(variables, chunk))
-  logits, probs, embeddings = (jnp.concatenate(parts)[:num_images] for parts in zip(*outputs))
-  return Predictions(logits, probs, embeddings)
+  return -(-batch_size // num_devices) * num_devices, NamedSharding(mesh, P('data')) if num_devices > 1 else None
+
+
+def _chunks(images, batch_size: int):
+  """Yields (chunk [batch_size, H, W, C], how many of its rows are real): the last chunk is zero-padded, on the
+  host for host arrays (no device op whose shape depends on N)."""
+  for start in range(0, images.shape[0], batch_size):
+    chunk = images[start:start + batch_size]
+    count = chunk.shape[0]
+    if count < batch_size:
+      padding = ((0, batch_size - count),) + ((0, 0),) * (chunk.ndim - 1)
+      chunk = jnp.pad(chunk, padding) if isinstance(chunk, jax.Array) else np.pad(chunk, padding)
+    yield chunk, count
 
 
 @functools.lru_cache(maxsize=64)
@@ -119,23 +129,13 @@ def evaluate(
   """
   if images.ndim != 4 or len(labels) != images.shape[0]:
     raise ValueError(f'evaluate needs [N, H, W, C] images and [N] labels, got {images.shape} and {np.shape(labels)}.')
-  mesh = make_mesh() if mesh is None else mesh
-  num_devices = mesh.devices.size
-  batch_size = -(-batch_size // num_devices) * num_devices
-  data_sharding = NamedSharding(mesh, P('data')) if num_devices > 1 else None
+  batch_size, data_sharding = _layout(mesh, batch_size)
   scores = _compiled_scores(model, data_sharding)
-  labels = np.asarray(labels, np.int32)
   num_images = images.shape[0]
   correct, loss = [], []
-  for start in range(0, num_images, batch_size):
-    chunk = np.asarray(images[start:start + batch_size], np.float32)
-    chunk_labels = labels[start:start + batch_size]
-    valid = np.ones(batch_size, bool)
-    valid[len(chunk):] = False
-    pad = batch_size - len(chunk)
-    chunk = np.pad(chunk, ((0, pad), (0, 0), (0, 0), (0, 0)))
-    chunk_labels = np.pad(chunk_labels, (0, pad))
-    c, l = scores(variables, chunk, chunk_labels, valid)
+  for (chunk, count), (chunk_labels, _) in zip(_chunks(images, batch_size),
+                                               _chunks(np.asarray(labels, np.int32), batch_size)):
+    c, l = scores(variables, jnp.asarray(chunk, jnp.float32), chunk_labels, np.arange(batch_size) < count)
     correct.append(c)
     loss.append(l)
   correct, loss = jax.device_get((correct, loss))
