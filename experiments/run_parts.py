@@ -6,7 +6,8 @@ r"""Runs a grid as parallel parts (one process per seed, or per policy and seed)
 Each part is the config with one seed (and one policy) in its own workdir, workdir/parts/<part>/, logging to
 workdir/parts/<part>.log; at most --jobs run at once. When they end (or on Ctrl-C / SIGTERM, which stops them),
 `jal.experiment.merge_workdirs` merges every part's rows into workdir and writes its report, finished or not. Run
-the same command again to resume: each part resumes from its checkpoints. On one GPU the parts share the device
+the same command again to resume: each part resumes from its checkpoints, and a part whose runs the merged
+rounds.jsonl already holds whole (committed rows, a fresh clone without the parts' checkpoints) is skipped. On one GPU the parts share the device
 (children run with XLA_PYTHON_CLIENT_PREALLOCATE=false unless you set it); on CPUs, use about one job per two
 cores. Parts may also run on other machines: copy their folders under workdir/parts/ and run with --jobs=0 to
 merge only.
@@ -22,7 +23,7 @@ import launch
 from absl import app, flags
 from ml_collections import config_flags
 
-from jal import experiment
+from jal import experiment, report
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'The grid\'s config file (and its overrides).',
                                           lock_config=True)
@@ -34,8 +35,8 @@ _PART = flags.DEFINE_bool('part', False, 'Internal: run one part (the grid of --
 _LABELS = flags.DEFINE_string('labels', None, 'Unused: human-labelled sessions run one part, without this tool.')
 
 
-def _parts(config) -> list[tuple[str, list[str]]]:
-  """(name, extra flags) of every part of the grid."""
+def _parts(config) -> list[tuple[str, list[str], int, str | None]]:
+  """(name, extra flags, seed, policy or None) of every part of the grid."""
   seeds = [int(s) for s in experiment.names(config.seeds)]
   policies = experiment.names(config.policies) if _SPLIT.value == 'policies,seeds' else [None]
   parts = []
@@ -45,7 +46,7 @@ def _parts(config) -> list[tuple[str, list[str]]]:
       extra = [f'--config.seeds=({seed},)']
       if policy is not None:
         extra.append(f"--config.policies=('{policy}',)")
-      parts.append((name.replace('(', '').replace(')', ''), extra))
+      parts.append((name.replace('(', '').replace(')', ''), extra, seed, policy))
   return parts
 
 
@@ -68,13 +69,21 @@ def main(argv):
   os.makedirs(parts_dir, exist_ok=True)
   env = dict(os.environ)
   env.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')  # Several processes share one accelerator.
-  pending, running, failed = list(parts) if _JOBS.value > 0 else [], {}, []
+  # Parts whose runs the merged rows already hold whole (committed rows, on a machine without the parts'
+  # checkpoints) are not run again.
+  merged = report.read_rows(os.path.join(_WORKDIR.value, 'rounds.jsonl'))
+  finished = [p for p in parts if not os.path.isdir(os.path.join(parts_dir, p[0]))
+              and experiment.complete(config, merged, p[2], p[3])]
+  for name, *_ in finished:
+    print(f'{name}: complete in {_WORKDIR.value}/rounds.jsonl, not run again', flush=True)
+  pending = [p for p in parts if p not in finished] if _JOBS.value > 0 else []
+  running, failed = {}, []
   stop = []
   signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
   try:
     while (pending or running) and not stop:
       while pending and len(running) < _JOBS.value:
-        name, extra = pending.pop(0)
+        name, extra, *_ = pending.pop(0)
         log = open(os.path.join(parts_dir, name + '.log'), 'a', encoding='utf-8')  # noqa: SIM115
         command = [sys.executable, os.path.abspath(__file__), '--part', *_forwarded_flags(), *extra,
                    f'--workdir={os.path.join(parts_dir, name)}']
@@ -96,7 +105,7 @@ def main(argv):
     process.wait()
     log.close()
     print(f'{name}: stopped', flush=True)
-  done = [os.path.join(parts_dir, name) for name, _ in _parts(config)
+  done = [os.path.join(parts_dir, name) for name, *_ in _parts(config)
           if os.path.exists(os.path.join(parts_dir, name, 'config.json'))]
   summary = experiment.merge_workdirs(done, _WORKDIR.value, config)
   print(summary['table'])

@@ -325,6 +325,21 @@ def budget_schedule(config: ml_collections.ConfigDict, splits: data.Splits) -> l
 
 # --- The grid. ---
 
+def complete(config: ml_collections.ConfigDict, rows: Sequence[dict], seed: int, policy: str | None = None
+             ) -> bool:
+  """Whether `rows` hold every round of every run of `seed` (and of `policy`, if given) that the config's grid
+  makes, as a workdir's rounds.jsonl does when those runs finished: such a part of a grid need not run again,
+  even on a machine without its checkpoints (a fresh clone of committed rows)."""
+  budget = config.budget
+  schedule = loop.BudgetSchedule(budget.initial, budget.per_round, budget.total, budget.grown_per_round or None,
+                                 budget.grow_after or None)
+  rounds = len(schedule.label_counts())
+  skip = {tuple(method.split('/')) for method in names(config.get('skip', ()))}
+  counts = collections.Counter((r['policy'], r['strategy'], r['seed']) for r in rows)
+  return all(counts[(p, s, seed)] == rounds for p in ([policy] if policy else names(config.policies))
+             for s in names(config.strategies) if (p, s) not in skip)
+
+
 # Fields that choose which runs to make, not how a run goes: they may change between restarts of a workdir.
 GRID_FIELDS = ('policies', 'strategies', 'seeds', 'skip', 'baseline_policy')
 

@@ -58,6 +58,11 @@ def test_a_two_seed_grid_from_python_resumes_after_an_interruption(tmp_path, fas
   assert _without_times(report.read_rows(str(tmp_path / 'merged' / 'rounds.jsonl'))) == _without_times(rows)
   assert [m['aubc_mean_se'] for m in merged['methods']] == [m['aubc_mean_se'] for m in straight['methods']]
   assert json.loads((tmp_path / 'merged' / 'grid.json').read_text())['seeds'] == [0, 1]
+  # Committed rows of a finished seed (no checkpoints on a fresh clone) make run_parts skip that part.
+  merged_rows = report.read_rows(str(tmp_path / 'merged' / 'rounds.jsonl'))
+  assert experiment.complete(config, merged_rows, 0) and experiment.complete(config, merged_rows, 1, 'fixed:A(1,2)')
+  assert not experiment.complete(config, [r for r in merged_rows if r['round'] < 2], 0)
+  assert not experiment.complete(config, merged_rows, 2)
   assert [s['backend'] for s in map(json.loads, (tmp_path / 'merged' / 'sessions.jsonl').read_text().splitlines())] == [
       'cpu']  # part0 was written by hand: only part1 recorded a session.
 
