@@ -7,9 +7,9 @@ Each part is the config with one seed (and one policy) in its own workdir, workd
 workdir/parts/<part>.log; at most --jobs run at once. When they end (or on Ctrl-C / SIGTERM, which stops them),
 `jal.experiment.merge_workdirs` merges every part's rows into workdir and writes its report, finished or not. Run
 the same command again to resume: each part resumes from its checkpoints, and a part whose runs the merged
-rounds.jsonl already holds whole (committed rows, a fresh clone without the parts' checkpoints) is skipped. On one GPU the parts share the device
-(children run with XLA_PYTHON_CLIENT_PREALLOCATE=false unless you set it); on CPUs, use about one job per two
-cores. Parts may also run on other machines: copy their folders under workdir/parts/ and run with --jobs=0 to
+rounds.jsonl already holds whole (committed rows, a fresh clone without the parts' checkpoints) is skipped. On
+one GPU the parts share the device (children run with XLA_PYTHON_CLIENT_PREALLOCATE=false unless you set it); on
+CPUs, use about one job per two cores. Parts may also run on other machines: copy their folders under workdir/parts/ and run with --jobs=0 to
 merge only.
 """
 
