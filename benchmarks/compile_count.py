@@ -57,7 +57,8 @@ def main():
           f'({", ".join(archs)})\n')
     print('| round | architecture | compile events | compile s |\n|---|---|---|---|')
     for r in state.history:
-      print(f"| {r['round']} | {r['arch']} | {r.get('compile/events', '—')} | {r.get('time/compile', float('nan')):.1f} |")
+      seconds_compiling = r.get('time/compile', float('nan'))
+      print(f"| {r['round']} | {r['arch']} | {r.get('compile/events', '—')} | {seconds_compiling:.1f} |")
     print(f'\n{sum(counts.values())} compilations, {sum(seconds.values()):.1f} s; the costliest:\n')
     print('| function | compilations | seconds |\n|---|---|---|')
     for function, total in seconds.most_common(6):

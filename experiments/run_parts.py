@@ -9,8 +9,8 @@ workdir/parts/<part>.log; at most --jobs run at once. When they end (or on Ctrl-
 the same command again to resume: each part resumes from its checkpoints, and a part whose runs the merged
 rounds.jsonl already holds whole (committed rows, a fresh clone without the parts' checkpoints) is skipped. On
 one GPU the parts share the device (children run with XLA_PYTHON_CLIENT_PREALLOCATE=false unless you set it); on
-CPUs, use about one job per two cores. Parts may also run on other machines: copy their folders under workdir/parts/ and run with --jobs=0 to
-merge only.
+CPUs, use about one job per two cores. Parts may also run on other machines: copy their folders under
+workdir/parts/ and run with --jobs=0 to merge only.
 """
 
 import os

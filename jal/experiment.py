@@ -29,9 +29,9 @@ import numpy as np
 from absl import logging
 
 from jal import autoal as autoal_lib
-from jal import nas as nas_lib
 from jal import checkpoint, data, loop, query, report
 from jal import inas as inas_lib
+from jal import nas as nas_lib
 from jal.augment import AugmentConfig
 from jal.models import ModelConfig, build_model, count_params, model_fn
 from jal.oracle import HumanOracle, LabelsRequested
@@ -268,8 +268,9 @@ def make_policy(spec: str, config: inas_lib.INASConfig, validation: data.Dataset
   candidates' errors on V' and on the validation split for `study_seeds` seeds (`inas.validation_study_policy`);
   'inheritance_study' -> iNAS that also scores its candidates inherited at several premature schedules
   (`inas.inheritance_study_policy`); 'grid', 'random_search', 'evolution' -> `jal.nas`'s strategies (settings
-  from `search`, a config's `nas` section). A search may carry options: '+inherit' (candidates inherit the previous round's weights) and
-  '+pareto' (the smallest candidate within one SE), e.g. 'inas+inherit'. Anything else is a ValueError."""
+  from `search`, a config's `nas` section). A search may carry options: '+inherit' (candidates inherit the
+  previous round's weights) and '+pareto' (the smallest candidate within one SE), e.g. 'inas+inherit'. Anything
+  else is a ValueError."""
   search = search if search is not None else base_config().nas
   base, *options = spec.split('+')
   if options:  # 'inas+inherit', 'evolution+inherit+pareto': one search, its candidates evaluated another way.

@@ -50,8 +50,9 @@ def _current(inputs, config: INASConfig, start: Architecture | None) -> Architec
   return inputs.previous_arch or start or config.space.root
 
 
-def grid_policy(config: INASConfig = INASConfig(), start: Architecture | None = None):
+def grid_policy(config: INASConfig | None = None, start: Architecture | None = None):
   """Every architecture of `config.space` each round; keeps the best on V' (ties to the current one)."""
+  config = config or INASConfig()
 
   def policy(inputs, rng):
     scorer, train_mask, validation_mask, train_rng = _round_setup(inputs, config, rng)
@@ -64,8 +65,9 @@ def grid_policy(config: INASConfig = INASConfig(), start: Architecture | None = 
   return policy
 
 
-def random_policy(config: INASConfig = INASConfig(), num_candidates: int = 3, start: Architecture | None = None):
+def random_policy(config: INASConfig | None = None, num_candidates: int = 3, start: Architecture | None = None):
   """`num_candidates` distinct architectures drawn uniformly from the space each round; the best on V'."""
+  config = config or INASConfig()
   nodes = list(config.space.nodes())
   if not 1 <= num_candidates <= len(nodes):
     raise ValueError(f'random_policy needs 1 <= num_candidates <= {len(nodes)} (the space), got {num_candidates}.')
@@ -83,11 +85,12 @@ def random_policy(config: INASConfig = INASConfig(), num_candidates: int = 3, st
   return policy
 
 
-def evolution_policy(config: INASConfig = INASConfig(), population_size: int = 3, cycles: int = 3,
+def evolution_policy(config: INASConfig | None = None, population_size: int = 3, cycles: int = 3,
                      sample_size: int = 2, start: Architecture | None = None):
   """Regularised evolution within each round (see the module docstring): `population_size` + `cycles`
   candidates per round. The population starts as the previous architecture and mutations of it; an architecture
   already evaluated this round is not trained again (its error is reused and it rejoins the population)."""
+  config = config or INASConfig()
   if population_size < 1 or cycles < 0 or not 1 <= sample_size <= population_size:
     raise ValueError('evolution_policy needs population_size >= 1, cycles >= 0 and 1 <= sample_size <= '
                      f'population_size; got {population_size}, {cycles}, {sample_size}.')

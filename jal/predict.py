@@ -135,9 +135,10 @@ def evaluate(
   correct, loss = [], []
   for (chunk, count), (chunk_labels, _) in zip(_chunks(images, batch_size),
                                                _chunks(np.asarray(labels, np.int32), batch_size)):
-    c, l = scores(variables, jnp.asarray(chunk, jnp.float32), chunk_labels, np.arange(batch_size) < count)
-    correct.append(c)
-    loss.append(l)
+    chunk_correct, chunk_loss = scores(variables, jnp.asarray(chunk, jnp.float32), chunk_labels,
+                                       np.arange(batch_size) < count)
+    correct.append(chunk_correct)
+    loss.append(chunk_loss)
   correct, loss = jax.device_get((correct, loss))
   # As a float32 mean over the split, as `jnp.mean` of the correct flags gives it.
   accuracy = np.float32(sum(int(c) for c in correct)) / np.float32(num_images)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import functools
 import json
 import os
 import re
@@ -303,6 +304,16 @@ def config_changes(reference: dict, variant: dict, prefix: str = '', absent: dic
   return changes
 
 
+def _paired_aubc(runs: dict, seeds: Sequence[int], other: dict) -> str:
+  """AUBC of `runs` minus `other`'s on the seeds both hold, 'mean ± SE' ('—' with fewer than two)."""
+  common = [s for s in seeds if s in other]
+  if len(common) < 2:
+    return '—'
+  aubc = lambda run: metrics.aubc(run['num_labeled'], run['test/accuracy'])  # noqa: E731
+  return format_pm(metrics.paired_difference([aubc(runs[s]) for s in common], [aubc(other[s]) for s in common]),
+                   signed=True)
+
+
 def _weight_summary(rows: Sequence[dict]) -> list[str]:
   """[mean over seeds and queries of the largest candidate weight, mean total-variation change between
   consecutive queries], as cells ('—' without weights)."""
@@ -322,8 +333,9 @@ def _weight_summary(rows: Sequence[dict]) -> list[str]:
 def ablation_table(reference: Sequence[dict], variants: dict[str, Sequence[dict]], method: str = 'autoal',
                    changes: dict[str, Sequence[str]] | None = None) -> str:
   """`method` in each variant grid against the reference grid's `method`, on paired seeds: AUBC, its difference
-  from the reference, from random and from the reference's best other strategy after the fact (the oracle), and
-  and final accuracy. Each variant is `method` with one setting changed (`changes` says which); only complete runs count.
+  from the reference, from random and from the reference's best other strategy after the fact (the oracle), final
+  accuracy and the candidate weights. Each variant is `method` with one setting changed (`changes` says which);
+  only complete runs count.
   """
   aubc = lambda run: metrics.aubc(run['num_labeled'], run['test/accuracy'])  # noqa: E731
   ref = curves(reference)
@@ -344,9 +356,7 @@ def ablation_table(reference: Sequence[dict], variants: dict[str, Sequence[dict]
       seeds = sorted(complete)
       if not seeds:
         continue
-      diff = lambda other: (format_pm(metrics.paired_difference(  # noqa: E731
-          [aubc(complete[s]) for s in seeds if s in other], [aubc(other[s]) for s in seeds if s in other]),
-          signed=True) if sum(s in other for s in seeds) > 1 else '—')
+      diff = functools.partial(_paired_aubc, complete, seeds)
       cells = [policy, name, '; '.join(changed) or '—', str(len(seeds)),
                format_pm(metrics.mean_se([aubc(complete[s]) for s in seeds])),
                '—' if name == 'as is' else diff(mine), diff(ref.get((policy, 'random'), {})),

@@ -127,7 +127,8 @@ def test_compare_nas_smoke_records_what_each_search_spent(tmp_path, fashion_mnis
 
 def test_inheritance_study_smoke(tmp_path, fashion_mnist):
   del fashion_mnist
-  completed = _run(['experiments/compare_inas.py', '--config=experiments/configs/compare_nas.py:inheritance_study:smoke',
+  completed = _run(['experiments/compare_inas.py',
+                    '--config=experiments/configs/compare_nas.py:inheritance_study:smoke',
                     '--config.seeds=0,1'], tmp_path)
   assert completed.returncode == 0, completed.stderr[-3000:]
   summary = (tmp_path / 'summary.md').read_text()

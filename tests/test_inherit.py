@@ -79,7 +79,8 @@ def test_other_children_inherit_every_leaf_whose_place_and_shape_exist(parent, c
       np.testing.assert_array_equal(value, fresh_flat[path])
   assert inherited == report.inherited > 0
   assert ('params', 'stem_conv', 'kernel') in parent_flat  # The stem always survives.
-  np.testing.assert_array_equal(child_vars['params']['stem_conv']['kernel'], parent_vars['params']['stem_conv']['kernel'])
+  np.testing.assert_array_equal(child_vars['params']['stem_conv']['kernel'],
+                                parent_vars['params']['stem_conv']['kernel'])
   assert not report.function_preserving
   if child.stacks > parent.stacks:  # The head's input width doubled: it starts fresh.
     np.testing.assert_array_equal(child_vars['params']['head']['dense']['kernel'],

@@ -4,10 +4,10 @@ every policy chooses within its grid, keeps to its budget and never reads the te
 import jax
 import numpy as np
 import pytest
+from test_inas import _loop_config, _tiny_splits
 
 from jal import inas, loop, nas
 from jal.search_space import Architecture, SearchSpace
-from test_inas import _loop_config, _tiny_splits
 
 A = Architecture
 SPACE = SearchSpace(2, 2)
