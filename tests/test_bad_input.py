@@ -163,7 +163,8 @@ def test_an_unknown_strategy(sessions, tmp_path):
 
 def test_an_unknown_policy(sessions, tmp_path):
   with pytest.raises(ValueError,
-                     match=r"Unknown architecture policy 'nas'; use 'inas', 'inas_study' or 'fixed:A\(i,j\)'"):
+                     match=r"Unknown architecture policy 'nas'; use 'inas', 'inas_study', 'inheritance_study', "
+                           r"'grid', 'random_search', 'evolution' or 'fixed:A\(i,j\)'"):
     experiment.run(smoke_config(policies='nas'), str(tmp_path / 'work'))
 
 
