@@ -114,7 +114,7 @@ def test_compare_nas_smoke_records_what_each_search_spent(tmp_path, fashion_mnis
   assert completed.returncode == 0, completed.stderr[-3000:]
   summary = (tmp_path / 'summary.md').read_text()
   assert 'What each search spent on candidates per round' in summary
-  for policy in ('| inas |', '| inas+inherit |', '| evolution+inherit |'):
+  for policy in ('| inas |', '| inas+inherit |'):
     assert policy in summary
   rows = [json.loads(line) for line in (tmp_path / 'rounds.jsonl').read_text().splitlines()]
   inherited = [r for r in rows if r['policy'] == 'inas+inherit' and r['round'] > 0]
@@ -129,11 +129,11 @@ def test_inheritance_study_smoke(tmp_path, fashion_mnist):
   del fashion_mnist
   completed = _run(['experiments/compare_inas.py',
                     '--config=experiments/configs/compare_nas.py:inheritance_study:smoke',
-                    '--config.seeds=0,1'], tmp_path)
+                    '--config.seeds=0'], tmp_path)
   assert completed.returncode == 0, completed.stderr[-3000:]
   summary = (tmp_path / 'summary.md').read_text()
   assert 'Inherited candidates against the from-scratch choice' in summary
-  assert '| 0.0625 | 4 |' in summary  # Two seeds x two rounds with a previous model.
+  assert '| 0.0625 | 2 |' in summary  # Two rounds with a previous model.
 
 
 def test_autoal_binary_smoke(tmp_path, fashion_mnist):

@@ -35,7 +35,7 @@ def get_config(arg: str = ''):
     config.policies = ('inheritance_study',)
     config.baseline_policy = ''
   if scale == 'smoke':
-    config.policies = config.policies if variant else ('fixed:A(1,1)', 'inas', 'inas+inherit', 'evolution+inherit')
+    config.policies = config.policies if variant else ('fixed:A(1,1)', 'inas', 'inas+inherit')
     config.baseline_policy = '' if variant else 'fixed:A(1,1)'
     config.nas.population = 2
     config.nas.cycles = 1
