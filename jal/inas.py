@@ -291,7 +291,8 @@ def parent_of(inputs, config: INASConfig) -> tuple[Architecture, dict] | None:
   """(the previous round's architecture, its model's variables) when candidates inherit, else None."""
   if not config.inherit or inputs.previous_model is None or not isinstance(inputs.previous_arch, Architecture):
     return None
-  return inputs.previous_arch, inputs.previous_model.variables
+  # On the host once per round: every candidate inherits from it (`inherit` would fetch it per candidate).
+  return inputs.previous_arch, jax.device_get(inputs.previous_model.variables)
 
 
 def unseen_of(inputs, config: INASConfig) -> np.ndarray | None:
