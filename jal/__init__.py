@@ -11,7 +11,8 @@ The public API:
 Active learning lives in its modules: `jal.query` (strategies, queriers), `jal.loop` (the loop, policies,
 checkpointed resume), `jal.oracle` (simulated and human oracles), `jal.inas` (iNAS, active-iNAS), `jal.autoal`
 (AutoAL), `jal.checkpoint` (Orbax checkpoints of PyTrees), `jal.experiment` (configs -> resumable grids of runs),
-`jal.report` (tables, paired differences, figures), `jal.metrics` (AUBC, AUC-GAIN).
+`jal.report` (tables, paired differences, figures), `jal.metrics` (AUBC, AUC-GAIN), `jal.progress` (progress
+lines and TensorBoard events while training).
 """
 
 from jal.augment import AugmentConfig

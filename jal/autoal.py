@@ -39,6 +39,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from jal import progress
 from jal import query as query_lib
 from jal.augment import AugmentConfig
 from jal.data import Dataset
@@ -578,7 +579,7 @@ def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: n
 
   batches = make_batches(networks, state, images, labels, search_half, size, count, batch_rng)
   query_fraction = jnp.float32(count / size)  # The simulated query selects q of B.
-  metrics = {}
+  metrics, started = {}, time.perf_counter()
   for cycle in range(config.cycles):
     batch = batches[cycle % len(batches)]
     keys = jax.random.split(jax.random.fold_in(cycle_rng, cycle), 3)
@@ -586,6 +587,10 @@ def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: n
     state, search_metrics = search_step(state, batch, keys[1], query_fraction, networks=networks)
     state, module_metrics = loss_module_step(state, batch, keys[2], networks=networks)
     metrics = {**fit_metrics, **search_metrics, **module_metrics}
+    if progress.active():  # A line per cycle when due (this fetches the cycle's scalars to the host).
+      with progress.task('AutoAL search'):
+        progress.update(cycle + 1, config.cycles, {k.split('/')[-1]: float(v) for k, v in metrics.items()},
+                        'cycle', time.perf_counter() - started)
   metrics.update({'autoal/batch_size': size, 'autoal/marks': count})
   return state, {k: float(v) for k, v in metrics.items()}
 

@@ -52,9 +52,10 @@ def _flatten(tree: dict, prefix: str = '') -> dict[str, object]:
   return out
 
 
-# Fields that say where things are, not what a run is: a grid may move between machines (the data itself is
-# guarded by the pool's fingerprint, `jal.loop.restore`).
-LOCATION_FIELDS = ('data.data_dir',)
+# Fields that say where things are, how to fetch them or what to show, not what a run is: a grid may move
+# between machines and change its progress output (the data itself is guarded by the pool's fingerprint,
+# `jal.loop.restore`).
+LOCATION_FIELDS = ('data.data_dir', 'data.download', 'progress_every', 'tensorboard')
 
 # Fields added to the configs after grids were written, with the value that reproduces the code before them: a
 # saved config without the field equals a current one that holds this value, so committed grids still resume.

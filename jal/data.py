@@ -229,25 +229,64 @@ def load_fashion_mnist(split: str = 'train', data_dir: str | None = None) -> Dat
                  FASHION_MNIST_CLASSES)
 
 
-def load_tfds(name: str, split: str, data_dir: str | None = None) -> Dataset:
+def _tfds_recipe(name: str, data_dir: str | None, download_dir: str | None = None) -> str:
+  """The Python one-liner that prepares `name` in ArrayRecord under `data_dir` (needs TensorFlow)."""
+  where = f', data_dir={data_dir!r}' if data_dir else ''
+  reuse = f'download_dir={download_dir!r}' if download_dir else ''
+  return (f"python -c \"import tensorflow_datasets as tfds; tfds.builder({name!r}{where}, "
+          f"file_format='array_record').download_and_prepare({reuse})\"")
+
+
+def _tfds_error(name: str, split: str, data_dir: str | None, download: bool, error: Exception) -> Exception:
+  """Why `tfds.data_source` failed, with the command that fixes it."""
+  import tensorflow_datasets as tfds
+
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    return ValueError(f'Unknown TFDS dataset {name!r}: see https://www.tensorflow.org/datasets/catalog, or use '
+                      f"the offline default '{DEFAULT_DATASET}' or your images ('folder').")
+  except Exception:  # noqa: BLE001  (A broken data_dir: report the original error below.)
+    builder = None
+  if builder is not None and builder.is_prepared():
+    file_format = builder.info.file_format
+    if file_format is not None and file_format.value != 'array_record':
+      data_root = str(builder.data_dir_root)
+      target = data_root.rstrip('/') + '_array_record'
+      return FileNotFoundError(
+          f'TFDS dataset {name!r} is prepared at {builder.data_dir} as {file_format.value} (TFDS\'s default); '
+          'jal reads it with tfds.data_source, which needs ArrayRecord. Prepare an ArrayRecord copy next to it, '
+          f'reusing its downloads (needs TensorFlow): '
+          f'{_tfds_recipe(name, target, os.path.join(data_root, "downloads"))}'
+          f', then pass data_dir={target!r} (--config.data.data_dir={target}).')
+    return FileNotFoundError(f'TFDS dataset {name!r} (split {split!r}) could not be read: {error}')
+  if download:
+    return RuntimeError(
+        f"Preparing the TFDS dataset {name!r} failed ({type(error).__name__}: {error}). Preparing needs TensorFlow "
+        "(pip install 'jal[tf]') and the network; or prepare it on another machine with "
+        f'{_tfds_recipe(name, None)} and copy its data_dir here.')
+  return FileNotFoundError(
+      f'TFDS dataset {name!r} is not prepared{f" in {data_dir}" if data_dir else ""}. Let jal download and '
+      "prepare it (needs TensorFlow: pip install 'jal[tf]'): load_tfds(..., download=True), or "
+      f'--config.data.download=True; or run {_tfds_recipe(name, data_dir)}; or use the offline default '
+      f"'{DEFAULT_DATASET}'. ({type(error).__name__}: {error})")
+
+
+def load_tfds(name: str, split: str, data_dir: str | None = None, download: bool = False) -> Dataset:
   """Any TFDS image-classification dataset with 'image' and 'label' features (cifar10, svhn_cropped, ...).
 
-  Reads through `tfds.data_source`, which needs no TensorFlow once the dataset is prepared, but reads only the
-  ArrayRecord format (TFDS prepares TFRecord unless told). Preparing (downloading) needs TensorFlow:
-  `pip install 'jal[tf]'`, then `python -c "import tensorflow_datasets as tfds;
-  tfds.builder('cifar10', file_format='array_record').download_and_prepare()"`.
+  Reads through `tfds.data_source`, which needs no TensorFlow once the dataset is prepared in the ArrayRecord
+  format. Preparing (downloading) needs TensorFlow (`pip install 'jal[tf]'`): `download=True` prepares a missing
+  dataset in ArrayRecord; a dataset TFDS prepared in its default TFRecord format raises with the command that
+  makes an ArrayRecord copy.
   """
   import tensorflow_datasets as tfds  # Imported here: it is slow to import and only this loader needs it.
 
-  try:
-    source = tfds.data_source(name, split=split, data_dir=data_dir)
-  except Exception as error:  # TFDS raises several types for "not prepared"/"unknown".
-    raise FileNotFoundError(
-        f'TFDS dataset {name!r} (split {split!r}) could not be opened: {error}. If it is not prepared yet, or was '
-        "prepared as TFRecord (TFDS's default; jal reads ArrayRecord), install TensorFlow (pip install "
-        "'jal[tf]') and run python -c \"import tensorflow_datasets as tfds; "
-        f"tfds.builder('{name}', file_format='array_record').download_and_prepare()\", "
-        f"or use the offline default '{DEFAULT_DATASET}'.") from error
+  try:  # TFDS's data_source would prepare TFRecord, which it cannot read: ask for ArrayRecord.
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=download,
+                              builder_kwargs={'file_format': 'array_record'})
+  except Exception as error:  # TFDS raises several types for "not prepared"/"unknown"/"wrong format".
+    raise _tfds_error(name, split, data_dir, download, error) from error
   features = source.dataset_info.features
   if 'image' not in features or 'label' not in features:
     raise ValueError(f'TFDS dataset {name!r} has no image/label features: {list(features)}.')
@@ -401,11 +440,12 @@ def load_image_folder(root: str, image_size: tuple[int, int] | None = None) -> S
   return Splits(normalize(pool, mean, std), None, normalize(test, mean, std), mean, std)
 
 
-def load(name: str = DEFAULT_DATASET, split: str = 'train', data_dir: str | None = None) -> Dataset:
+def load(name: str = DEFAULT_DATASET, split: str = 'train', data_dir: str | None = None,
+         download: bool = False) -> Dataset:
   """A split by name: `DEFAULT_DATASET` reads local Fashion-MNIST IDX files, any other name goes to TFDS."""
   if name == DEFAULT_DATASET:
     return load_fashion_mnist(split, data_dir)
-  return load_tfds(name, split, data_dir)
+  return load_tfds(name, split, data_dir, download)
 
 
 def normalization_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -478,8 +518,9 @@ def load_splits(
     test_size: int | None = None,
     seed: int = 0,
     test_split: str = 'test',
+    download: bool = False,
 ) -> Splits:
-  """`load` the train and test splits of `name`, then `make_splits`."""
+  """`load` the train and test splits of `name`, then `make_splits` (`download`: prepare a missing TFDS dataset)."""
   return make_splits(
-      load(name, 'train', data_dir), load(name, test_split, data_dir), validation_size, pool_size,
-      test_size, seed)
+      load(name, 'train', data_dir, download), load(name, test_split, data_dir, download), validation_size,
+      pool_size, test_size, seed)

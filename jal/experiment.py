@@ -32,6 +32,7 @@ from jal import autoal as autoal_lib
 from jal import checkpoint, data, loop, query, report
 from jal import inas as inas_lib
 from jal import nas as nas_lib
+from jal import progress as progress_lib
 from jal.augment import AugmentConfig
 from jal.models import ModelConfig, build_model, count_params, model_fn
 from jal.oracle import HumanOracle, LabelsRequested
@@ -89,10 +90,13 @@ def base_config() -> ml_collections.ConfigDict:
   config.study_seeds = 3                    # Policy 'inas_study': seeds per candidate.
   config.warm_start = False                 # Round models start from the previous round's (jal.inherit); the
                                             # paper trains each from scratch.
+  config.progress_every = 30.0              # Seconds between progress lines per training (0: every epoch; <0: none).
+  config.tensorboard = False                # True: TensorBoard events in workdir/tensorboard ('jal[tensorboard]').
 
   config.data = ml_collections.ConfigDict()
   config.data.name = data.DEFAULT_DATASET   # Or a TFDS name, or 'folder' (your images, in data_dir).
   config.data.data_dir = ''
+  config.data.download = False              # True: download and prepare a missing TFDS dataset (needs TensorFlow).
   config.data.pool_size = 10_000
   config.data.test_size = 2000
   config.data.split_seed = 0                # The pool/test split is shared by every seed.
@@ -214,14 +218,23 @@ def names(value) -> tuple[str, ...]:
 # --- Config -> library objects. ---
 
 
-def load_data(config: ml_collections.ConfigDict) -> data.Splits:
-  """config.data -> Splits: 'folder' reads your images from data_dir (`jal.data.load_image_folder`)."""
+def reporting(config: ml_collections.ConfigDict, workdir: str):
+  """The progress context of a binary: lines every `config.progress_every` s, TensorBoard if `config.tensorboard`."""
+  return progress_lib.reporting(config.get('progress_every', 30.0),
+                                os.path.join(workdir, 'tensorboard') if config.get('tensorboard', False) else None)
+
+
+def load_data(config: ml_collections.ConfigDict, seed: int | None = None) -> data.Splits:
+  """config.data -> Splits: 'folder' reads your images from data_dir (`jal.data.load_image_folder`); a TFDS name
+  is prepared first when `data.download` (seed: the split seed, default `data.split_seed`)."""
   if config.data.name == 'folder':
     if not config.data.data_dir:
       raise ValueError('--config.data.name=folder needs --config.data.data_dir=/path/to/images.')
     return data.load_image_folder(config.data.data_dir)
   return data.load_splits(config.data.name, config.data.data_dir or None, config.data.get('validation_size', 0),
-                          config.data.pool_size or None, config.data.test_size or None, config.data.split_seed)
+                          config.data.pool_size or None, config.data.test_size or None,
+                          config.data.split_seed if seed is None else seed,
+                          download=config.data.get('download', False))
 
 
 def train_config(section: ml_collections.ConfigDict) -> TrainConfig:
@@ -482,8 +495,9 @@ def run_grid(
       if on_row is not None:
         on_row(row)
 
-    loop.run(splits, config_for_run, querier, policies[spec], oracle, seed=seed, checkpointer=checkpointer,
-             resume=resume, on_round=record)
+    with progress_lib.task(f'{spec} {name} seed {seed}'):
+      loop.run(splits, config_for_run, querier, policies[spec], oracle, seed=seed, checkpointer=checkpointer,
+               resume=resume, on_round=record)
   return rows
 
 
@@ -547,13 +561,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
         _record_session(workdir)
         recorded.append(True)
       logging.info('%s', report.round_line(row, time.perf_counter() - start))
+      progress_lib.round_scalars(row, f"{row['policy']}/{row['strategy']}/seed{row['seed']}")
       if on_row is not None:
         on_row(row)
 
     try:
-      run_grid(splits, policies, queriers, seeds, loop_config_for, os.path.join(workdir, 'rounds.jsonl'),
-               skip=skip, checkpoint_dir=os.path.join(workdir, 'checkpoints'), config=settings, oracle=oracle,
-               on_row=progress)
+      with reporting(config, workdir):
+        run_grid(splits, policies, queriers, seeds, loop_config_for, os.path.join(workdir, 'rounds.jsonl'),
+                 skip=skip, checkpoint_dir=os.path.join(workdir, 'checkpoints'), config=settings, oracle=oracle,
+                 on_row=progress)
     except LabelsRequested as request:
       if oracle.imported:  # Say what the labels file answered before asking for the next one.
         logging.info('Imported %s.', oracle.imported)
@@ -650,9 +666,12 @@ def train_defaults() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.num_seeds = 1
+  config.progress_every = 30.0              # Seconds between progress lines per training (0: every epoch; <0: none).
+  config.tensorboard = False                # True: TensorBoard events in workdir/tensorboard ('jal[tensorboard]').
   config.data = ml_collections.ConfigDict()
   config.data.name = data.DEFAULT_DATASET   # Local IDX files; any other name is read through TFDS.
   config.data.data_dir = ''                 # '' = the loader's default location.
+  config.data.download = False              # True: download and prepare a missing TFDS dataset (needs TensorFlow).
   config.data.num_labeled = 1000            # N random labelled examples from the pool.
   config.data.validation_size = 0
   config.data.pool_size = 0                 # 0 = the whole training split.
@@ -671,8 +690,7 @@ def run_training(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `num_seeds` models of one architecture on N random labels, evaluates them on the test split and
   appends one JSON line to workdir/results.jsonl; returns that record."""
   start = time.perf_counter()
-  splits = data.load_splits(config.data.name, config.data.data_dir or None, config.data.validation_size,
-                            config.data.pool_size or None, config.data.test_size or None, config.seed)
+  splits = load_data(config, seed=config.seed)
   pool = splits.pool
   if not 0 < config.data.num_labeled <= len(pool):
     raise ValueError(f'data.num_labeled must be in [1, {len(pool)}], got {config.data.num_labeled}.')
@@ -684,7 +702,8 @@ def run_training(config: ml_collections.ConfigDict, workdir: str) -> dict:
   settings = train_config(config.train)
   rngs = jax.random.split(jax.random.key(config.seed), config.num_seeds)
   validation = (splits.validation.images, splits.validation.labels) if splits.validation else None
-  result = train(model, settings, pool.images, pool.labels, rngs, labeled_mask, validation)
+  with reporting(config, workdir), progress_lib.task(f'{arch} on {config.data.num_labeled} labels'):
+    result = train(model, settings, pool.images, pool.labels, rngs, labeled_mask, validation)
   logging.info('Trained %s (%d params) on %d labels of %s, %d seed(s).', arch,
                count_params(result.state_for_seed(0).params), config.data.num_labeled, pool.name, config.num_seeds)
   accuracies = [evaluate(model, result.state_for_seed(i).variables, splits.test.images, splits.test.labels)
@@ -696,6 +715,7 @@ def run_training(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'train/seconds': result.seconds, 'total/seconds': time.perf_counter() - start,
       'train/images_per_second': result.num_seeds * settings.total_steps * settings.batch_size / result.seconds,
       'backend': jax.default_backend(), 'config': config.to_dict(),
+      'train/curves': [result.curve(i) for i in range(result.num_seeds)],
   }
   os.makedirs(workdir, exist_ok=True)
   _append_row(os.path.join(workdir, 'results.jsonl'), json.loads(json.dumps(record, default=str)))
@@ -725,8 +745,7 @@ def schedule_study(config: ml_collections.ConfigDict, workdir: str,
   |L| random labels from the pool (seeded, nested: the 300 contain the 100); each row holds 'train/accuracy' and
   'train/loss' on L in eval mode, 'val/accuracy' and 'val/loss' on the validation split, and the SGD steps.
   """
-  splits = data.load_splits(config.data.name, config.data.data_dir or None, config.data.validation_size,
-                            config.data.pool_size or None, config.data.test_size or None, config.data.split_seed)
+  splits = load_data(config)
   if splits.validation is None:
     raise ValueError('The schedule study needs a validation split: set --config.data.validation_size > 0.')
   pool = splits.pool

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from jal import inherit as inherit_lib
+from jal import progress
 from jal.data import Dataset
 from jal.models import ModelFn, count_params, init_variables
 from jal.search_space import Architecture, SearchSpace
@@ -274,9 +275,10 @@ def train_scorer(
     if source is not None:
       fresh = init_variables(model, jax.random.fold_in(rng, 1), pool.image_shape)
       kwargs['init'] = inherit_lib.inherit(source[1], source[0], fresh, arch)[0]
-    result = train(model, candidate_config, pool.images, np.maximum(labels, 0),
-                   jax.random.split(rng, config.num_seeds), train_mask, validation=validation,
-                   schedule_fraction=schedule_fraction, **kwargs)
+    with progress.task(f'candidate {arch}'):
+      result = train(model, candidate_config, pool.images, np.maximum(labels, 0),
+                     jax.random.split(rng, config.num_seeds), train_mask, validation=validation,
+                     schedule_fraction=schedule_fraction, **kwargs)
     accuracies = result.best_val_accuracy() if config.score == 'best' else result.final_val_accuracy()
     steps = max(1, int(round(schedule_fraction * candidate_config.total_steps))) * config.num_seeds
     state = getattr(result, 'state', None)
@@ -339,9 +341,10 @@ def validation_study_policy(config: INASConfig, holdout: tuple[np.ndarray, np.nd
     def scorer(arch, train_mask, validation_mask, candidate_rng):
       model = inputs.model_fn(arch)
       candidate_config, schedule_fraction = candidate_schedule(inputs.train, config)
-      result = train(model, candidate_config, pool.images, labels, jax.random.split(candidate_rng, num_seeds),
-                     train_mask, validation=(pool.images[validation_mask], labels[validation_mask]),
-                     schedule_fraction=schedule_fraction)
+      with progress.task(f'study candidate {arch}'):
+        result = train(model, candidate_config, pool.images, labels, jax.random.split(candidate_rng, num_seeds),
+                       train_mask, validation=(pool.images[validation_mask], labels[validation_mask]),
+                       schedule_fraction=schedule_fraction)
       best, final = result.best_val_accuracy(), result.final_val_accuracy()
       for seed in range(num_seeds):
         held_out = evaluate(model, result.state_for_seed(seed).variables, *holdout)['accuracy']

@@ -24,6 +24,7 @@ from flax import struct
 
 from jal import checkpoint as checkpoint_lib
 from jal import inherit as inherit_lib
+from jal import progress as progress_lib
 from jal import query as query_lib
 from jal.data import Dataset, Splits
 from jal.models import ModelConfig, ModelFn, count_params, init_variables
@@ -474,8 +475,9 @@ def run_round(
     init, inherited = None, {}
     if config.warm_start and state.train_state is not None:
       init, inherited = _inherited_start(state, progress.arch, model, train_rng, pool.image_shape)
-    result = train(model, config.train, pool.images, np.maximum(state.labels, 0), train_rng, state.labeled_mask,
-                   init=init)
+    with progress_lib.task(f'model {arch_name(progress.arch)}'):
+      result = train(model, config.train, pool.images, np.maximum(state.labels, 0), train_rng,
+                     state.labeled_mask, init=init)
     train_state = result.state_for_seed(0)
     train_seconds = time.perf_counter() - start
     train_loss = result.history[0][-1]['train/loss']
@@ -487,7 +489,8 @@ def run_round(
     scores = evaluate(model, train_state.variables, splits.test.images, splits.test.labels)
     progress = progress.replace(phase='train', train_state=train_state, record=_add_compiles({
         **progress.record, 'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
-        'train/loss': train_loss, 'time/train': train_seconds, **inherited}, compiled))
+        'train/loss': train_loss, 'time/train': train_seconds, 'train/curve': result.curve(0),
+        **inherited}, compiled))
     if on_phase is not None:
       on_phase(state, progress)
 
@@ -579,7 +582,8 @@ def _run(splits, config, querier, policy, oracle, seed, model_fn, checkpointer, 
       save(checkpointer, state, progress, fingerprint)
 
   while state.round < num_rounds:
-    state = run_round(state, splits, config, querier, policy, oracle, model_fn, progress, save_phase)
+    with progress_lib.task(f'round {state.round} ({state.num_labeled} labels)'):
+      state = run_round(state, splits, config, querier, policy, oracle, model_fn, progress, save_phase)
     progress = None
     if checkpointer is not None:
       save(checkpointer, state, RoundProgress(), fingerprint, done=state.round >= num_rounds)

@@ -386,10 +386,11 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str,
     with open(os.path.join(workdir, 'summary.json'), 'w') as f:
       json.dump({'methods': []}, f)
     return {'methods': [], 'table': 'No finished round yet.\n', 'times': ''}
-  with open(os.path.join(workdir, 'rounds.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, fieldnames=sorted({k for r in all_rows for k in r}))
+  with open(os.path.join(workdir, 'rounds.csv'), 'w', newline='') as f:  # Scalars only: curves stay in the JSONL.
+    scalar_rows = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in all_rows]
+    writer = csv.DictWriter(f, fieldnames=sorted({k for r in scalar_rows for k in r}))
     writer.writeheader()
-    writer.writerows(all_rows)
+    writer.writerows(scalar_rows)
   table, times = markdown_table(entries, baseline_policy), time_table(rows)
   differences = round_differences_table(rows, baseline_policy)
   if differences:

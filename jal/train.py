@@ -12,6 +12,7 @@ over a 'data' mesh axis: the batch is split across devices, parameters are repli
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import time
@@ -26,6 +27,7 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jal import progress
 from jal.augment import AugmentConfig, augment
 from jal.models import init_variables
 from jal.predict import evaluate, make_mesh
@@ -155,6 +157,12 @@ class TrainResult:
   def best_val_accuracy(self) -> list[float]:
     """Per seed, the best validation accuracy over the evaluations (the official iNAS score)."""
     return [max(e['val/accuracy'] for e in h if 'val/accuracy' in e) for h in self.history]
+
+  def curve(self, seed_index: int = 0) -> list[dict]:
+    """One seed's per-epoch curve for result rows: epoch, step, train loss and accuracy, validation scores."""
+    return [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in epoch.items()
+             if k in ('epoch', 'step', 'train/loss', 'train/accuracy') or k.startswith('val/')}
+            for epoch in self.history[seed_index]]
 
   def final_val_accuracy(self) -> list[float]:
     """Per seed, the validation accuracy at the end of training."""
@@ -465,6 +473,7 @@ def train(
     order_rng, step_rng = _split_named(seed_rng, vmapped)[1:]
     histories = [[] for _ in range(num_histories)]
     step = epoch = 0
+    started = time.perf_counter()
     while step < run_steps:
       order = (_compiled_epoch_orders if vmapped else _compiled_epoch_order)(
           mask, fold(order_rng, epoch))
@@ -491,6 +500,11 @@ def train(
                             batch_size=config.eval_batch_size, mesh=mesh)
           record.update({f'val/{k}': v for k, v in scores.items()})
         history.append(record)
+      if progress.active():  # The per-epoch line (means over vmapped seeds); `means` is on the host already.
+        shown = {k.removeprefix('train/'): float(np.mean(means[k])) for k in ('train/loss', 'train/accuracy')}
+        shown.update({k: v for k, v in histories[0][-1].items() if k.startswith('val/')})
+        progress.update(step, run_steps, shown, 'step', time.perf_counter() - started,
+                        step * config.batch_size * num_histories, epoch)
     return state, histories
 
   if vmapped:
@@ -499,7 +513,8 @@ def train(
     states, histories = [], []
     for seed_index in range(num_seeds):
       seed_rng = rngs[seed_index]
-      seed_state, seed_history = run(seed_rng, init_fn(_split_named(seed_rng, False)[0]))
+      with progress.task(f'seed {seed_index}') if num_seeds > 1 else contextlib.nullcontext():
+        seed_state, seed_history = run(seed_rng, init_fn(_split_named(seed_rng, False)[0]))
       states.append(seed_state)
       histories.extend(seed_history)
     state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)

@@ -4,6 +4,7 @@ import importlib
 import json
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from workdirs import smoke_config
 
 from jal import checkpoint, experiment, report
@@ -18,12 +19,33 @@ def _without_times(rows):
   return sorted(({k: v for k, v in r.items() if not k.startswith(('time/', 'compile/'))} for r in rows), key=key)
 
 
+def _assert_tensorboard_matches_rows(workdir, config):
+  """Each round model's per-epoch curve is in its row and in TensorBoard; test accuracy per round against |L|."""
+  rows = report.read_rows(f'{workdir}/rounds.jsonl')
+  assert all([e['epoch'] for e in r['train/curve']] == list(range(1, config.train.epochs + 1)) for r in rows)
+  assert all(r['train/curve'][-1]['train/loss'] == pytest.approx(r['train/loss'], abs=1e-5) for r in rows)
+  events = EventAccumulator(f'{workdir}/tensorboard')
+  events.Reload()
+  for r in rows:
+    run = f"{r['policy']} {r['strategy']} seed {r['seed']}"
+    loss = events.Scalars(f"{run} / round {r['round']} ({r['num_labeled']} labels) / model {r['arch']}/loss")
+    assert [e.value for e in loss] == pytest.approx([e['train/loss'] for e in r['train/curve']], abs=1e-5)
+  for strategy, seed in (('entropy', 0), ('random', 1)):
+    mine = [r for r in rows if (r['strategy'], r['seed']) == (strategy, seed)]
+    accuracy = events.Scalars(f"{mine[0]['policy']}/{strategy}/seed{seed}/test/accuracy")
+    assert [(e.step, e.value) for e in accuracy] == [(r['num_labeled'], pytest.approx(r['test/accuracy']))
+                                                     for r in mine]
+
+
 def test_a_two_seed_grid_from_python_resumes_after_an_interruption(tmp_path, fashion_mnist):
   del fashion_mnist
   config = smoke_config(strategies='entropy,random', seeds=(0, 1))
+  config.tensorboard = True  # Output only: the workdirs below, written without it, must hold the same rows.
   straight = experiment.run(config, str(tmp_path / 'a'))
   assert {(m['strategy'], tuple(m['seeds'])) for m in straight['methods']} == {('entropy', (0, 1)),
                                                                                  ('random', (0, 1))}
+  _assert_tensorboard_matches_rows(str(tmp_path / 'a'), config)
+  config.tensorboard = False
 
   seen = []
 
