@@ -36,6 +36,29 @@ def use_compilation_cache() -> None:
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'Several processes (hosts): host:port of process 0, the same on every process; '
+    'with --num_processes and --process_id. Every process runs the same command and computes the same rounds '
+    'over one mesh of all their devices; process 0 alone writes the workdir (a path every host sees).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Several processes: how many (with '
+                                      '--coordinator_address).')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Several processes: this one\'s index, 0 .. num_processes-1.')
+_DISTRIBUTED = flags.DEFINE_bool(
+    'distributed', False, "jax.distributed.initialize() from the cluster's own settings (Cloud TPU pods, SLURM, "
+    'Kubernetes), without the three flags above.')
+
+
+def init_distributed() -> None:
+  """Joins the processes of a multi-host run (`jax.distributed`) when the flags ask for it; CPU processes talk
+  through gloo (JAX's CPU collectives), accelerators through their own."""
+  if not (_DISTRIBUTED.value or _COORDINATOR.value):
+    return
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  logging.info('Process %d of %d; devices: %d here, %d in all.', jax.process_index(), jax.process_count(),
+               jax.local_device_count(), jax.device_count())
+
+
 def _quiet_orbax(record) -> bool:
   """Drops Orbax's INFO lines (several per checkpoint); its warnings and errors still show."""
   return not ('/orbax/' in record.pathname and record.levelno < std_logging.WARNING)
@@ -49,15 +72,19 @@ def main_for(config_flag, workdir_flag, labels_flag):
       raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
     logging.get_absl_handler().addFilter(_quiet_orbax)
     use_compilation_cache()
+    init_distributed()
     try:
+      primary = jax.process_index() == 0
       summary = experiment.run(config_flag.value, workdir_flag.value, labels_flag.value,
-                               on_row=lambda row: print(report.round_line(row), flush=True))
+                               on_row=lambda row: primary and print(report.round_line(row), flush=True))
     except oracle.LabelsRequested as request:
       print(request, flush=True)  # Not an error: the session waits, checkpointed, for people.
       return
     except (oracle.LabelFileError, checkpoint.CheckpointError, ValueError, FloatingPointError) as error:
       print(f'error: {error}', file=sys.stderr, flush=True)
       sys.exit(1)
+    if not primary:
+      return
     print(summary['table'])
     print(summary['times'])
     for method in summary['methods']:

@@ -94,12 +94,22 @@ def disk_error(error: OSError, path: str, doing: str) -> CheckpointError:
       'command again: it resumes from the last complete checkpoint.')
 
 
+def is_primary() -> bool:
+  """Whether this process writes results (process 0; every process when there is one). With several processes
+  (`jax.distributed`) every one computes the same rounds and only this one writes rows, reports, JSON and locks;
+  Orbax coordinates the checkpoints itself."""
+  return jax.process_index() == 0
+
+
 def write_json(path: str, value) -> None:
-  """Writes JSON atomically (a temporary file renamed over `path`): a reader never sees half a file.
+  """Writes JSON atomically (a temporary file renamed over `path`): a reader never sees half a file. Only the
+  primary process writes (`is_primary`).
 
   Raises:
     CheckpointError: the disk is full or the directory is not writable.
   """
+  if not is_primary():
+    return
   try:
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
     with open(path + '.tmp', 'w', encoding='utf-8') as f:
@@ -114,9 +124,13 @@ def _is_key(leaf) -> bool:
 
 
 def to_arrays(tree) -> Any:
-  """The tree as Orbax saves it: a nested dict (flax's state dict) with PRNG keys as their raw key data."""
-  return jax.tree_util.tree_map(lambda x: jax.random.key_data(x) if _is_key(x) else x,
-                                serialization.to_state_dict(tree))
+  """The tree as Orbax saves it: a nested dict (flax's state dict) with PRNG keys as their raw key data. With
+  several processes the leaves come to the host first (every process holds the same replicated values), since
+  Orbax cannot save a process's own single-device arrays there."""
+  leaf = lambda x: jax.random.key_data(x) if _is_key(x) else x  # noqa: E731
+  if jax.process_count() > 1:
+    leaf = lambda x, key_data=leaf: np.asarray(key_data(x)) if hasattr(x, 'dtype') else x  # noqa: E731
+  return jax.tree_util.tree_map(leaf, serialization.to_state_dict(tree))
 
 
 def _path_name(path) -> str:
@@ -166,9 +180,15 @@ def lock_directory(directory: str) -> Iterator[None]:
   process is taken over without a word. The file names the holder (host and pid) for the message another
   process gets.
 
+  With several processes (`jax.distributed`) only the primary one locks: the others are the same run.
+
   Raises:
     LockedError: another live process holds the lock; the message names it.
   """
+  if not is_primary():
+    os.makedirs(directory, exist_ok=True)
+    yield
+    return
   path = os.path.join(directory, '.lock')
   try:  # Also the early check that the directory is writable, before any training.
     os.makedirs(directory, exist_ok=True)

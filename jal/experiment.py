@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 import ml_collections
+from jax.experimental import multihost_utils
 import numpy as np
 from absl import logging
 
@@ -403,7 +404,10 @@ def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> dic
 
 
 def write_atomically(path: str, text: str) -> None:
-  """Writes `text` to `path` through a temporary file renamed over it: a reader never sees half a file."""
+  """Writes `text` to `path` through a temporary file renamed over it: a reader never sees half a file (primary
+  process only)."""
+  if not checkpoint.is_primary():
+    return
   try:
     with open(path + '.tmp', 'w', encoding='utf-8') as f:
       f.write(text)
@@ -417,6 +421,8 @@ def _write_rows(path: str, rows: Sequence[dict]) -> None:
 
 
 def _append_row(path: str, row: dict) -> None:
+  if not checkpoint.is_primary():
+    return
   try:
     with open(path, 'a', encoding='utf-8') as f:
       f.write(json.dumps(row) + '\n')
@@ -517,6 +523,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
     raise ValueError(f"config.oracle must be 'simulated' or 'human', got {oracle_kind!r}.")
   if labels_file and oracle_kind != 'human':
     raise ValueError('--labels answers a human query: add --config.oracle=human.')
+  if oracle_kind == 'human' and jax.process_count() > 1:
+    raise ValueError('A human-labelled session runs in one process: start it without --coordinator_address.')
   splits = load_data(config)
   if splits.pool.unknown_labels and oracle_kind != 'human':
     raise ValueError('This pool has unlabelled images that only people can label: add --config.oracle=human.')
@@ -594,7 +602,9 @@ def _record_session(workdir: str) -> None:
   device = jax.devices()[0]
   line = {'started': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'backend': jax.default_backend(),
           'device': device.device_kind, 'device_count': jax.device_count(), 'jax': jax.__version__,
-          'host': socket.gethostname()}
+          'host': socket.gethostname(), 'process_count': jax.process_count()}
+  if not checkpoint.is_primary():
+    return
   try:
     with open(os.path.join(workdir, 'sessions.jsonl'), 'a', encoding='utf-8') as f:
       f.write(json.dumps(line) + '\n')
@@ -651,10 +661,15 @@ def merge_workdirs(parts: Sequence[str], into: str, config: ml_collections.Confi
 def report_workdir(workdir: str) -> dict:
   """Rewrites a grid's report (rounds.csv, summary.md/json, figures) from its rounds.jsonl and grid.json alone:
   the command behind every number the README quotes (`python experiments/report.py --results=docs/results`)."""
+  if jax.process_count() > 1:  # The primary process has written every row before anyone reads them.
+    multihost_utils.sync_global_devices('jal: rows written')
   with open(os.path.join(workdir, 'grid.json'), encoding='utf-8') as f:
     grid = json.load(f)
   rows = [r for r in report.read_rows(os.path.join(workdir, 'rounds.jsonl'))
           if r['policy'] in grid['policies'] and r['strategy'] in grid['strategies'] and r['seed'] in grid['seeds']]
+  if not checkpoint.is_primary():
+    baseline = grid['baseline_policy'] or None
+    return {'methods': report.summarize(rows, baseline), 'table': '', 'times': ''}
   return report.write_outputs(rows, workdir, grid['title'], grid['baseline_policy'] or None)
 
 

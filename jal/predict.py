@@ -35,8 +35,9 @@ class Predictions:
   embeddings: jax.Array
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-  """A 1-D mesh with a 'data' axis over `devices` (default: all local devices)."""
-  devices = jax.local_devices() if devices is None else list(devices)
+  """A 1-D mesh with a 'data' axis over `devices` (default: every device of every process, `jax.devices()`;
+  one process: its local devices)."""
+  devices = jax.devices() if devices is None else list(devices)
   return Mesh(np.asarray(devices), ('data',))
 
 @functools.lru_cache(maxsize=64)
