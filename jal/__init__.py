@@ -7,7 +7,7 @@ The public API:
   inference     `predict`, `evaluate`, `make_mesh`, `Predictions`           (jal.predict)
   augmentation  `AugmentConfig`                                             (jal.augment)
   data          `load`, `load_splits`, `load_fashion_mnist`, `load_tfds`, `from_arrays`, `make_splits`,
-                `load_image_folder`, `Dataset`, `Splits`                     (jal.data)
+                `load_image_folder`, `Dataset`, `Splits`, `NpyPool` (pools larger than memory) (jal.data)
 Active learning lives in its modules: `jal.query` (strategies, queriers), `jal.loop` (the loop, policies,
 checkpointed resume), `jal.oracle` (simulated and human oracles), `jal.inas` (iNAS, active-iNAS), `jal.autoal`
 (AutoAL), `jal.checkpoint` (Orbax checkpoints of PyTrees), `jal.experiment` (configs -> resumable grids of runs),
@@ -19,6 +19,7 @@ from jal.augment import AugmentConfig
 from jal.data import (
     DEFAULT_DATASET,
     Dataset,
+    NpyPool,
     Splits,
     from_arrays,
     load,
@@ -36,7 +37,8 @@ from jal.train import TrainConfig, TrainResult, TrainState, train
 __version__ = '0.1.0'
 
 __all__ = [
-    'AugmentConfig', 'Architecture', 'DEFAULT_DATASET', 'Dataset', 'ModelConfig', 'ModelOutput', 'Predictions',
+    'AugmentConfig', 'Architecture', 'DEFAULT_DATASET', 'Dataset', 'ModelConfig', 'ModelOutput', 'NpyPool',
+    'Predictions',
     'ResNet', 'SearchSpace', 'Splits', 'TrainConfig', 'TrainResult', 'TrainState', 'build_model', 'evaluate',
     'from_arrays', 'load', 'load_fashion_mnist', 'load_image_folder', 'load_splits', 'load_tfds', 'make_mesh',
     'make_splits', 'parse_architecture', 'predict', 'register_block', 'train',

@@ -448,6 +448,49 @@ def load(name: str = DEFAULT_DATASET, split: str = 'train', data_dir: str | None
   return load_tfds(name, split, data_dir, download)
 
 
+class NpyPool:
+  """Random access to an [N, H, W, C] array in a .npy file, read chunk by chunk: a pool larger than memory.
+
+  Slicing returns those rows as a numpy array; the file is memory-mapped only for the read and unmapped again,
+  so no page stays resident in this process (what `np.load(mmap_mode='r')` alone would keep). Use it with
+  `jal.predict.predict(..., normalization=..., to_host=True)` and `jal.query.pool_inputs`.
+  """
+
+  def __init__(self, path: str):
+    self.path = path
+    array = np.load(path, mmap_mode='r')
+    self.shape, self.dtype = tuple(array.shape), array.dtype
+    del array
+    if len(self.shape) != 4:
+      raise ValueError(f'{path}: a pool file holds [N, H, W, C] images, got shape {self.shape}.')
+
+  ndim = 4
+
+  def __len__(self) -> int:
+    return self.shape[0]
+
+  def __getitem__(self, index) -> np.ndarray:
+    array = np.load(self.path, mmap_mode='r')
+    try:
+      return np.array(array[index])
+    finally:
+      del array
+
+
+def streaming_normalization_stats(images, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+  """`normalization_stats` of a pool read `chunk` rows at a time (float64 sums: exact enough at any N)."""
+  total = total_sq = 0.0
+  count = 0
+  for start in range(0, images.shape[0], chunk):
+    block = np.asarray(images[start:start + chunk], np.float64) / (255.0 if images.dtype == np.uint8 else 1.0)
+    total = total + block.sum(axis=(0, 1, 2))
+    total_sq = total_sq + (block**2).sum(axis=(0, 1, 2))
+    count += block.shape[0] * block.shape[1] * block.shape[2]
+  mean = total / count
+  std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+  return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+
+
 def normalization_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Per-channel mean and std [C] of [N, H, W, C] images scaled to [0, 1] when uint8."""
   scaled = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)

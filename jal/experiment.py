@@ -25,9 +25,9 @@ from collections.abc import Callable, Sequence
 
 import jax
 import ml_collections
-from jax.experimental import multihost_utils
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from jal import autoal as autoal_lib
 from jal import checkpoint, data, loop, query, report

@@ -41,12 +41,18 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   return Mesh(np.asarray(devices), ('data',))
 
 @functools.lru_cache(maxsize=64)
-def _compiled_forward(model, data_sharding):
-  def forward(variables, images):
+def _compiled_forward(model, data_sharding, scale=None, dtype=None):
+  """The eval-mode forward of one chunk; with `scale`, raw pixels are normalised on the device first:
+  (x / scale - mean) / std."""
+
+  def forward(variables, images, mean=None, std=None):
+    if scale is not None:
+      images = (images.astype(jnp.float32) / scale - mean) / std
     if data_sharding is not None:
       images = jax.lax.with_sharding_constraint(images, data_sharding)
     output = model.apply(variables, images, train=False)
-    return output.logits, jax.nn.softmax(output.logits), output.embedding
+    outputs = output.logits, jax.nn.softmax(output.logits), output.embedding
+    return outputs if dtype is None else tuple(x.astype(dtype) for x in outputs)
 
   return jax.jit(forward)
 
@@ -54,30 +60,57 @@ def _compiled_forward(model, data_sharding):
 def predict(
     model: nn.Module,
     variables: dict,
-    images: jax.Array | np.ndarray,
+    images,
     batch_size: int = 1024,
     mesh: Mesh | None = None,
+    normalization: tuple[np.ndarray, np.ndarray] | None = None,
+    to_host: bool = False,
+    dtype=None,
 ) -> Predictions:
   """Inference in eval mode over any number of images, one fixed-size chunk at a time.
 
-  Only one chunk's activations are alive at once; the last chunk is padded so nothing recompiles.
+  Only one chunk's activations are alive at once; the last chunk is padded so nothing recompiles. A pool larger
+  than memory streams: pass raw pixels from any random-access source (`jal.data.NpyPool`, an `np.memmap`) with
+  their `normalization`, and `to_host=True`, and only one chunk of pixels is ever read.
 
   Args:
     model: the network.
     variables: {'params', 'batch_stats'} of one model.
-    images: [N, H, W, C] float32, on the host or the device.
+    images: [N, H, W, C]: float32 normalised images on the host or the device; or, with `normalization`, raw
+      pixels (uint8 is scaled by 1/255 first) read chunk by chunk from anything that slices.
     batch_size: chunk size; rounded up to a multiple of the device count.
-    mesh: devices to shard each chunk over (default: all local devices).
+    mesh: devices to shard each chunk over (default: all devices).
+    normalization: (mean [C], std [C]) applied on the device to each chunk (`jal.data.normalization_stats`).
+    to_host: copy each chunk's outputs into host arrays as it comes (no [N]-sized device array).
+    dtype: the outputs' dtype (float16 halves them); default float32.
 
   Returns:
-    Predictions with logits and probs [N, C] and embeddings [N, D].
+    Predictions with logits and probs [N, C] and embeddings [N, D] (numpy arrays with `to_host`).
   """
-  if images.ndim != 4:
+  if len(images.shape) != 4:
     raise ValueError(f'images must be [N, H, W, C], got shape {images.shape}.')
   batch_size, data_sharding = _layout(mesh, batch_size)
-  forward = _compiled_forward(model, data_sharding)
-  outputs = [forward(variables, jnp.asarray(chunk, jnp.float32)) for chunk, _ in _chunks(images, batch_size)]
-  logits, probs, embeddings = (jnp.concatenate(parts)[:images.shape[0]] for parts in zip(*outputs))
+  stats = ()
+  scale = None
+  if normalization is not None:
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    stats = tuple(jnp.asarray(x, jnp.float32) for x in normalization)
+  forward = _compiled_forward(model, data_sharding, scale, None if dtype is None else jnp.dtype(dtype))
+  num_images = images.shape[0]
+  outputs = []
+  for start, (chunk, count) in zip(range(0, num_images, batch_size), _chunks(images, batch_size)):
+    chunk = jnp.asarray(chunk) if normalization is not None else jnp.asarray(chunk, jnp.float32)
+    parts = forward(variables, chunk, *stats)
+    if not to_host:
+      outputs.append(parts)
+      continue
+    if not outputs:  # Host arrays sized by the first chunk's outputs.
+      outputs = [np.empty((num_images, *p.shape[1:]), p.dtype) for p in parts]
+    for out, part in zip(outputs, jax.device_get(parts)):
+      out[start:start + count] = part[:count]
+  if to_host:
+    return Predictions(*outputs)
+  logits, probs, embeddings = (jnp.concatenate(parts)[:num_images] for parts in zip(*outputs))
   return Predictions(logits, probs, embeddings)
 
 

@@ -432,11 +432,15 @@ def pool_inputs(
     mc_passes: int = 100,
     batch_size: int = 1024,
     mc_rate: float | None = None,
+    normalization: tuple[np.ndarray, np.ndarray] | None = None,
+    dtype=None,
 ) -> QueryInputs:
   """Runs the model over the pool once and computes what `strategy` needs (probs, embeddings, MC statistics).
 
   `mc_rate` is the dropout rate of the MC passes (default: the model's own): MC-dropout is a query-time
-  operation, so a model trained without dropout can be queried with it.
+  operation, so a model trained without dropout can be queried with it. A pool larger than memory: `images` of
+  raw pixels from a random-access source (`jal.data.NpyPool`) with their `normalization` (mean, std); it is read
+  one chunk at a time and the outputs are gathered on the host, in `dtype` (float16 halves them).
   """
   from jal.predict import predict  # Local: keeps this module importable without the inference engine.
 
@@ -444,7 +448,8 @@ def pool_inputs(
   inputs = QueryInputs(jnp.asarray(unlabeled_mask), jnp.asarray(labeled_mask))
   if not spec.needs:
     return inputs
-  predictions = predict(model, variables, images, batch_size=batch_size)
+  predictions = predict(model, variables, images, batch_size=batch_size, normalization=normalization,
+                        to_host=normalization is not None, dtype=dtype)
   mc = (mc_dropout_stats(model, variables, predictions.embeddings, mc_passes, rng, mc_rate)
         if 'mc' in spec.needs else None)
   return inputs.replace(probs=predictions.probs, embeddings=predictions.embeddings, mc=mc)

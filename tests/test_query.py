@@ -214,3 +214,35 @@ def test_mc_dropout_runs_only_the_head_and_matches_explicit_passes():
   with pytest.raises(ValueError, match='dropout rate'):
     query.mc_dropout_stats(build_model(Architecture(1, 1), 3, ModelConfig(width=8)), variables, embeddings, 5,
                            jax.random.key(0))
+
+
+def test_a_pool_file_streams_through_scoring_and_selection_as_the_array_in_memory(tmp_path):
+  """Raw uint8 pixels from a .npy file, normalised on the device chunk by chunk, give the in-memory scores."""
+  from jal import data
+  rng = np.random.default_rng(0)
+  pixels = rng.integers(0, 256, (300, 8, 8, 1), dtype=np.uint8)
+  np.save(tmp_path / 'pool.npy', pixels)
+  pool = data.NpyPool(str(tmp_path / 'pool.npy'))
+  assert (len(pool), pool.shape, pool.dtype) == (300, (300, 8, 8, 1), np.uint8)
+  np.testing.assert_array_equal(pool[10:20], pixels[10:20])
+  mean, std = data.streaming_normalization_stats(pool, chunk=64)
+  np.testing.assert_allclose((mean, std), data.normalization_stats(pixels), rtol=1e-5)
+
+  model = build_model(Architecture(1, 1), 3, ModelConfig(width=4))
+  variables = init_variables(model, jax.random.key(0), (8, 8, 1))
+  normalised = ((pixels / 255.0 - mean) / std).astype(np.float32)
+  expected = predict(model, variables, normalised, batch_size=64)
+  streamed = predict(model, variables, pool, batch_size=64, normalization=(mean, std), to_host=True)
+  assert isinstance(streamed.probs, np.ndarray) and streamed.embeddings.shape == (300, 4)
+  np.testing.assert_allclose(streamed.probs, expected.probs, atol=1e-5)
+  half = predict(model, variables, pool, batch_size=64, normalization=(mean, std), to_host=True, dtype=np.float16)
+  assert half.embeddings.dtype == np.float16
+
+  labeled = np.zeros(300, bool)
+  labeled[:20] = True
+  for name in ('entropy', 'coreset', 'badge'):
+    in_memory = query.pool_inputs(name, model, variables, normalised, ~labeled, labeled, jax.random.key(1))
+    streaming = query.pool_inputs(name, model, variables, pool, ~labeled, labeled, jax.random.key(1),
+                                  batch_size=64, normalization=(mean, std))
+    np.testing.assert_array_equal(query.select(name, streaming, 10, jax.random.key(2)),
+                                  query.select(name, in_memory, 10, jax.random.key(2)))
