@@ -490,6 +490,7 @@ def run_round(
     progress = progress.replace(phase='train', train_state=train_state, record=_add_compiles({
         **progress.record, 'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
         'train/loss': train_loss, 'time/train': train_seconds, 'train/curve': result.curve(0),
+        'train/steps': result.history[0][-1]['step'],
         **inherited}, compiled))
     if on_phase is not None:
       on_phase(state, progress)

@@ -91,6 +91,33 @@ def architecture_trajectory(runs_by_strategy: Mapping[str, Sequence[Mapping[str,
   plt.close(figure)
 
 
+def aubc_vs_compute(points: Mapping[str, tuple[float, float, float]], path: str, title: str = '',
+                    xlabel: str = 'SGD steps per run (candidates + round models)') -> None:
+  """One point per method: its mean compute (log x) against its mean AUBC with a ± SE bar.
+
+  Args:
+    points: method -> (compute, AUBC mean, AUBC SE).
+  """
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
+  for name, (compute, mean, se) in points.items():
+    axes.errorbar([compute], [mean], yerr=[se], fmt='o', capsize=3, label=name)
+    axes.annotate(name, (compute, mean), textcoords='offset points', xytext=(4, 4), fontsize=7)
+  axes.set_xscale('log')
+  axes.set_xlabel(xlabel)
+  axes.set_ylabel('AUBC (test accuracy, mean ± SE)')
+  if title:
+    axes.set_title(title)
+  axes.grid(alpha=0.3, which='both')
+  figure.tight_layout()
+  figure.savefig(path)
+  plt.close(figure)
+
+
 def _mean_se_line(axes, name, runs):
   n = np.asarray(runs[0][0], np.float64)
   values = np.stack([np.asarray(a, np.float64) for _, a in runs])

@@ -14,7 +14,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from absl import logging
@@ -412,6 +412,11 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str,
   costs = search_cost_table(rows)
   if costs:
     table += '\nWhat each search spent on candidates per round (mean over rounds and seeds):\n\n' + costs
+    points = compute_points(rows, entries)
+    if points:  # Every search's AUBC against what it cost.
+      table += '\nAUBC against compute per run:\n\n' + compute_table(points, baseline_policy)
+      plots.aubc_vs_compute({k: (p['steps'], *p['aubc']) for k, p in points.items()},
+                            os.path.join(workdir, 'aubc_vs_compute.png'), title=title)
   weights = strategy_weights(rows)
   if weights:  # AutoAL: its paired differences, overhead, and the weight of every candidate per round.
     table += '\n' + paired_table(rows, 'autoal')
@@ -577,6 +582,39 @@ def search_cost_table(rows: Sequence[dict]) -> str:
     return ''
   return '\n'.join(['| policy | candidates / round | candidate SGD steps / round | candidate seconds / round | '
                      '(search + training) / training |', '|---|---|---|---|---|'] + lines) + '\n'
+
+
+def compute_points(rows: Sequence[dict], entries: Sequence[dict]) -> dict[str, dict]:
+  """Per method of a search grid: SGD steps and seconds per run (candidates + round models, summed over rounds,
+  mean over seeds) with its AUBC; only rows that record 'train/steps' (the round model's steps) count."""
+  points = {}
+  for entry in entries:
+    runs = {}
+    for r in rows:
+      if (r['policy'], r['strategy']) == (entry['policy'], entry['strategy']) and 'train/steps' in r:
+        steps, seconds = runs.get(r['seed'], (0, 0.0))
+        runs[r['seed']] = (steps + r['train/steps'] + r.get('nas/candidate_steps', 0),
+                           seconds + r['time/train'] + r['time/nas'])
+    if runs:
+      points[f"{entry['policy']} {entry['strategy']}"] = {
+          'steps': float(np.mean([v[0] for v in runs.values()])),
+          'seconds': float(np.mean([v[1] for v in runs.values()])), 'aubc': entry['aubc_mean_se'],
+          'entry': entry}
+  return points
+
+
+def compute_table(points: Mapping[str, dict], baseline_policy: str | Sequence[str] | None = None) -> str:
+  """AUBC against compute per method: SGD steps and seconds per run, and the paired AUBC difference to each
+  baseline policy (same strategy, paired seeds)."""
+  bases = baselines(baseline_policy)
+  lines = ['| method | AUBC | SGD steps / run | seconds / run | ' + ' | '.join(f'AUBC − {b}' for b in bases) + ' |',
+           '|---|---|---|---|' + '---|' * len(bases)]
+  for name, point in sorted(points.items(), key=lambda item: item[1]['steps']):
+    differences = [format_pm(point['entry']['aubc_minus'][b], signed=True) if b in point['entry']['aubc_minus']
+                   else '—' for b in bases]
+    lines.append(f"| {name} | {format_pm(point['aubc'])} | {point['steps']:,.0f} | {point['seconds']:,.0f} | "
+                 + ' | '.join(differences) + ' |')
+  return '\n'.join(lines) + '\n'
 
 
 def validation_study_tables(rows: Sequence[dict]) -> str:

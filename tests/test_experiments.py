@@ -123,6 +123,12 @@ def test_compare_nas_smoke_records_what_each_search_spent(tmp_path, fashion_mnis
   per_candidate = lambda r: r['nas/candidate_steps'] / r['nas/candidates']  # noqa: E731
   assert inherited and all(per_candidate(r) <= per_candidate(s) for r, s in zip(inherited, scratch))
   assert all('compile/events' in r and 'time/compile' in r for r in rows)
+  # AUBC against compute: per run, every round model's steps plus the candidates' (0 for the fixed architecture).
+  assert 'AUBC against compute per run' in summary and (tmp_path / 'aubc_vs_compute.png').stat().st_size > 0
+  fixed_steps = sum(r['train/steps'] for r in rows if r['policy'] == 'fixed:A(1,1)')
+  inas_steps = sum(r['train/steps'] + r['nas/candidate_steps'] for r in rows if r['policy'] == 'inas')
+  assert '| fixed:A(1,1) least_confidence | ' in summary and f'| {fixed_steps:,} |' in summary
+  assert f'| {inas_steps:,} |' in summary
 
 
 def test_inheritance_study_smoke(tmp_path, fashion_mnist):
