@@ -105,13 +105,13 @@ def main():
   print(f'{time.strftime("%Y-%m-%d")}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
         f'JAX {jax.__version__} ({jax.default_backend()}); budget {args.budget}, A(1,2) width 16, chunks of 4096.\n')
   print('| pool N | pool file | stats s | train on 1,000 s | score s (img/s) | entropy s | coreset s | BADGE s | '
-        'outputs on host | peak RSS |')
-  print('|---|---|---|---|---|---|---|---|---|---|')
+        'outputs on host | peak RSS after scoring | peak RSS |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|')
   for r in results:
     t = r['times']
     print(f"| {r['size']:,} | {r['pool_file_mib']:,.0f} MiB | {t['stats']:.1f} | {t['train']:.1f} | {t['score']:.1f} "
           f"({r['size'] / t['score']:,.0f}) | {t['entropy']:.2f} | {t['coreset']:.1f} | {t['badge']:.1f} | "
-          f"{r['outputs_mib']:.0f} MiB | {r['peak_mib']:,.0f} MiB |")
+          f"{r['outputs_mib']:.0f} MiB | {r['peaks']['score']:,.0f} MiB | {r['peak_mib']:,.0f} MiB |")
   if len(results) == 2:
     a, b = results
     ratio = b['size'] / a['size']

@@ -477,14 +477,16 @@ class NpyPool:
       del array
 
 
-def streaming_normalization_stats(images, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
-  """`normalization_stats` of a pool read `chunk` rows at a time (float64 sums: exact enough at any N)."""
+def streaming_normalization_stats(images, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+  """`normalization_stats` of a pool read `chunk` rows at a time (float64 sums: exact enough at any N; one
+  float32 copy of a chunk alive at a time)."""
   total = total_sq = 0.0
   count = 0
+  scale = 255.0 if images.dtype == np.uint8 else 1.0
   for start in range(0, images.shape[0], chunk):
-    block = np.asarray(images[start:start + chunk], np.float64) / (255.0 if images.dtype == np.uint8 else 1.0)
-    total = total + block.sum(axis=(0, 1, 2))
-    total_sq = total_sq + (block**2).sum(axis=(0, 1, 2))
+    block = np.asarray(images[start:start + chunk], np.float32) / scale
+    total = total + block.sum(axis=(0, 1, 2), dtype=np.float64)
+    total_sq = total_sq + np.square(block).sum(axis=(0, 1, 2), dtype=np.float64)
     count += block.shape[0] * block.shape[1] * block.shape[2]
   mean = total / count
   std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))

@@ -175,14 +175,17 @@ def _squared_distances(points: jax.Array, centre: jax.Array, sq_norms: jax.Array
 
 
 def min_squared_distances(
-    points: jax.Array, reference_mask: jax.Array, block_size: int = 256
+    points: jax.Array, reference_mask: jax.Array, block_size: int | None = None
 ) -> jax.Array:
   """[N] squared distance of each point to the nearest point where `reference_mask` holds (inf if none).
 
-  Streams the reference set in blocks of `block_size`: O(N * |ref|) time, O(N * block_size) memory, and never an
-  N x N matrix. The number of blocks follows the mask's count, so a small labelled set costs little.
+  Streams the reference set in blocks of `block_size` (default: 256, fewer for large N so that a block's
+  N x block distances stay within 2^24 floats): O(N * |ref|) time, O(N * block_size) memory, and never an N x N
+  matrix. The number of blocks follows the mask's count, so a small labelled set costs little.
   """
   n = points.shape[0]
+  if block_size is None:
+    block_size = max(1, min(256, (1 << 24) // max(n, 1)))  # 1M points: blocks of 16 (64 MiB), not 256 (1 GiB).
   block_size = min(block_size, n)
   num_blocks = -(-n // block_size)
   order = jnp.nonzero(reference_mask, size=num_blocks * block_size, fill_value=0)[0]
