@@ -78,21 +78,6 @@ def test_active_learning_binary_smoke_and_resumes(tmp_path, fashion_mnist):
   assert 'train.epochs: 2 -> 3' in refused.stderr
 
 
-def test_active_inas_main_job_smoke(tmp_path, fashion_mnist):
-  del fashion_mnist
-  completed = _run(['experiments/active_inas.py', '--config=experiments/configs/active_inas.py:smoke',
-                    '--config.seeds=0'], tmp_path)
-  assert completed.returncode == 0, completed.stderr[-3000:]
-  with open(tmp_path / 'rounds.jsonl') as f:
-    rows = [json.loads(line) for line in f]
-  assert [r['num_labeled'] for r in rows] == [20, 40, 60]
-  assert all(r['policy'] == 'inas' and any(k.startswith('nas/step0/') for k in r) for r in rows)
-  depths = [r['arch/depth'] for r in rows]
-  assert depths == sorted(depths)  # Capacity never shrinks.
-  assert 'round 2: 60 labels, A(' in completed.stderr
-  assert (tmp_path / 'architectures.png').stat().st_size > 0
-
-
 def test_compare_inas_smoke(tmp_path, fashion_mnist):
   del fashion_mnist
   completed = _run(['experiments/compare_inas.py', '--config=experiments/configs/compare_inas.py:smoke',

@@ -1,6 +1,9 @@
 """notebooks/active_inas.ipynb executed top to bottom at smoke scale, as Colab would run it (nbclient, a real
-Jupyter kernel): every cell must run and the results cell must show the learning curve."""
+Jupyter kernel): every cell must run and the results cell must show the learning curve. It runs the README's main
+job (experiments/configs/active_inas.py) through `jal.experiment.run`, so this is also that job's smoke test (the
+binary around the same call is tested with experiments/active_learning.py)."""
 
+import json
 import os
 
 import nbformat
@@ -23,4 +26,12 @@ def test_the_colab_notebook_runs_top_to_bottom_at_smoke_scale(tmp_path, monkeypa
   assert any('image/png' in o.get('data', {}) for o in outputs)  # The learning curve, inline.
   text = ''.join(o.get('text', '') for o in outputs)
   assert 'smoke scale' in text and 'round 2:' in text
-  assert os.path.exists(tmp_path / 'workdir' / 'rounds.jsonl')
+  with open(tmp_path / 'workdir' / 'rounds.jsonl') as f:
+    rows = [json.loads(line) for line in f]
+  assert all(r['policy'] == 'inas' and any(k.startswith('nas/step0/') for k in r) for r in rows)
+  for seed in {r['seed'] for r in rows}:
+    mine = [r for r in rows if r['seed'] == seed]
+    assert [r['num_labeled'] for r in mine] == [20, 40, 60]
+    depths = [r['arch/depth'] for r in mine]
+    assert depths == sorted(depths)  # Capacity never shrinks.
+  assert (tmp_path / 'workdir' / 'architectures.png').stat().st_size > 0
