@@ -12,16 +12,24 @@ made in one place, `choose_conv_impl`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
 from typing import Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-ConvImpl = Literal['auto', 'xla', 'im2col', 'shifted_matmul']
-CONV_IMPLS = ('auto', 'xla', 'im2col', 'shifted_matmul')
+ConvImpl = Literal['auto', 'tuned', 'xla', 'im2col', 'shifted_matmul']
+CONV_IMPLS = ('auto', 'tuned', 'xla', 'im2col', 'shifted_matmul')
+FORMULATIONS = ('xla', 'im2col', 'shifted_matmul')
 
 
 def choose_conv_impl(
@@ -43,7 +51,7 @@ def choose_conv_impl(
   if impl not in CONV_IMPLS:
     raise ValueError(f'Unknown conv_impl {impl!r}; valid: {CONV_IMPLS}.')
   if impl != 'auto':
-    return impl
+    return impl  # ('tuned' is resolved by `ConvTuner`, in `Conv`.)
   if backend != 'cpu':
     return 'xla'
   if kernel_size == 1:
@@ -53,6 +61,119 @@ def choose_conv_impl(
   if strides > 1 or max(height, width) <= 4:
     return 'im2col'
   return 'xla'
+
+
+def _median_seconds(run: Callable[[], object], repeats: int = 5) -> float:
+  """Median wall time of `run()` over `repeats` calls, after one warm-up call."""
+  jax.block_until_ready(run())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(run())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def _conv(impl: str, x, kernel, strides: int):
+  if impl == 'im2col':
+    return im2col_conv(x, kernel, strides)
+  if impl == 'shifted_matmul':
+    return shifted_matmul_conv(x, kernel, strides)
+  return lax.conv_general_dilated(x, kernel, (strides, strides), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _benchmark(impl: str, x_shape, kernel_shape, strides: int, training: bool) -> Callable[[], object]:
+  """A zero-argument call of one formulation, compiled: the forward pass, or with `training` the forward and
+  both gradients (input and kernel), as a training step needs them."""
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal(x_shape, np.float32)
+  kernel = rng.standard_normal(kernel_shape, np.float32) * 0.1
+  if training:
+    fn = jax.jit(jax.grad(lambda x, k: jnp.sum(_conv(impl, x, k, strides) ** 2), argnums=(0, 1)))
+  else:
+    fn = jax.jit(lambda x, k: _conv(impl, x, k, strides))
+  compiled = fn.lower(x, kernel).compile()
+  return lambda: compiled(x, kernel)
+
+
+@dataclasses.dataclass
+class ConvTuner:
+  """Picks each conv shape's fastest formulation by timing them on this machine at first use (as cuDNN's
+  benchmark mode does), and keeps the choice in a JSON file keyed by backend, device kind and shape.
+
+  Attributes:
+    path: the cache file (default `~/.cache/jal/conv_tuning.json`, or $JAL_CONV_TUNING_CACHE).
+    timer: (formulation, zero-argument call) -> seconds; tests inject one, so no test depends on this machine's
+      speed.
+    candidates: the formulations timed; accelerators time XLA's conv only unless given more.
+  """
+  path: str = ''
+  timer: Callable[[str, Callable[[], object]], float] = lambda impl, run: _median_seconds(run)
+  candidates: tuple[str, ...] | None = None
+  measured: int = 0  # How many shapes this tuner timed (rather than read from its cache).
+
+  def __post_init__(self):
+    self.path = os.path.expanduser(self.path or os.environ.get('JAL_CONV_TUNING_CACHE', '')
+                                   or os.path.join('~', '.cache', 'jal', 'conv_tuning.json'))
+    self._choices = None
+
+  def choices(self) -> dict[str, dict]:
+    if self._choices is None:
+      self._choices = {}
+      if os.path.exists(self.path):
+        with open(self.path, encoding='utf-8') as f:
+          self._choices = json.load(f)
+    return self._choices
+
+  @staticmethod
+  def key(backend: str, device_kind: str, x_shape, features: int, kernel_size: int, strides: int,
+          training: bool) -> str:
+    n, h, w, c = x_shape
+    return (f'{backend}|{device_kind}|{"train" if training else "infer"}|n{n} {h}x{w}x{c}->{features} '
+            f'k{kernel_size} s{strides}')
+
+  def choose(self, x_shape, features: int, kernel_size: int, strides: int, training: bool) -> str:
+    """The fastest formulation for this shape and direction: from the cache, or timed now and cached."""
+    device = jax.devices()[0]
+    key = self.key(device.platform, device.device_kind, x_shape, features, kernel_size, strides, training)
+    cached = self.choices().get(key)
+    if cached is not None:
+      return cached['choice']
+    candidates = self.candidates or (FORMULATIONS if device.platform == 'cpu' else ('xla',))
+    kernel_shape = (kernel_size, kernel_size, x_shape[-1], features)
+    with jax.ensure_compile_time_eval():  # Timed outside the model's trace, on concrete arrays.
+      seconds = {impl: self.timer(impl, _benchmark(impl, tuple(x_shape), kernel_shape, strides, training))
+                 for impl in candidates}
+    choice = min(seconds, key=seconds.get)
+    self.choices()[key] = {'choice': choice, 'seconds': seconds}
+    self.measured += 1
+    self._save()
+    return choice
+
+  def _save(self) -> None:
+    try:  # A read-only home only costs the next process a re-measurement.
+      os.makedirs(os.path.dirname(self.path) or '.', exist_ok=True)
+      with open(self.path + '.tmp', 'w', encoding='utf-8') as f:
+        json.dump(self.choices(), f, indent=1, sort_keys=True)
+      os.replace(self.path + '.tmp', self.path)
+    except OSError:
+      pass
+
+
+_TUNER: ConvTuner | None = None
+
+
+def conv_tuner() -> ConvTuner:
+  """The process's tuner (its cache file read once); `set_conv_tuner` replaces it (tests, other cache files)."""
+  global _TUNER
+  if _TUNER is None:
+    _TUNER = ConvTuner()
+  return _TUNER
+
+
+def set_conv_tuner(tuner: ConvTuner | None) -> None:
+  global _TUNER
+  _TUNER = tuner
 
 
 def _shifted_views(x: jax.Array, kernel_shape, strides: int) -> list[jax.Array]:
@@ -154,7 +275,9 @@ class Conv(nn.Module):
     kernel_size: side of the square kernel.
     strides: stride in both spatial dimensions.
     use_bias: add a per-channel bias (Keras' default, which the official active-iNAS model keeps before BN).
-    impl: 'auto' (see `choose_conv_impl`), 'xla', 'im2col' or 'shifted_matmul'.
+    impl: 'auto' (see `choose_conv_impl`), 'tuned' (the fastest measured on this machine, `ConvTuner`),
+      'xla', 'im2col' or 'shifted_matmul'.
+    training: with 'tuned', time forward and backward (training) or the forward alone (inference).
   """
 
   features: int
@@ -162,6 +285,7 @@ class Conv(nn.Module):
   strides: int = 1
   use_bias: bool = True
   impl: str = 'auto'
+  training: bool = True
   kernel_init: nn.initializers.Initializer = nn.initializers.variance_scaling(
       2.0, 'fan_out', 'normal'
   )
@@ -173,21 +297,13 @@ class Conv(nn.Module):
     kernel = self.param(
         'kernel', self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32
     )
-    impl = choose_conv_impl(
-        self.impl, jax.default_backend(), x.shape[1], x.shape[2], x.shape[3], k, self.strides
-    )
-    if impl == 'im2col':
-      y = im2col_conv(x, kernel, self.strides)
-    elif impl == 'shifted_matmul':
-      y = shifted_matmul_conv(x, kernel, self.strides)
+    if self.impl == 'tuned':  # Initialisation only needs the shapes: nothing to time.
+      impl = 'xla' if self.is_initializing() else conv_tuner().choose(
+          x.shape, self.features, k, self.strides, self.training)
     else:
-      y = lax.conv_general_dilated(
-          x,
-          kernel,
-          (self.strides, self.strides),
-          'SAME',
-          dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-      )
+      impl = choose_conv_impl(self.impl, jax.default_backend(), x.shape[1], x.shape[2], x.shape[3], k,
+                              self.strides)
+    y = _conv(impl, x, kernel, self.strides)
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
     return y

@@ -116,14 +116,14 @@ class ResNet(nn.Module):
     Returns:
       A ModelOutput with logits [N, C], embedding [N, D] and the stages if requested.
     """
-    conv = functools.partial(Conv, use_bias=self.conv_bias, impl=self.conv_impl)
+    conv = functools.partial(Conv, use_bias=self.conv_bias, impl=self.conv_impl, training=train)
     norm = functools.partial(
         nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-5
     )
     block = BLOCK_MODULES[self.arch.block]
     x = conv(self.width, 3, 1, name='stem_conv')(images)
     x = nn.relu(norm(name='stem_bn')(x))
-    x = max_pool(x, 3, 2, impl='xla' if self.conv_impl == 'xla' else 'auto')
+    x = max_pool(x, 3, 2, impl='xla' if self.conv_impl == 'xla' else 'auto')  # ('tuned': as 'auto'.)
     stages = [x]
     for stack, features in enumerate(self.arch.widths(self.width)):
       for index in range(self.arch.blocks):
@@ -145,7 +145,8 @@ class ModelConfig:
     width: base width (channels of the first stack; 64 in the paper).
     conv_bias: convolutions carry a bias (as the official code's).
     dropout_rate: rate of the dropout slot before the head, active in training and in MC-dropout passes.
-    conv_impl: the convolution formulation (`jal.layers.CONV_IMPLS`; 'auto' picks per backend and shape).
+    conv_impl: the convolution formulation (`jal.layers.CONV_IMPLS`; 'auto' picks per backend and shape by fixed
+      rules, 'tuned' by timing them on this machine, `jal.layers.ConvTuner`).
   """
 
   width: int = 64

@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from jax import lax
 
@@ -62,3 +63,55 @@ def test_max_pool_separable_equals_xla_values_and_gradients(size, window, stride
     return lambda x: jnp.sum(jnp.sin(max_pool(x, window, strides, impl)))
 
   chex.assert_trees_all_close(jax.grad(loss('separable'))(x), jax.grad(loss('xla'))(x), atol=1e-6)
+
+
+def test_tuned_convs_take_the_fastest_measured_formulation_per_shape_and_direction_and_cache_it(tmp_path):
+  """With an injected timer (no test depends on this machine's speed): the fastest formulation is chosen per
+  shape and direction, written to the cache file, and read back by the next process without timing."""
+  from jal import layers
+  from jal.models import ModelConfig, build_model, init_variables
+  from jal.search_space import Architecture
+  speed = {'train': {'xla': 3.0, 'im2col': 1.0, 'shifted_matmul': 2.0},
+           'infer': {'xla': 1.0, 'im2col': 3.0, 'shifted_matmul': 2.0}}
+  phase = ['train']  # Which table the fake timer reads: training first, then inference.
+  cache = str(tmp_path / 'tuning.json')
+  tuner = layers.ConvTuner(cache, timer=lambda impl, run: speed[phase[0]][impl])
+  layers.set_conv_tuner(tuner)
+  try:
+    model = build_model(Architecture(1, 1), 3, ModelConfig(width=4, conv_impl='tuned'))
+    reference = build_model(Architecture(1, 1), 3, ModelConfig(width=4, conv_impl='xla'))
+    variables = init_variables(reference, jax.random.key(0), (8, 8, 1))
+    images = jax.random.normal(jax.random.key(1), (4, 8, 8, 1))
+    assert tuner.measured == 0  # Initialising times nothing.
+    trained = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=['batch_stats'])[0].logits)(variables,
+                                                                                                    images)
+    train_keys = set(tuner.choices())
+    assert train_keys and all('|train|' in k for k in train_keys)
+    assert {v['choice'] for v in tuner.choices().values()} == {'im2col'}
+    phase[0] = 'infer'
+    logits = jax.jit(lambda v, x: model.apply(v, x, train=False).logits)(variables, images)
+    infer_keys = set(tuner.choices()) - train_keys
+    assert infer_keys and {tuner.choices()[k]['choice'] for k in infer_keys} == {'xla'}
+    np.testing.assert_allclose(logits, reference.apply(variables, images, train=False).logits, atol=1e-5)
+    np.testing.assert_allclose(
+        trained, reference.apply(variables, images, train=True, mutable=['batch_stats'])[0].logits, atol=1e-5)
+
+    def no_timing(impl, run):
+      raise AssertionError('a cached shape was timed again')
+
+    again = layers.ConvTuner(cache, timer=no_timing)  # A new process: the file answers.
+    layers.set_conv_tuner(again)
+    jax.jit(lambda v, x: model.apply(v, x, train=False).logits)(variables, images + 1)
+    assert again.measured == 0 and set(again.choices()) == train_keys | infer_keys
+  finally:
+    layers.set_conv_tuner(None)
+
+
+def test_the_real_timer_measures_every_cpu_formulation_of_a_shape(tmp_path):
+  """The measurement itself, on a tiny shape (what it chooses is not asserted: that is the machine's business)."""
+  from jal import layers
+  tuner = layers.ConvTuner(str(tmp_path / 'tuning.json'))
+  choice = tuner.choose((2, 6, 6, 3), 4, 3, 1, training=True)
+  (entry,) = tuner.choices().values()
+  assert choice == entry['choice'] and set(entry['seconds']) == set(layers.FORMULATIONS)
+  assert all(s > 0 for s in entry['seconds'].values())
