@@ -587,8 +587,8 @@ def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: n
     state, search_metrics = search_step(state, batch, keys[1], query_fraction, networks=networks)
     state, module_metrics = loss_module_step(state, batch, keys[2], networks=networks)
     metrics = {**fit_metrics, **search_metrics, **module_metrics}
-    if progress.active():  # A line per cycle when due (this fetches the cycle's scalars to the host).
-      with progress.task('AutoAL search'):
+    with progress.task('AutoAL search'):
+      if progress.due(cycle + 1, config.cycles):  # Only then are the cycle's scalars fetched from the device.
         progress.update(cycle + 1, config.cycles, {k.split('/')[-1]: float(v) for k, v in metrics.items()},
                         'cycle', time.perf_counter() - started)
   metrics.update({'autoal/batch_size': size, 'autoal/marks': count})

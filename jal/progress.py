@@ -53,6 +53,12 @@ class Reporter:
   writer: _EventWriter | None = None
   _last_line: dict[str, float] = dataclasses.field(default_factory=dict)
 
+  def due(self, task: str, done: int, total: int) -> bool:
+    """Whether `update` would show anything now (a line, or TensorBoard scalars): callers skip fetching their
+    metrics from the device otherwise."""
+    return (self.writer is not None or done >= total
+            or time.monotonic() - self._last_line.get(task, -math.inf) >= self.every_s)
+
   def update(self, task: str, done: int, total: int, metrics: dict[str, float], unit: str = 'step',
              elapsed_s: float | None = None, examples: int | None = None, epoch: int | None = None) -> str | None:
     """Logs one line (when due) and writes the scalars; returns the line, or None when none was due."""
@@ -118,6 +124,12 @@ def current_task() -> str:
 def active() -> bool:
   """Whether anyone listens (a `reporting` context is open): trainers skip the bookkeeping otherwise."""
   return _REPORTER.get() is not None
+
+
+def due(done: int, total: int) -> bool:
+  """Whether the current task's progress at `done` of `total` would be shown (False outside `reporting`)."""
+  reporter = _REPORTER.get()
+  return reporter is not None and reporter.due(current_task(), done, total)
 
 
 def update(done: int, total: int, metrics: dict[str, float], unit: str = 'step', elapsed_s: float | None = None,

@@ -53,3 +53,11 @@ def test_quiet_outside_reporting(tiny_problem, caplog):
   result = _train(tiny_problem)
   assert not _lines(caplog) and not progress.active()
   assert [e['epoch'] for e in result.curve(0)] == [1, 2, 3]
+
+
+def test_due_says_when_a_line_would_show():
+  assert not progress.due(1, 10)  # Nobody listens.
+  with progress.reporting(every_s=3600), progress.task('search'):
+    assert progress.due(1, 10)  # Never reported before.
+    progress.update(1, 10, {'loss': 1.0})
+    assert not progress.due(2, 10) and progress.due(10, 10)  # Throttled, but the last one always shows.
