@@ -193,8 +193,10 @@ def _build(arch, *, num_classes, config):
 
 @functools.partial(jax.jit, static_argnames=('model', 'image_shape'))
 def init_variables(model: ResNet, rng: jax.Array, image_shape: tuple[int, int, int]) -> dict:
-  """Initialises {'params', 'batch_stats'} for images of shape [H, W, C] (jitted: run eagerly, each of the
-  initialisers' ops compiles on its own, ~20 s for a small network on CPU)."""
+  """Initialises {'params', 'batch_stats'} for images of shape [H, W, C]. Inside `jax.jit` (training's own init)
+  it is traced; called eagerly, each initialiser op dispatches on its own (seconds on the CPU). Not jitted here:
+  a jitted init rounds some weights an ulp differently on some shapes, and committed AutoAL rows (FitNet,
+  SearchNet) depend on these exact values."""
   return model.init(rng, jnp.zeros((1, *image_shape), jnp.float32), train=False)
 
 
