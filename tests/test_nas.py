@@ -67,7 +67,7 @@ def test_grid_search_evaluates_every_architecture_and_keeps_the_best(monkeypatch
 
 
 def test_random_search_draws_distinct_architectures_by_the_key(monkeypatch):
-  recorder = Recorder()
+  recorder = Recorder(SMALL_IS_BEST)
   _run(nas.random_policy(inas.INASConfig(space=SPACE), num_candidates=3), recorder, monkeypatch)
   for start in range(0, len(recorder.calls), 3):
     assert len({a for a, _, _ in recorder.calls[start:start + 3]}) == 3
