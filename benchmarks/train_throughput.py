@@ -56,7 +56,15 @@ def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
     out = forward(state.variables, infer_images)
   jax.block_until_ready(out)
   infer_ips = infer_steps * infer_batch / (time.perf_counter() - start)
-  return {'train_ips': train_ips, 'infer_ips': infer_ips, 'compile_s': compile_seconds}
+  out = {'train_ips': train_ips, 'infer_ips': infer_ips, 'compile_s': compile_seconds}
+  if conv_impl == 'tuned':  # Which formulation the tuner took for this model's convs, per direction.
+    from jal import layers
+    used = layers.conv_tuner().used
+    for direction in ('train', 'infer'):
+      chosen = [c for k, c in used.items() if f'|{direction}|' in k]
+      out[f'{direction}_choice'] = ' '.join(f'{impl} {chosen.count(impl)}' for impl in layers.FORMULATIONS
+                                            if chosen.count(impl))
+  return out
 
 
 def _torch_worker(arch, width, batch, steps, infer_batch):
@@ -141,6 +149,19 @@ def _seeds_worker(arch, width, batch, steps):
   return out
 
 
+def _cpu_model() -> str:
+  """The CPU's model name (Linux), else the platform's processor string."""
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  import platform
+  return platform.processor() or platform.machine()
+
+
 def _in_subprocess(kind, **kwargs):
   command = [sys.executable, __file__, '--worker', json.dumps({'kind': kind, **kwargs})]
   completed = subprocess.run(command, capture_output=True, text=True)
@@ -163,7 +184,8 @@ def main():
   parser.add_argument('--batch', type=int, default=128)
   parser.add_argument('--infer-batch', type=int, default=1024)
   parser.add_argument('--steps', type=int, default=20)
-  parser.add_argument('--impls', default='auto,xla', help='conv formulations to time for JAX')
+  parser.add_argument('--impls', default='auto,tuned,xla', help="conv formulations to time for JAX ('tuned': "
+                      'per shape, timed on this machine and cached in ~/.cache/jal/conv_tuning.json)')
   parser.add_argument('--seed-width', type=int, default=16, help='width for the vmap-vs-sequential timing')
   parser.add_argument('--worker', help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -179,31 +201,40 @@ def main():
     torch_version = torch.__version__
   except ImportError:
     torch_version = None
-  print(f'# jal train/infer throughput: JAX {jax.__version__} ({jax.default_backend()}), PyTorch '
-        f'{torch_version or "not installed"}, {os.cpu_count()} CPUs, 28x28x1, width {args.width}, '
-        f'batch {args.batch}, inference batch {args.infer_batch}')
+  print(f'# jal train/infer throughput, {time.strftime("%Y-%m-%d")}, {_cpu_model()}: JAX {jax.__version__} '
+        f'({jax.default_backend()}), PyTorch {torch_version or "not installed"}, {os.cpu_count()} CPUs, 28x28x1, '
+        f'width {args.width}, batch {args.batch}, inference batch {args.infer_batch}')
   archs = [tuple(int(v) for v in a.split(',')) for a in args.archs.split(';')]
   impls = args.impls.split(',')
   header = ['arch']
   for impl in impls:
     header += [f'JAX[{impl}] train', f'JAX[{impl}] infer', f'JAX[{impl}] compile s', f'JAX[{impl}] MiB']
-  header += ['PyTorch train', 'PyTorch infer', 'PyTorch MiB']
+  header += ['PyTorch train', 'PyTorch infer', 'PyTorch MiB', 'best JAX / PyTorch train', 'best JAX / PyTorch infer']
+  if 'tuned' in impls:
+    header += ['tuned: train formulations', 'tuned: infer formulations']
   print('| ' + ' | '.join(header) + ' |')
   print('|' + '---|' * len(header))
   for arch in archs:
     row = [f'A({arch[0]},{arch[1]})']
+    results = {}
     for impl in impls:
-      r = _in_subprocess('jax', arch=arch, width=args.width, batch=args.batch, steps=args.steps,
-                         infer_batch=args.infer_batch, conv_impl=impl)
+      r = results[impl] = _in_subprocess('jax', arch=arch, width=args.width, batch=args.batch, steps=args.steps,
+                                         infer_batch=args.infer_batch, conv_impl=impl)
       row += ([f"{r['train_ips']:.0f}", f"{r['infer_ips']:.0f}", f"{r['compile_s']:.1f}",
                f"{r['peak_rss_mib']:.0f}"] if 'error' not in r else [r['error'][:40]] * 4)
-    if torch_version:
-      r = _in_subprocess('torch', arch=arch, width=args.width, batch=args.batch, steps=args.steps,
-                         infer_batch=args.infer_batch)
-      row += ([f"{r['train_ips']:.0f}", f"{r['infer_ips']:.0f}", f"{r['peak_rss_mib']:.0f}"]
-              if 'error' not in r else [r['error'][:40]] * 3)
+    ok = [r for r in results.values() if 'error' not in r]
+    torch_result = (_in_subprocess('torch', arch=arch, width=args.width, batch=args.batch, steps=args.steps,
+                                   infer_batch=args.infer_batch) if torch_version else {'error': '-'})
+    if 'error' not in torch_result:
+      t = torch_result
+      row += [f"{t['train_ips']:.0f}", f"{t['infer_ips']:.0f}", f"{t['peak_rss_mib']:.0f}"]
+      row += ([f"{max(r['train_ips'] for r in ok) / t['train_ips']:.2f}",
+               f"{max(r['infer_ips'] for r in ok) / t['infer_ips']:.2f}"] if ok else ['-', '-'])
     else:
-      row += ['-'] * 3
+      row += [torch_result['error'][:40]] * 3 + ['-', '-']
+    if 'tuned' in impls:
+      tuned = results['tuned']
+      row += [tuned.get('train_choice', '-'), tuned.get('infer_choice', '-')]
     print('| ' + ' | '.join(row) + ' |', flush=True)
 
   print(f'\n# 3 seeds of A(1,2), width {args.seed_width}, {args.steps} steps of batch {args.batch} each '

@@ -111,6 +111,7 @@ class ConvTuner:
   timer: Callable[[str, Callable[[], object]], float] = lambda impl, run: _median_seconds(run)
   candidates: tuple[str, ...] | None = None
   measured: int = 0  # How many shapes this tuner timed (rather than read from its cache).
+  used: dict[str, str] = dataclasses.field(default_factory=dict)  # Key -> choice of every shape asked for here.
 
   def __post_init__(self):
     self.path = os.path.expanduser(self.path or os.environ.get('JAL_CONV_TUNING_CACHE', '')
@@ -138,6 +139,7 @@ class ConvTuner:
     key = self.key(device.platform, device.device_kind, x_shape, features, kernel_size, strides, training)
     cached = self.choices().get(key)
     if cached is not None:
+      self.used[key] = cached['choice']
       return cached['choice']
     candidates = self.candidates or (FORMULATIONS if device.platform == 'cpu' else ('xla',))
     kernel_shape = (kernel_size, kernel_size, x_shape[-1], features)
@@ -147,6 +149,7 @@ class ConvTuner:
     choice = min(seconds, key=seconds.get)
     self.choices()[key] = {'choice': choice, 'seconds': seconds}
     self.measured += 1
+    self.used[key] = choice
     self._save()
     return choice
 
