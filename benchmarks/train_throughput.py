@@ -151,14 +151,12 @@ def _seeds_worker(arch, width, batch, steps):
 
 def _cpu_model() -> str:
   """The CPU's model name (Linux), else the platform's processor string."""
-  try:
+  import platform
+  if os.path.exists('/proc/cpuinfo'):
     with open('/proc/cpuinfo', encoding='utf-8') as f:
       for line in f:
         if line.startswith('model name'):
           return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  import platform
   return platform.processor() or platform.machine()
 
 

@@ -25,6 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 from jax import lax
 
 ConvImpl = Literal['auto', 'tuned', 'xla', 'im2col', 'shifted_matmul']
@@ -154,13 +155,14 @@ class ConvTuner:
     return choice
 
   def _save(self) -> None:
-    try:  # A read-only home only costs the next process a re-measurement.
+    try:
       os.makedirs(os.path.dirname(self.path) or '.', exist_ok=True)
       with open(self.path + '.tmp', 'w', encoding='utf-8') as f:
         json.dump(self.choices(), f, indent=1, sort_keys=True)
       os.replace(self.path + '.tmp', self.path)
-    except OSError:
-      pass
+    except OSError as error:  # A read-only home only costs the next process a re-measurement.
+      logging.warning('Conv tuning cache %s not written (%s): the next process times these shapes again.',
+                      self.path, error)
 
 
 _TUNER: ConvTuner | None = None
