@@ -67,6 +67,75 @@ def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
   return out
 
 
+def _profile_worker(arch, width, batch, steps, conv_impl):
+  """Share of one training step per component, each timed alone at the shapes the model gives it (compiled,
+  median of `steps` calls): conv forward, conv backward (forward+backward less forward), BatchNorm forward and
+  backward, the stem's max-pool forward and backward, the optimizer update; 'rest' is the step less their sum
+  (ReLUs, residual adds, the head and loss, and what XLA fuses across layers; negative when fusion wins)."""
+  import flax.linen as nn
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  import optax
+
+  import jal
+  from jal import layers
+
+  train_lib = importlib.import_module('jal.train')
+  model = jal.build_model(jal.Architecture(*arch), 10, jal.ModelConfig(width=width, conv_impl=conv_impl))
+  config = jal.TrainConfig(augment=jal.AugmentConfig(flip=False, shift=0))
+  tx = train_lib.make_optimizer(config, 1000)
+  state = train_lib.create_train_state(model, tx, jax.random.key(0), (28, 28, 1))
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.normal(size=(batch, 28, 28, 1)), jnp.float32)
+  labels = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)
+  convs, norms = [], []
+
+  def record(next_fun, args, kwargs, context):  # Every Conv's and BatchNorm's input shape, in call order.
+    if context.method_name == '__call__' and isinstance(context.module, layers.Conv):
+      m = context.module
+      convs.append((args[0].shape, m.features, m.kernel_size, m.strides))
+    elif context.method_name == '__call__' and isinstance(context.module, nn.BatchNorm):
+      norms.append(args[0].shape)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(record):
+    jax.eval_shape(lambda v, x: model.apply(v, x, train=True, mutable=['batch_stats']), state.variables, images)
+
+  def median(fn, *args):
+    compiled = jax.jit(fn).lower(*args).compile()
+    return layers._median_seconds(lambda: compiled(*args), repeats=steps)
+
+  step = jax.jit(lambda s, x, y, k: train_lib.train_step(s, x, y, k, model=model, tx=tx,
+                                                        augment_config=config.augment))
+  total = median(lambda s, x, y, k: step(s, x, y, k)[1]['train/loss'], state, images, labels, jax.random.key(1))
+  shares = {'conv forward': 0.0, 'conv backward': 0.0, 'BatchNorm': 0.0, 'pooling': 0.0, 'optimizer': 0.0}
+  for x_shape, features, k, s in convs:
+    impl = (layers.conv_tuner().choose(x_shape, features, k, s, True) if conv_impl == 'tuned' else
+            layers.choose_conv_impl(conv_impl, jax.default_backend(), x_shape[1], x_shape[2], x_shape[3], k, s))
+    x = jnp.asarray(rng.normal(size=x_shape), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(k, k, x_shape[-1], features)) * 0.1, jnp.float32)
+    forward = median(lambda x, w, impl=impl, s=s: layers._conv(impl, x, w, s), x, kernel)
+    both = median(jax.grad(lambda x, w, impl=impl, s=s: jnp.sum(layers._conv(impl, x, w, s) ** 2),
+                           argnums=(0, 1)), x, kernel)
+    shares['conv forward'] += forward
+    shares['conv backward'] += max(both - forward, 0.0)
+  for shape in norms:
+    bn = nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5)
+    x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    v = bn.init(jax.random.key(0), x)
+    shares['BatchNorm'] += median(jax.grad(lambda p, x: jnp.sum(bn.apply(
+        {**v, 'params': p}, x, mutable=['batch_stats'])[0] ** 2), argnums=(0, 1)), v['params'], x)
+  pool_impl = 'xla' if conv_impl == 'xla' else 'auto'
+  x = jnp.asarray(rng.normal(size=norms[0]), jnp.float32)
+  shares['pooling'] = median(jax.grad(lambda x: jnp.sum(layers.max_pool(x, 3, 2, impl=pool_impl) ** 2)), x)
+  grads = jax.tree_util.tree_map(jnp.ones_like, state.params)
+  shares['optimizer'] = median(lambda g, o, p: optax.apply_updates(p, tx.update(g, o, p)[0]),
+                               grads, state.opt_state, state.params)
+  shares['rest'] = total - sum(shares.values())
+  return {'step_ms': total * 1e3, 'shares': {k: v / total for k, v in shares.items()}}
+
+
 def _torch_worker(arch, width, batch, steps, infer_batch):
   import torch
   from torch import nn
@@ -170,7 +239,8 @@ def _in_subprocess(kind, **kwargs):
 
 def _worker_main(spec):
   kind = spec.pop('kind')
-  result = {'jax': _jax_worker, 'torch': _torch_worker, 'seeds': _seeds_worker}[kind](**spec)
+  result = {'jax': _jax_worker, 'torch': _torch_worker, 'seeds': _seeds_worker,
+            'profile': _profile_worker}[kind](**spec)
   result['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   print(json.dumps(result))
 
@@ -212,6 +282,7 @@ def main():
     header += ['tuned: train formulations', 'tuned: infer formulations']
   print('| ' + ' | '.join(header) + ' |')
   print('|' + '---|' * len(header))
+  worst = None  # (best JAX / PyTorch train ratio, arch, the best JAX formulation) of the slowest row.
   for arch in archs:
     row = [f'A({arch[0]},{arch[1]})']
     results = {}
@@ -228,12 +299,26 @@ def main():
       row += [f"{t['train_ips']:.0f}", f"{t['infer_ips']:.0f}", f"{t['peak_rss_mib']:.0f}"]
       row += ([f"{max(r['train_ips'] for r in ok) / t['train_ips']:.2f}",
                f"{max(r['infer_ips'] for r in ok) / t['infer_ips']:.2f}"] if ok else ['-', '-'])
+      if ok:
+        best = max((r for r in results.items() if 'error' not in r[1]), key=lambda r: r[1]['train_ips'])
+        ratio = best[1]['train_ips'] / t['train_ips']
+        worst = min(worst or (ratio, arch, best[0]), (ratio, arch, best[0]))
     else:
       row += [torch_result['error'][:40]] * 3 + ['-', '-']
     if 'tuned' in impls:
       tuned = results['tuned']
       row += [tuned.get('train_choice', '-'), tuned.get('infer_choice', '-')]
     print('| ' + ' | '.join(row) + ' |', flush=True)
+
+  if worst is not None:
+    ratio, arch, impl = worst
+    p = _in_subprocess('profile', arch=arch, width=args.width, batch=args.batch, steps=args.steps, conv_impl=impl)
+    if 'error' in p:
+      print('\nprofile failed:', p['error'])
+    else:
+      shares = ', '.join(f'{name} {share:.0%}' for name, share in p['shares'].items())
+      print(f"\n# profile of the worst row, A({arch[0]},{arch[1]}) with JAX[{impl}] ({ratio:.2f}x PyTorch): step "
+            f"{p['step_ms']:.0f} ms; each component timed alone at its shapes: {shares}")
 
   print(f'\n# 3 seeds of A(1,2), width {args.seed_width}, {args.steps} steps of batch {args.batch} each '
         '(compile excluded)')

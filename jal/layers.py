@@ -83,6 +83,30 @@ def _conv(impl: str, x, kernel, strides: int):
   return lax.conv_general_dilated(x, kernel, (strides, strides), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def split_conv(x: jax.Array, kernel: jax.Array, strides: int, forward: str, input_grad: str,
+               kernel_grad: str) -> jax.Array:
+  """`_conv(forward, x, kernel, strides)` whose gradients with respect to `x` and to `kernel` are each computed
+  by the transpose of its own formulation (all formulations compute the same function, so the gradients are
+  the same up to float rounding): the backward pass's two convolutions, which cost the most on the CPU, each
+  take whichever formulation is fastest for them."""
+  return _conv(forward, x, kernel, strides)
+
+
+def _split_conv_fwd(x, kernel, strides, forward, input_grad, kernel_grad):
+  return _conv(forward, x, kernel, strides), (x, kernel)
+
+
+def _split_conv_bwd(strides, forward, input_grad, kernel_grad, residuals, g):
+  x, kernel = residuals
+  dx = jax.vjp(lambda x: _conv(input_grad, x, kernel, strides), x)[1](g)[0]
+  dk = jax.vjp(lambda k: _conv(kernel_grad, x, k, strides), kernel)[1](g)[0]
+  return dx, dk
+
+
+split_conv.defvjp(_split_conv_fwd, _split_conv_bwd)
+
+
 def _benchmark(impl: str, x_shape, kernel_shape, strides: int, training: bool) -> Callable[[], object]:
   """A zero-argument call of one formulation, compiled: the forward pass, or with `training` the forward and
   both gradients (input and kernel), as a training step needs them."""

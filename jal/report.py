@@ -546,24 +546,37 @@ def study_records(rows: Sequence[dict]) -> list[dict]:
 
 def inheritance_study_table(rows: Sequence[dict]) -> str:
   """From 'inheritance_study' rows: per inherited premature schedule, how often its choice equals the
-  from-scratch choice (mean ± SE over seeds of the per-seed rate, rounds with a previous model), and its SGD steps
-  against the from-scratch candidates'."""
+  from-scratch choice, against a uniform pick among the candidates; the regret of its choice (the from-scratch
+  validation error of the architecture it picked less that of the from-scratch choice), against a uniform pick's
+  expected regret; and its SGD steps against the from-scratch candidates'. Mean ± SE over seeds of per-seed means,
+  rounds with a previous model."""
   fractions = sorted({k.split('/')[1] for r in rows for k in r if k.startswith('inherit_study/') and
                       k.endswith('/chosen') and k != 'inherit_study/scratch/chosen'}, key=float)
   if not fractions:
     return ''
+
+  def summary(by_seed):
+    rates = [float(np.mean(v)) for v in by_seed.values()]
+    return format_pm(metrics.mean_se(rates), 3) if len(rates) > 1 else f'{rates[0]:.3f}'
+
   lines = ['| inherited schedule (fraction of the round\'s) | rounds | agrees with the from-scratch choice | '
-           'candidate steps, inherited / from scratch |', '|---|---|---|---|']
+           'a uniform pick agrees | regret of its choice (validation error) | a uniform pick\'s regret | '
+           'candidate steps, inherited / from scratch |', '|---|---|---|---|---|---|---|']
   for fraction in fractions:
     key = f'inherit_study/{fraction}'
     mine = [r for r in rows if f'{key}/chosen' in r]
-    by_seed = collections.defaultdict(list)
+    agree, chance, regret, uniform = (collections.defaultdict(list) for _ in range(4))
     for r in mine:
-      by_seed[(r['policy'], r['strategy'], r['seed'])].append(r[f'{key}/chosen'] == r['inherit_study/scratch/chosen'])
-    rates = [float(np.mean(v)) for v in by_seed.values()]
-    agreement = format_pm(metrics.mean_se(rates), 3) if len(rates) > 1 else f'{rates[0]:.3f}'
+      run = (r['policy'], r['strategy'], r['seed'])
+      scratch = {k[len('nas/step0/'):]: v for k, v in r.items() if k.startswith('nas/step0/')}
+      best = scratch[r['inherit_study/scratch/chosen']]
+      agree[run].append(r[f'{key}/chosen'] == r['inherit_study/scratch/chosen'])
+      chance[run].append(1 / len(scratch))
+      regret[run].append(scratch[r[f'{key}/chosen']] - best)
+      uniform[run].append(float(np.mean(list(scratch.values()))) - best)
     ratio = np.sum([r[f'{key}/steps'] for r in mine]) / max(1, np.sum([r['nas/candidate_steps'] for r in mine]))
-    lines.append(f'| {fraction} | {len(mine)} | {agreement} | {ratio:.3f} |')
+    lines.append(f'| {fraction} | {len(mine)} | {summary(agree)} | {summary(chance)} | {summary(regret)} | '
+                 f'{summary(uniform)} | {ratio:.3f} |')
   return '\n'.join(lines) + '\n'
 
 

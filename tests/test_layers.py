@@ -33,6 +33,22 @@ def test_formulations_agree_with_xla(formulation, size, c_in, c_out, kernel_size
   chex.assert_trees_all_close(grads, expected, atol=1e-3, rtol=1e-4)
 
 
+@pytest.mark.parametrize('passes', [('xla', 'im2col', 'shifted_matmul'), ('im2col', 'shifted_matmul', 'xla'),
+                                    ('shifted_matmul', 'xla', 'im2col')])
+@pytest.mark.parametrize('size, c_in, c_out, kernel_size, strides', [(7, 3, 5, 3, 1), (7, 4, 6, 3, 2),
+                                                                     (5, 4, 6, 1, 2)])
+def test_split_conv_takes_each_pass_from_its_formulation_with_the_same_values_and_gradients(
+    passes, size, c_in, c_out, kernel_size, strides):
+  from jal.layers import split_conv
+  x = jax.random.normal(jax.random.key(0), (3, size, size, c_in))
+  kernel = jax.random.normal(jax.random.key(1), (kernel_size, kernel_size, c_in, c_out))
+  chex.assert_trees_all_close(split_conv(x, kernel, strides, *passes), _xla(x, kernel, strides), atol=1e-4,
+                              rtol=1e-4)
+  grads = jax.grad(lambda x, k: jnp.sum(jnp.sin(split_conv(x, k, strides, *passes))), argnums=(0, 1))(x, kernel)
+  expected = jax.grad(lambda x, k: jnp.sum(jnp.sin(_xla(x, k, strides))), argnums=(0, 1))(x, kernel)
+  chex.assert_trees_all_close(grads, expected, atol=1e-3, rtol=1e-4)
+
+
 @pytest.mark.parametrize('impl', ['xla', 'im2col', 'shifted_matmul'])
 def test_conv_module_impls_share_parameters(impl):
   x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))

@@ -120,3 +120,17 @@ def test_ablation_table_pairs_each_variant_with_the_reference_by_seed():
     r.update({'autoal/weight/a': 0.5 + 0.3 * r['round'], 'autoal/weight/b': 0.5 - 0.3 * r['round']})
   line = report.ablation_table(reference, {'v': variant}).splitlines()[3]
   assert line.endswith('| 0.650 ± 0.000 | 0.300 ± 0.000 |')
+
+
+def test_inheritance_study_table_scores_agreement_and_regret_against_a_uniform_pick():
+  def row(seed, errors, scratch, inherited):
+    r = {'policy': 'inheritance_study', 'strategy': 'lc', 'seed': seed, 'nas/candidate_steps': 100,
+         'inherit_study/scratch/chosen': scratch, 'inherit_study/0.25/chosen': inherited,
+         'inherit_study/0.25/steps': 25}
+    r.update({f'nas/step0/{a}': e for a, e in errors.items()})
+    return r
+  errors = {'A(1,1)': 0.2, 'A(2,1)': 0.3, 'A(1,2)': 0.4}                 # A uniform pick's regret: 0.1.
+  rows = [row(0, errors, 'A(1,1)', 'A(1,1)'), row(0, errors, 'A(1,1)', 'A(1,2)'),  # Seed 0: agrees 1/2, regret 0.1.
+          row(1, errors, 'A(1,1)', 'A(1,1)'), row(1, errors, 'A(1,1)', 'A(1,1)')]  # Seed 1: 1, 0.
+  line = report.inheritance_study_table(rows).splitlines()[2]
+  assert line == ('| 0.25 | 4 | 0.750 ± 0.250 | 0.333 ± 0.000 | 0.050 ± 0.050 | 0.100 ± 0.000 | 0.250 |')
