@@ -76,6 +76,10 @@ def _median_seconds(run: Callable[[], object], repeats: int = 5) -> float:
 
 
 def _conv(impl: str, x, kernel, strides: int):
+  """The convolution in formulation `impl`: one of FORMULATIONS, or 'split:<forward>/<input grad>/<kernel grad>'
+  (`split_conv`)."""
+  if impl.startswith('split:'):
+    return split_conv(x, kernel, strides, *impl[len('split:'):].split('/'))
   if impl == 'im2col':
     return im2col_conv(x, kernel, strides)
   if impl == 'shifted_matmul':
@@ -107,16 +111,23 @@ def _split_conv_bwd(strides, forward, input_grad, kernel_grad, residuals, g):
 split_conv.defvjp(_split_conv_fwd, _split_conv_bwd)
 
 
-def _benchmark(impl: str, x_shape, kernel_shape, strides: int, training: bool) -> Callable[[], object]:
+def _benchmark(impl: str, x_shape, kernel_shape, strides: int, training: bool,
+               part: str = '') -> Callable[[], object]:
   """A zero-argument call of one formulation, compiled: the forward pass, or with `training` the forward and
-  both gradients (input and kernel), as a training step needs them."""
+  both gradients (input and kernel), as a training step needs them; or one `part` alone: 'fwd', 'dx' (the input
+  gradient) or 'dk' (the kernel gradient), for `split_conv`."""
   rng = np.random.default_rng(0)
   x = rng.standard_normal(x_shape, np.float32)
   kernel = rng.standard_normal(kernel_shape, np.float32) * 0.1
-  if training:
-    fn = jax.jit(jax.grad(lambda x, k: jnp.sum(_conv(impl, x, k, strides) ** 2), argnums=(0, 1)))
+  conv = functools.partial(_conv, impl, strides=strides)
+  if part == 'dx':
+    fn = jax.jit(lambda x, k: jax.vjp(lambda x: conv(x, k), x)[1](jnp.ones_like(conv(x, k)))[0])
+  elif part == 'dk':
+    fn = jax.jit(lambda x, k: jax.vjp(lambda k: conv(x, k), k)[1](jnp.ones_like(conv(x, k)))[0])
+  elif training and part != 'fwd':
+    fn = jax.jit(jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2), argnums=(0, 1)))
   else:
-    fn = jax.jit(lambda x, k: _conv(impl, x, k, strides))
+    fn = jax.jit(conv)
   compiled = fn.lower(x, kernel).compile()
   return lambda: compiled(x, kernel)
 
@@ -126,10 +137,15 @@ class ConvTuner:
   """Picks each conv shape's fastest formulation by timing them on this machine at first use (as cuDNN's
   benchmark mode does), and keeps the choice in a JSON file keyed by backend, device kind and shape.
 
+  For training it also times each formulation's forward, input gradient and kernel gradient alone and, when
+  the fastest of each are not one formulation, `split_conv` with them ('split:<fwd>/<dx>/<dk>'); the whole
+  forward+backward that measures fastest is kept.
+
   Attributes:
     path: the cache file (default `~/.cache/jal/conv_tuning.json`, or $JAL_CONV_TUNING_CACHE).
-    timer: (formulation, zero-argument call) -> seconds; tests inject one, so no test depends on this machine's
-      speed.
+    timer: (label, zero-argument call) -> seconds, where the label is a formulation, '<formulation> <part>'
+      (part 'fwd', 'dx' or 'dk') or a 'split:' formulation; tests inject one, so no test depends on this
+      machine's speed.
     candidates: the formulations timed; accelerators time XLA's conv only unless given more.
   """
   path: str = ''
@@ -171,8 +187,18 @@ class ConvTuner:
     with jax.ensure_compile_time_eval():  # Timed outside the model's trace, on concrete arrays.
       seconds = {impl: self.timer(impl, _benchmark(impl, tuple(x_shape), kernel_shape, strides, training))
                  for impl in candidates}
+      parts = {}
+      if training and len(candidates) > 1:
+        parts = {(impl, part): self.timer(f'{impl} {part}', _benchmark(impl, tuple(x_shape), kernel_shape,
+                                                                        strides, training, part))
+                 for impl in candidates for part in ('fwd', 'dx', 'dk')}
+        best = [min(candidates, key=lambda impl, part=part: parts[impl, part]) for part in ('fwd', 'dx', 'dk')]
+        if len(set(best)) > 1:
+          split = 'split:' + '/'.join(best)
+          seconds[split] = self.timer(split, _benchmark(split, tuple(x_shape), kernel_shape, strides, training))
     choice = min(seconds, key=seconds.get)
-    self.choices()[key] = {'choice': choice, 'seconds': seconds}
+    self.choices()[key] = {'choice': choice, 'seconds': seconds,
+                           **({'parts': {f'{i} {p}': t for (i, p), t in parts.items()}} if parts else {})}
     self.measured += 1
     self.used[key] = choice
     self._save()

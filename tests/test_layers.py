@@ -91,7 +91,7 @@ def test_tuned_convs_take_the_fastest_measured_formulation_per_shape_and_directi
            'infer': {'xla': 1.0, 'im2col': 3.0, 'shifted_matmul': 2.0}}
   phase = ['train']  # Which table the fake timer reads: training first, then inference.
   cache = str(tmp_path / 'tuning.json')
-  tuner = layers.ConvTuner(cache, timer=lambda impl, run: speed[phase[0]][impl])
+  tuner = layers.ConvTuner(cache, timer=lambda label, run: speed[phase[0]].get(label, 9.0))
   layers.set_conv_tuner(tuner)
   try:
     model = build_model(Architecture(1, 1), 3, ModelConfig(width=4, conv_impl='tuned'))
@@ -129,5 +129,31 @@ def test_the_real_timer_measures_every_cpu_formulation_of_a_shape(tmp_path):
   tuner = layers.ConvTuner(str(tmp_path / 'tuning.json'))
   choice = tuner.choose((2, 6, 6, 3), 4, 3, 1, training=True)
   (entry,) = tuner.choices().values()
-  assert choice == entry['choice'] and set(entry['seconds']) == set(layers.FORMULATIONS)
-  assert all(s > 0 for s in entry['seconds'].values())
+  assert choice == entry['choice'] and set(entry['seconds']) - {choice} <= set(layers.FORMULATIONS)
+  assert set(layers.FORMULATIONS) <= set(entry['seconds'])
+  assert set(entry['parts']) == {f'{i} {p}' for i in layers.FORMULATIONS for p in ('fwd', 'dx', 'dk')}
+  assert all(s > 0 for s in [*entry['seconds'].values(), *entry['parts'].values()])
+
+
+def test_tuner_keeps_split_passes_when_they_measure_fastest(tmp_path):
+  """Injected timings where each pass is fastest in another formulation and their split beats every whole one:
+  the split is chosen, and a model trained through it computes what XLA's conv computes."""
+  from jal import layers
+  speed = {'xla': 3.0, 'im2col': 3.0, 'shifted_matmul': 3.0, 'xla fwd': 1.0, 'im2col dx': 1.0,
+           'shifted_matmul dk': 1.0, 'split:xla/im2col/shifted_matmul': 2.0}
+  tuner = layers.ConvTuner(str(tmp_path / 'tuning.json'), timer=lambda label, run: speed.get(label, 5.0))
+  layers.set_conv_tuner(tuner)
+  try:
+    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
+    variables = Conv(4, 3, 2, impl='xla').init(jax.random.key(1), x)
+
+    def loss(impl):
+      return lambda v: jnp.sum(jnp.sin(Conv(4, 3, 2, impl=impl, training=True).apply(v, x)))
+    grads = jax.grad(loss('tuned'))(variables)
+    assert set(tuner.used.values()) == {'split:xla/im2col/shifted_matmul'}
+    chex.assert_trees_all_close(grads, jax.grad(loss('xla'))(variables), atol=1e-4, rtol=1e-4)
+    speed['split:xla/im2col/shifted_matmul'] = 4.0  # Slower than a whole formulation: not kept.
+    assert layers.ConvTuner(str(tmp_path / 'other.json'), timer=lambda label, run: speed.get(label, 5.0)).choose(
+        (2, 6, 6, 3), 4, 3, 2, training=True) == 'xla'
+  finally:
+    layers.set_conv_tuner(None)
