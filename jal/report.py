@@ -544,40 +544,83 @@ def study_records(rows: Sequence[dict]) -> list[dict]:
   return out
 
 
+def _inheritance_study(rows: Sequence[dict]) -> dict[str, dict]:
+  """Per inherited fraction (as recorded): per-run lists of agreement with the from-scratch choice, a uniform
+  pick's agreement, the regret of its choice and a uniform pick's expected regret (from-scratch validation
+  errors), over the rounds with a previous model; and its SGD steps over the from-scratch candidates'."""
+  fractions = sorted({k.split('/')[1] for r in rows for k in r if k.startswith('inherit_study/') and
+                      k.endswith('/chosen') and k != 'inherit_study/scratch/chosen'}, key=float)
+  out = {}
+  for fraction in fractions:
+    key = f'inherit_study/{fraction}'
+    mine = [r for r in rows if f'{key}/chosen' in r]
+    stats = {name: collections.defaultdict(list) for name in ('agree', 'chance', 'regret', 'uniform')}
+    for r in mine:
+      run = (r['policy'], r['strategy'], r['seed'])
+      scratch = {k[len('nas/step0/'):]: v for k, v in r.items() if k.startswith('nas/step0/')}
+      best = scratch[r['inherit_study/scratch/chosen']]
+      stats['agree'][run].append(r[f'{key}/chosen'] == r['inherit_study/scratch/chosen'])
+      stats['chance'][run].append(1 / len(scratch))
+      stats['regret'][run].append(scratch[r[f'{key}/chosen']] - best)
+      stats['uniform'][run].append(float(np.mean(list(scratch.values()))) - best)
+    out[fraction] = {name: {run: float(np.mean(v)) for run, v in by_run.items()} for name, by_run in stats.items()}
+    out[fraction]['rounds'] = len(mine)
+    out[fraction]['steps'] = (np.sum([r[f'{key}/steps'] for r in mine])
+                              / max(1, np.sum([r['nas/candidate_steps'] for r in mine])))
+  return out
+
+
 def inheritance_study_table(rows: Sequence[dict]) -> str:
   """From 'inheritance_study' rows: per inherited premature schedule, how often its choice equals the
   from-scratch choice, against a uniform pick among the candidates; the regret of its choice (the from-scratch
   validation error of the architecture it picked less that of the from-scratch choice), against a uniform pick's
   expected regret; and its SGD steps against the from-scratch candidates'. Mean ± SE over seeds of per-seed means,
-  rounds with a previous model."""
-  fractions = sorted({k.split('/')[1] for r in rows for k in r if k.startswith('inherit_study/') and
-                      k.endswith('/chosen') and k != 'inherit_study/scratch/chosen'}, key=float)
-  if not fractions:
+  rounds with a previous model. Ends with the fraction `inherited_fraction_rule` picks."""
+  study = _inheritance_study(rows)
+  if not study:
     return ''
 
-  def summary(by_seed):
-    rates = [float(np.mean(v)) for v in by_seed.values()]
-    return format_pm(metrics.mean_se(rates), 3) if len(rates) > 1 else f'{rates[0]:.3f}'
+  def summary(by_run):
+    values = list(by_run.values())
+    return format_pm(metrics.mean_se(values), 3) if len(values) > 1 else f'{values[0]:.3f}'
 
   lines = ['| inherited schedule (fraction of the round\'s) | rounds | agrees with the from-scratch choice | '
            'a uniform pick agrees | regret of its choice (validation error) | a uniform pick\'s regret | '
            'candidate steps, inherited / from scratch |', '|---|---|---|---|---|---|---|']
-  for fraction in fractions:
-    key = f'inherit_study/{fraction}'
-    mine = [r for r in rows if f'{key}/chosen' in r]
-    agree, chance, regret, uniform = (collections.defaultdict(list) for _ in range(4))
-    for r in mine:
-      run = (r['policy'], r['strategy'], r['seed'])
-      scratch = {k[len('nas/step0/'):]: v for k, v in r.items() if k.startswith('nas/step0/')}
-      best = scratch[r['inherit_study/scratch/chosen']]
-      agree[run].append(r[f'{key}/chosen'] == r['inherit_study/scratch/chosen'])
-      chance[run].append(1 / len(scratch))
-      regret[run].append(scratch[r[f'{key}/chosen']] - best)
-      uniform[run].append(float(np.mean(list(scratch.values()))) - best)
-    ratio = np.sum([r[f'{key}/steps'] for r in mine]) / max(1, np.sum([r['nas/candidate_steps'] for r in mine]))
-    lines.append(f'| {fraction} | {len(mine)} | {summary(agree)} | {summary(chance)} | {summary(regret)} | '
-                 f'{summary(uniform)} | {ratio:.3f} |')
-  return '\n'.join(lines) + '\n'
+  for fraction, f in study.items():
+    lines.append(f"| {fraction} | {f['rounds']} | {summary(f['agree'])} | {summary(f['chance'])} | "
+                 f"{summary(f['regret'])} | {summary(f['uniform'])} | {f['steps']:.3f} |")
+  return '\n'.join(lines) + '\n\n' + inherited_fraction_rule(rows)[1] + '\n'
+
+
+def inherited_fraction_rule(rows: Sequence[dict]) -> tuple[float | None, str]:
+  """The inherited schedule the study supports, and a sentence saying why. When the lowest-regret fraction's regret
+  is distinguishably (two paired SEs over seeds) below a uniform pick's, the shortest fraction whose regret is
+  within two paired SEs of it; when it is not, no schedule carries the from-scratch choice and the shortest
+  fraction measured (the cheapest) is taken. Validation errors only: the test split plays no part."""
+  study = _inheritance_study(rows)
+  if not study:
+    return None, ''
+  runs = sorted(set.intersection(*(set(f['regret']) for f in study.values())))
+  regret = {fraction: [f['regret'][run] for run in runs] for fraction, f in study.items()}
+  best = min(regret, key=lambda fraction: np.mean(regret[fraction]))
+  kept = []
+  for fraction in study:
+    difference, se = metrics.paired_difference(regret[fraction], regret[best])
+    if difference <= 2 * se:
+      kept.append(fraction)
+  chosen = min(kept, key=float)
+  gain, se = metrics.paired_difference([study[best]['uniform'][run] for run in runs], regret[best])
+  if gain > 2 * se and len(runs) > 1:
+    sentence = (f'Rule (validation errors only): the shortest schedule whose regret is within two paired SEs of the '
+                f'lowest ({best}: {np.mean(regret[best]):.3f}, {gain:.3f} ± {se:.3f} below a uniform pick\'s) over '
+                f'{len(runs)} seeds: **{chosen}**.')
+  else:
+    chosen = min(study, key=float)
+    sentence = (f'Rule (validation errors only): no schedule\'s regret is distinguishably below a uniform pick\'s '
+                f'(the lowest, {best}, is {gain:+.3f} ± {se:.3f} below it over {len(runs)} seed(s)), so none '
+                f'stands in for the from-scratch choice and cost decides: the shortest, **{chosen}**.')
+  return float(chosen), sentence
 
 
 def search_cost_table(rows: Sequence[dict]) -> str:

@@ -134,3 +134,22 @@ def test_inheritance_study_table_scores_agreement_and_regret_against_a_uniform_p
           row(1, errors, 'A(1,1)', 'A(1,1)'), row(1, errors, 'A(1,1)', 'A(1,1)')]  # Seed 1: 1, 0.
   line = report.inheritance_study_table(rows).splitlines()[2]
   assert line == ('| 0.25 | 4 | 0.750 ± 0.250 | 0.333 ± 0.000 | 0.050 ± 0.050 | 0.100 ± 0.000 | 0.250 |')
+
+
+def test_inherited_fraction_rule_takes_the_shortest_schedule_as_good_as_the_best_or_the_cheapest():
+  def rows(regrets):  # {fraction: regret per seed}; candidates' errors 0.0 (chosen), r and 0.3.
+    out = []
+    for seed in range(3):
+      r = {'policy': 'inheritance_study', 'strategy': 'lc', 'seed': seed, 'nas/candidate_steps': 100,
+           'inherit_study/scratch/chosen': 'a', 'nas/step0/a': 0.0, 'nas/step0/b': 0.1, 'nas/step0/c': 0.3}
+      for fraction, regret in regrets.items():
+        r[f'inherit_study/{fraction}/chosen'] = {0.0: 'a', 0.1: 'b', 0.3: 'c'}[regret[seed]]
+        r[f'inherit_study/{fraction}/steps'] = 10
+      out.append(r)
+    return out
+  # Uniform pick's regret 0.133. 1/4 and 1/8 always pick 'a' (regret 0); 1/16's regret 0.233 ± 0.067: 1/8.
+  fraction, sentence = report.inherited_fraction_rule(rows({0.0625: [0.3, 0.3, 0.1], 0.125: [0.0, 0.0, 0.0],
+                                                            0.25: [0.0, 0.0, 0.0]}))
+  assert fraction == 0.125 and '**0.125**' in sentence
+  fraction, sentence = report.inherited_fraction_rule(rows({0.0625: [0.3, 0.0, 0.1], 0.25: [0.1, 0.3, 0.0]}))
+  assert fraction == 0.0625 and 'cost decides' in sentence   # No better than a uniform pick: the cheapest.
