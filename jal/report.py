@@ -663,13 +663,13 @@ def compute_table(points: Mapping[str, dict], baseline_policy: str | Sequence[st
   """AUBC against compute per method: SGD steps and seconds per run, and the paired AUBC difference to each
   baseline policy (same strategy, paired seeds)."""
   bases = baselines(baseline_policy)
-  lines = ['| method | AUBC | SGD steps / run | seconds / run | ' + ' | '.join(f'AUBC − {b}' for b in bases) + ' |',
+  lines = ['| method | AUBC | SGD steps / run | seconds / run |' + ''.join(f' AUBC − {b} |' for b in bases),
            '|---|---|---|---|' + '---|' * len(bases)]
   for name, point in sorted(points.items(), key=lambda item: item[1]['steps']):
     differences = [format_pm(point['entry']['aubc_minus'][b], signed=True) if b in point['entry']['aubc_minus']
                    else '—' for b in bases]
-    lines.append(f"| {name} | {format_pm(point['aubc'])} | {point['steps']:,.0f} | {point['seconds']:,.0f} | "
-                 + ' | '.join(differences) + ' |')
+    lines.append(f"| {name} | {format_pm(point['aubc'])} | {point['steps']:,.0f} | {point['seconds']:,.0f} |"
+                 + ''.join(f' {d} |' for d in differences))
   return '\n'.join(lines) + '\n'
 
 
