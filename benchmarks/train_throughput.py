@@ -67,73 +67,95 @@ def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
   return out
 
 
+def _hlo_op_names(hlo: str) -> dict[str, str]:
+  """HLO instruction name -> the JAX op name (scope path) in its metadata. A fusion without one takes its fused
+  computation's root's (or else its first op's); one without any takes '<unnamed opcode>' of its root, e.g.
+  '<unnamed convolution>' for the kernel-gradient convolutions XLA rewrites without metadata."""
+  import re
+  computations, current = {}, None
+  for line in hlo.splitlines():
+    header = re.match(r'\s*(?:ENTRY )?%?([\w.\-]+) [^=]*\{\s*$', line)
+    if header:
+      current = computations.setdefault(header.group(1), [])
+      continue
+    instruction = re.match(r'\s*(ROOT )?%?([\w.\-]+) = (?:\([^=]*?\)|\S+) ([\w\-]+)\(', line)
+    if instruction and current is not None:
+      op_name = re.search(r'metadata=\{[^}]*op_name="([^"]*)"', line)
+      calls = re.search(r'calls=%?([\w.\-]+)', line)
+      current.append((instruction.group(2), bool(instruction.group(1)), instruction.group(3),
+                      op_name and op_name.group(1), calls and calls.group(1)))
+
+  def resolve(computation: str) -> str:
+    ops = sorted(computations.get(computation, []), key=lambda op: not op[1])  # The root first.
+    named = next((op_name for *_, op_name, _ in ops if op_name), None)
+    if named:
+      return named
+    nested = next((resolve(calls) for *_, calls in ops if calls), '')
+    return nested or (f'<unnamed {ops[0][2]}>' if ops else '')
+
+  return {name: op_name or (resolve(calls) if calls else f'<unnamed {opcode}>')
+          for ops in computations.values() for name, _, opcode, op_name, calls in ops}
+
+
 def _profile_worker(arch, width, batch, steps, conv_impl):
-  """Share of one training step per component, each timed alone at the shapes the model gives it (compiled,
-  median of `steps` calls): conv forward, conv backward (forward+backward less forward), BatchNorm forward and
-  backward, the stem's max-pool forward and backward, the optimizer update; 'rest' is the step less their sum
-  (ReLUs, residual adds, the head and loss, and what XLA fuses across layers; negative when fusion wins)."""
-  import flax.linen as nn
+  """Share of the training step's compute per component, from a JAX profiler trace of `steps` steps: each XLA
+  op's time (summed over threads) goes to the component its op name's scope says (conv forward or backward,
+  BatchNorm, the stem's max-pool, the optimizer; convolutions XLA left without a name count as conv backward);
+  'rest' is ReLUs, residual adds, the head, the loss, layout copies and the batch gather."""
+  import glob
+  import re
+  import tempfile
+
   import jax
   import jax.numpy as jnp
   import numpy as np
-  import optax
 
   import jal
-  from jal import layers
 
   train_lib = importlib.import_module('jal.train')
   model = jal.build_model(jal.Architecture(*arch), 10, jal.ModelConfig(width=width, conv_impl=conv_impl))
   config = jal.TrainConfig(augment=jal.AugmentConfig(flip=False, shift=0))
   tx = train_lib.make_optimizer(config, 1000)
   state = train_lib.create_train_state(model, tx, jax.random.key(0), (28, 28, 1))
+  step = jax.jit(lambda s, x, y, k: train_lib.train_step(s, x, y, k, model=model, tx=tx,
+                                                        augment_config=config.augment))
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.normal(size=(batch, 28, 28, 1)), jnp.float32)
   labels = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)
-  convs, norms = [], []
+  compiled = step.lower(state, images, labels, jax.random.key(1)).compile()
+  op_names = _hlo_op_names(compiled.as_text())
+  jax.block_until_ready(compiled(state, images, labels, jax.random.key(1)))
 
-  def record(next_fun, args, kwargs, context):  # Every Conv's and BatchNorm's input shape, in call order.
-    if context.method_name == '__call__' and isinstance(context.module, layers.Conv):
-      m = context.module
-      convs.append((args[0].shape, m.features, m.kernel_size, m.strides))
-    elif context.method_name == '__call__' and isinstance(context.module, nn.BatchNorm):
-      norms.append(args[0].shape)
-    return next_fun(*args, **kwargs)
+  def component(op_name: str) -> str:
+    backward = 'transpose(' in op_name
+    if '/optimizer/' in op_name:
+      return 'optimizer'
+    if '/max_pool/' in op_name:
+      return 'pooling'
+    if op_name in ('<unnamed convolution>', '<unnamed dot>'):  # XLA's rewritten kernel gradients.
+      return 'conv backward'
+    if re.search(r'/(stem_conv|Conv_\d+)/', op_name):
+      return 'conv backward' if backward else 'conv forward'
+    if re.search(r'/(stem_bn|BatchNorm_\d+)/', op_name):
+      return 'BatchNorm'
+    return 'rest'
 
-  with nn.intercept_methods(record):
-    jax.eval_shape(lambda v, x: model.apply(v, x, train=True, mutable=['batch_stats']), state.variables, images)
-
-  def median(fn, *args):
-    compiled = jax.jit(fn).lower(*args).compile()
-    return layers._median_seconds(lambda: compiled(*args), repeats=steps)
-
-  step = jax.jit(lambda s, x, y, k: train_lib.train_step(s, x, y, k, model=model, tx=tx,
-                                                        augment_config=config.augment))
-  total = median(lambda s, x, y, k: step(s, x, y, k)[1]['train/loss'], state, images, labels, jax.random.key(1))
-  shares = {'conv forward': 0.0, 'conv backward': 0.0, 'BatchNorm': 0.0, 'pooling': 0.0, 'optimizer': 0.0}
-  for x_shape, features, k, s in convs:
-    impl = (layers.conv_tuner().choose(x_shape, features, k, s, True) if conv_impl == 'tuned' else
-            layers.choose_conv_impl(conv_impl, jax.default_backend(), x_shape[1], x_shape[2], x_shape[3], k, s))
-    x = jnp.asarray(rng.normal(size=x_shape), jnp.float32)
-    kernel = jnp.asarray(rng.normal(size=(k, k, x_shape[-1], features)) * 0.1, jnp.float32)
-    forward = median(lambda x, w, impl=impl, s=s: layers._conv(impl, x, w, s), x, kernel)
-    both = median(jax.grad(lambda x, w, impl=impl, s=s: jnp.sum(layers._conv(impl, x, w, s) ** 2),
-                           argnums=(0, 1)), x, kernel)
-    shares['conv forward'] += forward
-    shares['conv backward'] += max(both - forward, 0.0)
-  for shape in norms:
-    bn = nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5)
-    x = jnp.asarray(rng.normal(size=shape), jnp.float32)
-    v = bn.init(jax.random.key(0), x)
-    shares['BatchNorm'] += median(jax.grad(lambda p, x: jnp.sum(bn.apply(
-        {**v, 'params': p}, x, mutable=['batch_stats'])[0] ** 2), argnums=(0, 1)), v['params'], x)
-  pool_impl = 'xla' if conv_impl == 'xla' else 'auto'
-  x = jnp.asarray(rng.normal(size=norms[0]), jnp.float32)
-  shares['pooling'] = median(jax.grad(lambda x: jnp.sum(layers.max_pool(x, 3, 2, impl=pool_impl) ** 2)), x)
-  grads = jax.tree_util.tree_map(jnp.ones_like, state.params)
-  shares['optimizer'] = median(lambda g, o, p: optax.apply_updates(p, tx.update(g, o, p)[0]),
-                               grads, state.opt_state, state.params)
-  shares['rest'] = total - sum(shares.values())
-  return {'step_ms': total * 1e3, 'shares': {k: v / total for k, v in shares.items()}}
+  seconds = dict.fromkeys(('conv forward', 'conv backward', 'BatchNorm', 'pooling', 'optimizer', 'rest'), 0.0)
+  with tempfile.TemporaryDirectory() as trace_dir:
+    with jax.profiler.trace(trace_dir):
+      for i in range(steps):
+        out = compiled(state, images, labels, jax.random.key(i))
+      jax.block_until_ready(out)
+    (path,) = glob.glob(os.path.join(trace_dir, '**', '*.xplane.pb'), recursive=True)
+    profile = jax.profiler.ProfileData.from_file(path)
+  for plane in profile.planes:
+    for line in plane.lines:
+      for event in line.events:
+        op = dict((k, v) for k, v in event.stats).get('hlo_op')
+        if op is not None:
+          seconds[component(op_names.get(op, ''))] += event.duration_ns * 1e-9
+  total = sum(seconds.values())
+  return {'op_ms_per_step': 1e3 * total / steps, 'shares': {k: v / total for k, v in seconds.items()}}
 
 
 def _torch_worker(arch, width, batch, steps, infer_batch):
@@ -317,8 +339,8 @@ def main():
       print('\nprofile failed:', p['error'])
     else:
       shares = ', '.join(f'{name} {share:.0%}' for name, share in p['shares'].items())
-      print(f"\n# profile of the worst row, A({arch[0]},{arch[1]}) with JAX[{impl}] ({ratio:.2f}x PyTorch): step "
-            f"{p['step_ms']:.0f} ms; each component timed alone at its shapes: {shares}")
+      print(f"\n# profile of the worst row, A({arch[0]},{arch[1]}) with JAX[{impl}] ({ratio:.2f}x PyTorch), from a "
+            f"JAX profiler trace ({p['op_ms_per_step']:.0f} ms of XLA ops per step, summed over threads): {shares}")
 
   print(f'\n# 3 seeds of A(1,2), width {args.seed_width}, {args.steps} steps of batch {args.batch} each '
         '(compile excluded)')

@@ -76,55 +76,24 @@ def _median_seconds(run: Callable[[], object], repeats: int = 5) -> float:
 
 
 def _conv(impl: str, x, kernel, strides: int):
-  """The convolution in formulation `impl`: one of FORMULATIONS, or 'split:<forward>/<input grad>/<kernel grad>'
-  (`split_conv`)."""
-  if impl.startswith('split:'):
-    return split_conv(x, kernel, strides, *impl[len('split:'):].split('/'))
+  """The convolution in formulation `impl`, one of FORMULATIONS."""
   if impl == 'im2col':
     return im2col_conv(x, kernel, strides)
   if impl == 'shifted_matmul':
     return shifted_matmul_conv(x, kernel, strides)
+  if impl != 'xla':
+    raise ValueError(f'Unknown conv formulation {impl!r}; valid: {FORMULATIONS}.')
   return lax.conv_general_dilated(x, kernel, (strides, strides), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def split_conv(x: jax.Array, kernel: jax.Array, strides: int, forward: str, input_grad: str,
-               kernel_grad: str) -> jax.Array:
-  """`_conv(forward, x, kernel, strides)` whose gradients with respect to `x` and to `kernel` are each computed
-  by the transpose of its own formulation (all formulations compute the same function, so the gradients are
-  the same up to float rounding): the backward pass's two convolutions, which cost the most on the CPU, each
-  take whichever formulation is fastest for them."""
-  return _conv(forward, x, kernel, strides)
-
-
-def _split_conv_fwd(x, kernel, strides, forward, input_grad, kernel_grad):
-  return _conv(forward, x, kernel, strides), (x, kernel)
-
-
-def _split_conv_bwd(strides, forward, input_grad, kernel_grad, residuals, g):
-  x, kernel = residuals
-  dx = jax.vjp(lambda x: _conv(input_grad, x, kernel, strides), x)[1](g)[0]
-  dk = jax.vjp(lambda k: _conv(kernel_grad, x, k, strides), kernel)[1](g)[0]
-  return dx, dk
-
-
-split_conv.defvjp(_split_conv_fwd, _split_conv_bwd)
-
-
-def _benchmark(impl: str, x_shape, kernel_shape, strides: int, training: bool,
-               part: str = '') -> Callable[[], object]:
+def _benchmark(impl: str, x_shape, kernel_shape, strides: int, training: bool) -> Callable[[], object]:
   """A zero-argument call of one formulation, compiled: the forward pass, or with `training` the forward and
-  both gradients (input and kernel), as a training step needs them; or one `part` alone: 'fwd', 'dx' (the input
-  gradient) or 'dk' (the kernel gradient), for `split_conv`."""
+  both gradients (input and kernel), as a training step needs them."""
   rng = np.random.default_rng(0)
   x = rng.standard_normal(x_shape, np.float32)
   kernel = rng.standard_normal(kernel_shape, np.float32) * 0.1
   conv = functools.partial(_conv, impl, strides=strides)
-  if part == 'dx':
-    fn = jax.jit(lambda x, k: jax.vjp(lambda x: conv(x, k), x)[1](jnp.ones_like(conv(x, k)))[0])
-  elif part == 'dk':
-    fn = jax.jit(lambda x, k: jax.vjp(lambda k: conv(x, k), k)[1](jnp.ones_like(conv(x, k)))[0])
-  elif training and part != 'fwd':
+  if training:
     fn = jax.jit(jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2), argnums=(0, 1)))
   else:
     fn = jax.jit(conv)
@@ -137,15 +106,10 @@ class ConvTuner:
   """Picks each conv shape's fastest formulation by timing them on this machine at first use (as cuDNN's
   benchmark mode does), and keeps the choice in a JSON file keyed by backend, device kind and shape.
 
-  For training it also times each formulation's forward, input gradient and kernel gradient alone and, when
-  the fastest of each are not one formulation, `split_conv` with them ('split:<fwd>/<dx>/<dk>'); the whole
-  forward+backward that measures fastest is kept.
-
   Attributes:
     path: the cache file (default `~/.cache/jal/conv_tuning.json`, or $JAL_CONV_TUNING_CACHE).
-    timer: (label, zero-argument call) -> seconds, where the label is a formulation, '<formulation> <part>'
-      (part 'fwd', 'dx' or 'dk') or a 'split:' formulation; tests inject one, so no test depends on this
-      machine's speed.
+    timer: (formulation, zero-argument call) -> seconds; tests inject one, so no test depends on this machine's
+      speed.
     candidates: the formulations timed; accelerators time XLA's conv only unless given more.
   """
   path: str = ''
@@ -179,7 +143,7 @@ class ConvTuner:
     device = jax.devices()[0]
     key = self.key(device.platform, device.device_kind, x_shape, features, kernel_size, strides, training)
     cached = self.choices().get(key)
-    if cached is not None:
+    if cached is not None and cached.get('choice') in FORMULATIONS:  # (Else written by another version: timed anew.)
       self.used[key] = cached['choice']
       return cached['choice']
     candidates = self.candidates or (FORMULATIONS if device.platform == 'cpu' else ('xla',))
@@ -187,18 +151,8 @@ class ConvTuner:
     with jax.ensure_compile_time_eval():  # Timed outside the model's trace, on concrete arrays.
       seconds = {impl: self.timer(impl, _benchmark(impl, tuple(x_shape), kernel_shape, strides, training))
                  for impl in candidates}
-      parts = {}
-      if training and len(candidates) > 1:
-        parts = {(impl, part): self.timer(f'{impl} {part}', _benchmark(impl, tuple(x_shape), kernel_shape,
-                                                                        strides, training, part))
-                 for impl in candidates for part in ('fwd', 'dx', 'dk')}
-        best = [min(candidates, key=lambda impl, part=part: parts[impl, part]) for part in ('fwd', 'dx', 'dk')]
-        if len(set(best)) > 1:
-          split = 'split:' + '/'.join(best)
-          seconds[split] = self.timer(split, _benchmark(split, tuple(x_shape), kernel_shape, strides, training))
     choice = min(seconds, key=seconds.get)
-    self.choices()[key] = {'choice': choice, 'seconds': seconds,
-                           **({'parts': {f'{i} {p}': t for (i, p), t in parts.items()}} if parts else {})}
+    self.choices()[key] = {'choice': choice, 'seconds': seconds}
     self.measured += 1
     self.used[key] = choice
     self._save()
@@ -306,7 +260,13 @@ def max_pool(x: jax.Array, window: int = 3, strides: int = 2, impl: str = 'auto'
 
   'separable' takes the max over `window` strided column views of the -inf-padded input, then over `window`
   strided row views of that, so its gradient is a short chain of selects instead of a select-and-scatter.
+  Its ops carry the name scope 'max_pool' in profiles.
   """
+  with jax.named_scope('max_pool'):
+    return _max_pool(x, window, strides, impl)
+
+
+def _max_pool(x: jax.Array, window: int, strides: int, impl: str) -> jax.Array:
   if choose_pool_impl(impl, jax.default_backend()) == 'xla':
     return nn.max_pool(x, (window, window), strides=(strides, strides), padding='SAME')
   n, h, w, c = x.shape

@@ -125,10 +125,12 @@ class TrainState:
     return {'params': self.params, 'batch_stats': self.batch_stats} if self.batch_stats else {'params': self.params}
 
   def apply_gradients(self, tx: optax.GradientTransformation, grads, batch_stats=None) -> TrainState:
-    """One optimiser step: the update of every network jal trains (task model, AutoAL's three)."""
-    updates, opt_state = tx.update(grads, self.opt_state, self.params)
-    return TrainState(self.step + 1, optax.apply_updates(self.params, updates),
-                      self.batch_stats if batch_stats is None else batch_stats, opt_state)
+    """One optimiser step: the update of every network jal trains (task model, AutoAL's three). Its ops carry
+    the name scope 'optimizer' in profiles."""
+    with jax.named_scope('optimizer'):
+      updates, opt_state = tx.update(grads, self.opt_state, self.params)
+      params = optax.apply_updates(self.params, updates)
+    return TrainState(self.step + 1, params, self.batch_stats if batch_stats is None else batch_stats, opt_state)
 
 
 @dataclasses.dataclass
