@@ -123,7 +123,7 @@ class ResNet(nn.Module):
     block = BLOCK_MODULES[self.arch.block]
     x = conv(self.width, 3, 1, name='stem_conv')(images)
     x = nn.relu(norm(name='stem_bn')(x))
-    x = max_pool(x, 3, 2, impl='xla' if self.conv_impl == 'xla' else 'auto')  # ('tuned': as 'auto'.)
+    x = max_pool(x, 3, 2, impl='xla' if self.conv_impl == 'xla' else 'auto', training=train)  # (tuned: auto.)
     stages = [x]
     for stack, features in enumerate(self.arch.widths(self.width)):
       for index in range(self.arch.blocks):

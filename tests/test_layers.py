@@ -65,6 +65,14 @@ def test_max_pool_separable_equals_xla_values_and_gradients(size, window, stride
   chex.assert_trees_all_close(jax.grad(loss('separable'))(x), jax.grad(loss('xla'))(x), atol=1e-6)
 
 
+def test_auto_pooling_is_separable_only_where_a_gradient_is_taken_on_the_cpu():
+  from jal.layers import choose_pool_impl
+  assert choose_pool_impl('auto', 'cpu', training=True) == 'separable'
+  assert choose_pool_impl('auto', 'cpu', training=False) == 'xla'   # Forward alone: reduce_window is faster.
+  assert choose_pool_impl('auto', 'gpu', training=True) == 'xla'
+  assert choose_pool_impl('separable', 'cpu', training=False) == 'separable'
+
+
 def test_tuned_convs_take_the_fastest_measured_formulation_per_shape_and_direction_and_cache_it(tmp_path):
   """With an injected timer (no test depends on this machine's speed): the fastest formulation is chosen per
   shape and direction, written to the cache file, and read back by the next process without timing."""
