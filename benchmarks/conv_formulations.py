@@ -94,7 +94,7 @@ def main():
     g = jnp.asarray(rng.standard_normal(layers._conv('xla', x, kernel, s).shape), jnp.float32)
     ms = {}
     for impl in layers.FORMULATIONS:
-      conv = lambda x, w, impl=impl: layers._conv(impl, x, w, s)  # noqa: E731
+      conv = functools.partial(layers._conv, impl, strides=s)
       ms['fwd', impl] = time_ms(conv, (x, kernel), args.repeats)
       ms['dx', impl] = time_ms(lambda x, w, g, conv=conv: jax.vjp(lambda x: conv(x, w), x)[1](g)[0],
                                (x, kernel, g), args.repeats)
@@ -103,8 +103,8 @@ def main():
       ms['both', impl] = time_ms(jax.grad(lambda x, w, conv=conv: jnp.sum(conv(x, w) ** 2), argnums=(0, 1)),
                                  (x, kernel), args.repeats)
     best = {part: min(layers.FORMULATIONS, key=lambda i, part=part: ms[part, i]) for part in ('fwd', 'dx', 'dk')}
-    split = time_ms(jax.grad(lambda x, w: jnp.sum(split_conv(x, w, s, best['fwd'], best['dx'],
-                                                                      best['dk']) ** 2), argnums=(0, 1)),
+    passes = (s, best['fwd'], best['dx'], best['dk'])
+    split = time_ms(jax.grad(lambda x, w, passes=passes: jnp.sum(split_conv(x, w, *passes) ** 2), argnums=(0, 1)),
                     (x, kernel), args.repeats)
     one = min(layers.FORMULATIONS, key=lambda i: ms['both', i])
     totals['one'] += n * ms['both', one]

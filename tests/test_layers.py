@@ -127,6 +127,7 @@ def test_the_real_timer_measures_every_cpu_formulation_of_a_shape(tmp_path):
 
 def test_a_cached_choice_this_version_does_not_know_is_timed_again(tmp_path):
   import json
+
   from jal import layers
   cache = tmp_path / 'tuning.json'
   key = layers.ConvTuner.key('cpu', jax.devices()[0].device_kind, (2, 6, 6, 3), 4, 3, 1, True)
