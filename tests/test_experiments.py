@@ -104,7 +104,7 @@ def test_compare_nas_smoke_records_what_each_search_spent(tmp_path, fashion_mnis
   rows = [json.loads(line) for line in (tmp_path / 'rounds.jsonl').read_text().splitlines()]
   inherited = [r for r in rows if r['policy'] == 'inas+inherit' and r['round'] > 0]
   scratch = [r for r in rows if r['policy'] == 'inas' and r['round'] > 0]
-  # Inherited candidates train 1/16 of the schedule, from scratch 1/2 (both floored at one epoch at smoke scale).
+  # Inherited candidates train 1/32 of the schedule, from scratch 1/2 (both floored at one epoch at smoke scale).
   per_candidate = lambda r: r['nas/candidate_steps'] / r['nas/candidates']  # noqa: E731
   assert inherited and all(per_candidate(r) <= per_candidate(s) for r, s in zip(inherited, scratch))
   assert all('compile/events' in r and 'time/compile' in r for r in rows)
