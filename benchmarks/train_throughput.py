@@ -19,7 +19,8 @@ import sys
 import time
 
 
-def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
+def _train_setup(arch, width, batch, conv_impl, donate=False):
+  """The benchmarked model, its train state, a jitted SGD step (no augmentation) and a fixed random batch."""
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -32,10 +33,20 @@ def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
   tx = train_lib.make_optimizer(config, 1000)
   state = train_lib.create_train_state(model, tx, jax.random.key(0), (28, 28, 1))
   step = jax.jit(lambda s, x, y, k: train_lib.train_step(s, x, y, k, model=model, tx=tx,
-                                                        augment_config=config.augment), donate_argnums=0)
+                                                        augment_config=config.augment),
+                 donate_argnums=0 if donate else ())
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.normal(size=(batch, 28, 28, 1)), jnp.float32)
   labels = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)
+  return model, state, step, images, labels, rng
+
+
+def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
+  import jax
+  import jax.numpy as jnp
+
+
+  model, state, step, images, labels, rng = _train_setup(arch, width, batch, conv_impl, donate=True)
   start = time.perf_counter()
   compiled = step.lower(state, images, labels, jax.random.key(1)).compile()
   compile_seconds = time.perf_counter() - start
@@ -107,21 +118,8 @@ def _profile_worker(arch, width, batch, steps, conv_impl):
   import tempfile
 
   import jax
-  import jax.numpy as jnp
-  import numpy as np
 
-  import jal
-
-  train_lib = importlib.import_module('jal.train')
-  model = jal.build_model(jal.Architecture(*arch), 10, jal.ModelConfig(width=width, conv_impl=conv_impl))
-  config = jal.TrainConfig(augment=jal.AugmentConfig(flip=False, shift=0))
-  tx = train_lib.make_optimizer(config, 1000)
-  state = train_lib.create_train_state(model, tx, jax.random.key(0), (28, 28, 1))
-  step = jax.jit(lambda s, x, y, k: train_lib.train_step(s, x, y, k, model=model, tx=tx,
-                                                        augment_config=config.augment))
-  rng = np.random.default_rng(0)
-  images = jnp.asarray(rng.normal(size=(batch, 28, 28, 1)), jnp.float32)
-  labels = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)
+  _, state, step, images, labels, _ = _train_setup(arch, width, batch, conv_impl)
   compiled = step.lower(state, images, labels, jax.random.key(1)).compile()
   op_names = _hlo_op_names(compiled.as_text())
   jax.block_until_ready(compiled(state, images, labels, jax.random.key(1)))
