@@ -2,7 +2,7 @@
 
   python tests/resume_worker.py WORKDIR [fixed|inas]
 
-'fixed': margin on A(1,2), 3 rounds; 'inas': active-iNAS (margin) over a 2 x 2 grid from A(1,1), 2 rounds, the
+'fixed': margin on A(1,2), 3 rounds; 'inas': active-iNAS (margin) over the 1 x 2 grid from A(1,1), 2 rounds, the
 architecture changing between them. Prints the final history (without timings), the labelled set and a digest of
 the final parameters as one JSON line, read back from disk as a later process would.
 """
@@ -25,8 +25,8 @@ def main(workdir, mode='fixed'):
   if mode == 'inas':
     config = loop.LoopConfig(loop.BudgetSchedule(20, 20, 40), TrainConfig(epochs=2, examples_per_epoch=64,
                                                                           batch_size=32), ModelConfig(width=4))
-    # Two rounds; iNAS over the 2 x 2 grid keeps A(1,1) in round 0 and grows to A(1,2) in round 1.
-    policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(2, 2), candidate_fraction=0.5))
+    # Two rounds; iNAS over the 1 x 2 grid keeps A(1,1) in round 0 and grows to A(1,2) in round 1.
+    policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(1, 2), candidate_fraction=0.5))
   else:
     config = loop.LoopConfig(loop.BudgetSchedule(20, 20, 60), TrainConfig(epochs=3, examples_per_epoch=256,
                                                                           batch_size=32), ModelConfig(width=8))

@@ -55,7 +55,7 @@ def get_config(arg: str = ''):
     config.strategies = ('autoal', 'entropy', 'kmeans', 'random')
     autoal.candidates = ('entropy', 'kmeans')
     autoal.width = 4
-    autoal.batch_size = 16
+    autoal.batch_size = 8                      # <= |L|/2 in every round: one shape, one compile.
     autoal.pretrain_steps = 3
     autoal.cycles = 2
     autoal.mc_passes = 3
