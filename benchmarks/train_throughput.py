@@ -67,7 +67,8 @@ def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
     out = forward(state.variables, infer_images)
   jax.block_until_ready(out)
   infer_ips = infer_steps * infer_batch / (time.perf_counter() - start)
-  out = {'train_ips': train_ips, 'infer_ips': infer_ips, 'compile_s': compile_seconds}
+  out = {'train_ips': train_ips, 'infer_ips': infer_ips, 'compile_s': compile_seconds,
+         'last_loss': float(metrics['train/loss'])}
   if conv_impl == 'tuned':  # Which formulation the tuner took for this model's convs, per direction.
     from jal import layers
     used = layers.conv_tuner().used
@@ -249,9 +250,10 @@ def _cpu_model() -> str:
   return platform.processor() or platform.machine()
 
 
-def _in_subprocess(kind, **kwargs):
+def _in_subprocess(kind, env=None, **kwargs):
+  """Runs one worker in a fresh process (`env`: its environment, e.g. other XLA_FLAGS) and returns its result."""
   command = [sys.executable, __file__, '--worker', json.dumps({'kind': kind, **kwargs})]
-  completed = subprocess.run(command, capture_output=True, text=True)
+  completed = subprocess.run(command, capture_output=True, text=True, env=env)
   if completed.returncode != 0:
     return {'error': completed.stderr.strip().splitlines()[-1] if completed.stderr else 'failed'}
   return json.loads(completed.stdout.strip().splitlines()[-1])
