@@ -29,7 +29,7 @@ from jax.sharding import PartitionSpec as P
 
 from jal import progress
 from jal.augment import AugmentConfig, augment
-from jal.models import init_variables
+from jal.models import INIT_COMPILER_OPTIONS, init_variables
 from jal.predict import evaluate, make_mesh
 
 # How several seeds train at once, per backend: on the CPU vmapped conv nets train slower than the same models
@@ -307,19 +307,13 @@ def _compiled_init(model, tx, image_shape, vmapped, replicated):
   return init
 
 
-# LLVM at level 2 instead of XLA's default 3 for the initialisers: the same bits (tests/test_train.py checks), compiled
-# 2-10x faster on the CPU (A(2,2), width 16, 3 seeds: 2.2 s vs 20 s); their unrolled threefry code is what LLVM's
-# level 3 spends its time on, and it runs once per training. The step keeps level 3 (level 2 changes its bits).
-INIT_COMPILER_OPTIONS = {'xla_backend_optimization_level': 2}
-
-
 @functools.lru_cache(maxsize=64)
 def _variables_init(model, image_shape, vmapped):
   """keys -> initial variables of `model` (one key, or [R] keys when vmapped), compiled once per model."""
   if not vmapped:
     return functools.partial(init_variables, model, image_shape=image_shape)
-  options = INIT_COMPILER_OPTIONS if jax.default_backend() == 'cpu' else None
-  return jax.jit(jax.vmap(lambda rng: init_variables(model, rng, image_shape)), compiler_options=options)
+  options = INIT_COMPILER_OPTIONS if jax.default_backend() == 'cpu' else None  # One compile: its options, not
+  return jax.jit(jax.vmap(lambda rng: init_variables(model, rng, image_shape)), compiler_options=options)  # inner's.
 
 
 def _warm_init(model, tx, image_shape, variables, vmapped, replicated):
