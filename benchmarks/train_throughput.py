@@ -6,7 +6,8 @@ r"""Training and inference throughput of the A(i, j) family, JAX (jal) against P
 Each (framework, architecture) runs in its own subprocess so that peak memory (max RSS) is its own. PyTorch is
 optional (`pip install torch==2.13.0`, CPU build); it is never a dependency of jal. Train: forward, backward and
 an SGD-Nesterov update on a fixed batch (no augmentation in either framework). Infer: eval-mode forward at
-batch 1024. Also: compile time per architecture, each conv formulation, and vmap vs sequential for 3 seeds.
+batch 1024. Also: compile time per architecture, each conv formulation (and 'auto+ynnpack': jal's formulations
+with `ModelConfig.cpu_fusions='ynnpack'`, `jal.cpu_fusions`), and vmap vs sequential for 3 seeds.
 """
 
 import argparse
@@ -28,13 +29,17 @@ def _train_setup(arch, width, batch, conv_impl, donate=False):
   import jal
 
   train_lib = importlib.import_module('jal.train')  # `jal.train` the attribute is the function.
-  model = jal.build_model(jal.Architecture(*arch), 10, jal.ModelConfig(width=width, conv_impl=conv_impl))
+  from jal import cpu_fusions
+
+  conv_impl, _, fusions = conv_impl.partition('+')  # 'auto+ynnpack': ModelConfig.cpu_fusions='ynnpack'.
+  model = jal.build_model(jal.Architecture(*arch), 10, jal.ModelConfig(width=width, conv_impl=conv_impl,
+                                                                       cpu_fusions=fusions or 'default'))
   config = jal.TrainConfig(augment=jal.AugmentConfig(flip=False, shift=0))
   tx = train_lib.make_optimizer(config, 1000)
   state = train_lib.create_train_state(model, tx, jax.random.key(0), (28, 28, 1))
   step = jax.jit(lambda s, x, y, k: train_lib.train_step(s, x, y, k, model=model, tx=tx,
                                                         augment_config=config.augment),
-                 donate_argnums=0 if donate else ())
+                 donate_argnums=0 if donate else (), compiler_options=cpu_fusions.compiler_options(model, 'train'))
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.normal(size=(batch, 28, 28, 1)), jnp.float32)
   labels = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)
@@ -58,7 +63,8 @@ def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
   jax.block_until_ready(metrics)
   train_ips = steps * batch / (time.perf_counter() - start)
 
-  forward = jax.jit(lambda v, x: model.apply(v, x).logits)
+  forward = jax.jit(lambda v, x: model.apply(v, x).logits,
+                    compiler_options=importlib.import_module('jal.cpu_fusions').compiler_options(model, 'infer'))
   infer_images = jnp.asarray(rng.normal(size=(infer_batch, 28, 28, 1)), jnp.float32)
   jax.block_until_ready(forward(state.variables, infer_images))
   infer_steps = max(1, steps // 4)
@@ -67,9 +73,11 @@ def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
     out = forward(state.variables, infer_images)
   jax.block_until_ready(out)
   infer_ips = infer_steps * infer_batch / (time.perf_counter() - start)
+  hlo = compiled.as_text()  # Which ops XLA handed to a library (oneDNN, XNNPACK, YNNPACK) in the training step.
   out = {'train_ips': train_ips, 'infer_ips': infer_ips, 'compile_s': compile_seconds,
-         'last_loss': float(metrics['train/loss'])}
-  if conv_impl == 'tuned':  # Which formulation the tuner took for this model's convs, per direction.
+         'last_loss': float(metrics['train/loss']),
+         'library_fusions': {k: hlo.count(f'"__{k}_fusion"') for k in ('onednn', 'xnn', 'ynn')}}
+  if conv_impl.startswith('tuned'):  # Which formulation the tuner took for this model's convs, per direction.
     from jal import layers
     used = layers.conv_tuner().used
     for direction in ('train', 'infer'):
@@ -274,8 +282,9 @@ def main():
   parser.add_argument('--batch', type=int, default=128)
   parser.add_argument('--infer-batch', type=int, default=1024)
   parser.add_argument('--steps', type=int, default=20)
-  parser.add_argument('--impls', default='auto,tuned,xla', help="conv formulations to time for JAX ('tuned': "
-                      'per shape, timed on this machine and cached in ~/.cache/jal/conv_tuning.json)')
+  parser.add_argument('--impls', default='auto,auto+ynnpack,tuned,xla',
+                      help="conv formulations to time for JAX ('tuned': per shape, timed on this machine and cached "
+                      "in ~/.cache/jal/conv_tuning.json; '+ynnpack': with ModelConfig.cpu_fusions='ynnpack')")
   parser.add_argument('--seed-width', type=int, default=16, help='width for the vmap-vs-sequential timing')
   parser.add_argument('--worker', help=argparse.SUPPRESS)
   args = parser.parse_args()

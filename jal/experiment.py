@@ -72,6 +72,7 @@ def model_section() -> ml_collections.ConfigDict:
   section.width = 16                        # The paper's width is 64; 16 keeps CPU runs in minutes.
   section.conv_bias = True
   section.conv_impl = 'auto'
+  section.cpu_fusions = 'default'           # 'ynnpack': faster on the CPU, rounds differently (jal.cpu_fusions).
   section.dropout_rate = 0.0                # Training dropout of every strategy's model (0.5: the paper's ablation).
   section.mc_dropout_rate = 0.5             # Dropout of the MC passes at query time (MC-dropout strategies).
   section.mc_passes = 100                   # T, as in active-iNAS.
@@ -248,7 +249,8 @@ def train_config(section: ml_collections.ConfigDict) -> TrainConfig:
 
 def model_config(section: ml_collections.ConfigDict) -> ModelConfig:
   """A config's `model` section as a ModelConfig: the same for every strategy of a comparison."""
-  return ModelConfig(section.width, section.conv_bias, section.dropout_rate, section.conv_impl)
+  return ModelConfig(section.width, section.conv_bias, section.dropout_rate, section.conv_impl,
+                     section.get('cpu_fusions', 'default'))
 
 
 def inas_config(section: ml_collections.ConfigDict) -> inas_lib.INASConfig:

@@ -44,8 +44,8 @@ def choose_conv_impl(
 ) -> str:
   """Resolves `impl` to a concrete formulation: 'xla', 'im2col' or 'shifted_matmul'.
 
-  'auto' keeps XLA's convolution on accelerators (cuDNN and the TPU conv units are fast at every size) and for
-  On the CPU it follows the per-shape measurement in this module's docstring (reproduced by
+  'auto' keeps XLA's convolution on accelerators (cuDNN and the TPU conv units are fast at every size). On the
+  CPU it follows the per-shape measurement in this module's docstring (reproduced by
   `benchmarks/conv_formulations.py`, per pass): shifted matmuls for few input channels (the stem), im2col for 1x1 and
   strided convs and maps of at most 4x4, XLA's conv elsewhere.
   """

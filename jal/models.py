@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jal import search_space
+from jal.cpu_fusions import CPU_FUSIONS
 from jal.layers import CONV_IMPLS, Conv, max_pool
 from jal.search_space import Architecture
 
@@ -96,6 +97,7 @@ class ResNet(nn.Module):
   dropout_rate: float = 0.0
   conv_impl: str = 'auto'
   bn_momentum: float = 0.9
+  cpu_fusions: str = 'default'
 
   @nn.compact
   def __call__(
@@ -147,12 +149,15 @@ class ModelConfig:
     dropout_rate: rate of the dropout slot before the head, active in training and in MC-dropout passes.
     conv_impl: the convolution formulation (`jal.layers.CONV_IMPLS`; 'auto' picks per backend and shape by fixed
       rules, 'tuned' by timing them on this machine, `jal.layers.ConvTuner`).
+    cpu_fusions: which fusions XLA's CPU backend gives to YNNPACK when it compiles the training step and the
+      forward pass (`jal.cpu_fusions`): 'default' (XLA's own) or 'ynnpack' (measured faster; rounds differently).
   """
 
   width: int = 64
   conv_bias: bool = True
   dropout_rate: float = 0.0
   conv_impl: str = 'auto'
+  cpu_fusions: str = 'default'
 
   def __post_init__(self):
     if self.width < 1:
@@ -161,6 +166,8 @@ class ModelConfig:
       raise ValueError(f'ModelConfig.dropout_rate must be in [0, 1), got {self.dropout_rate}.')
     if self.conv_impl not in CONV_IMPLS:
       raise ValueError(f'Unknown conv_impl {self.conv_impl!r}; valid: {CONV_IMPLS}.')
+    if self.cpu_fusions not in CPU_FUSIONS:
+      raise ValueError(f'Unknown cpu_fusions {self.cpu_fusions!r}; valid: {CPU_FUSIONS}.')
 
 
 def build_model(arch: Architecture, num_classes: int, config: ModelConfig | None = None) -> ResNet:
@@ -174,7 +181,8 @@ def build_model(arch: Architecture, num_classes: int, config: ModelConfig | None
     raise ValueError(f'No module for block {arch.block!r}; registered: {sorted(BLOCK_MODULES)}.')
   if num_classes < 2:
     raise ValueError(f'num_classes must be >= 2, got {num_classes}.')
-  return ResNet(arch, num_classes, config.width, config.conv_bias, config.dropout_rate, config.conv_impl)
+  return ResNet(arch, num_classes, config.width, config.conv_bias, config.dropout_rate, config.conv_impl,
+                cpu_fusions=config.cpu_fusions)
 
 
 # Architecture -> the Flax module of a round. The module's `apply(variables, images [N, H, W, C], train=...)`

@@ -19,6 +19,8 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jal import cpu_fusions
+
 
 @struct.dataclass
 class Predictions:
@@ -54,7 +56,7 @@ def _compiled_forward(model, data_sharding, scale=None, dtype=None):
     outputs = output.logits, jax.nn.softmax(output.logits), output.embedding
     return outputs if dtype is None else tuple(x.astype(dtype) for x in outputs)
 
-  return jax.jit(forward)
+  return jax.jit(forward, compiler_options=cpu_fusions.compiler_options(model, 'infer'))
 
 
 def predict(
@@ -145,7 +147,7 @@ def _compiled_scores(model, data_sharding):
     loss = jnp.sum(jnp.where(valid, optax.softmax_cross_entropy_with_integer_labels(logits, labels), 0.0))
     return correct, loss
 
-  return jax.jit(scores)
+  return jax.jit(scores, compiler_options=cpu_fusions.compiler_options(model, 'infer'))
 
 
 def evaluate(

@@ -27,7 +27,7 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jal import progress
+from jal import cpu_fusions, progress
 from jal.augment import AugmentConfig, augment
 from jal.models import INIT_COMPILER_OPTIONS, init_variables
 from jal.predict import evaluate, make_mesh
@@ -284,7 +284,7 @@ def _compiled_step(model, tx, augment_config, batch_size, data_sharding, vmapped
   )
   if vmapped:
     body = jax.vmap(body, in_axes=(0, None, None, 0, None, None, 0))
-  return jax.jit(body, donate_argnums=0)
+  return jax.jit(body, donate_argnums=0, compiler_options=cpu_fusions.compiler_options(model, 'train'))
 
 
 @functools.lru_cache(maxsize=64)

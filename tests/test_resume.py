@@ -117,7 +117,7 @@ EVERY_PHASE_OF_TWO_ROUNDS = ((0, 'policy'), (0, 'train'), (0, 'query'), (1, 'sta
 def test_autoal_and_inas_state_resume_exactly(tmp_path, small):
   splits, config = small
   querier = autoal.AutoAL(dataclasses.replace(
-      autoal.AutoALConfig(candidates=('entropy', 'kmeans')), width=4, batch_size=16, pretrain_steps=3,
+      autoal.AutoALConfig(candidates=('entropy', 'kmeans')), width=4, batch_size=8, pretrain_steps=3,
       cycles=2, num_threshold_samples=256))
   # A(1,1) -> A(1,2) at most: few architectures to compile. A crash after every checkpoint of two rounds: after
   # round 0's query, round 1's search continues from the restored AutoAL networks and its query uses them.

@@ -1,0 +1,36 @@
+"""Which fusions of a compiled function XLA's CPU backend hands to the YNNPACK library, per direction.
+
+XLA (JAX 0.10) can give dots, convolutions, reductions or elementwise fusions to YNNPACK instead of its own
+kernels (`xla_cpu_experimental_ynn_fusion_type`, an experimental compile option); by default it already gives it
+some reductions and elementwise fusions. `benchmarks/xla_cpu_flags.py` times the alternatives on the A(i, j)
+family (2-core AMD EPYC, width 64, jal's 'auto' formulations, `docs/results/xla_cpu_flags.md`): reductions alone
+train 1.31-1.36x faster than the default on A(1,1), A(1,2) and A(2,2) (A(2,4): 1.03x); dots alone infer
+1.28-1.59x faster on all four.
+
+`ModelConfig.cpu_fusions`: 'default' leaves XLA's own list (every committed result ran so); 'ynnpack' compiles
+the training step with reductions and inference with dots in YNNPACK. Other kernels round differently, so a run
+under 'ynnpack' is not bit-identical to one under 'default' (the same function, to float32 rounding). On other
+backends the choice does nothing.
+"""
+
+from __future__ import annotations
+
+import jax
+
+CPU_FUSIONS = ('default', 'ynnpack')
+_YNNPACK = {'train': 'LIBRARY_FUSION_TYPE_REDUCE', 'infer': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}
+
+
+def compiler_options(model, direction: str, backend: str | None = None) -> dict[str, str] | None:
+  """The compile options of `model`'s training step (`direction='train'`) or forward pass ('infer'), or None.
+
+  `model.cpu_fusions` (absent on a user's own module: 'default') picks them; see the module docstring.
+  """
+  choice = getattr(model, 'cpu_fusions', 'default')
+  if choice not in CPU_FUSIONS:
+    raise ValueError(f'Unknown cpu_fusions {choice!r}; valid: {CPU_FUSIONS}.')
+  if direction not in _YNNPACK:
+    raise ValueError(f"direction must be 'train' or 'infer', got {direction!r}.")
+  if choice == 'default' or (backend or jax.default_backend()) != 'cpu':
+    return None
+  return {'xla_cpu_experimental_ynn_fusion_type': _YNNPACK[direction]}
