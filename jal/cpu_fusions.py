@@ -3,9 +3,11 @@
 XLA (JAX 0.10) can give dots, convolutions, reductions or elementwise fusions to YNNPACK instead of its own
 kernels (`xla_cpu_experimental_ynn_fusion_type`, an experimental compile option); by default it already gives it
 some reductions and elementwise fusions. `benchmarks/xla_cpu_flags.py` times the alternatives on the A(i, j)
-family (2-core AMD EPYC, width 64, jal's 'auto' formulations, `docs/results/xla_cpu_flags.md`): reductions alone
-train 1.31-1.36x faster than the default on A(1,1), A(1,2) and A(2,2) (A(2,4): 1.03x); dots alone infer
-1.28-1.59x faster on all four.
+family (`docs/results/xla_cpu_flags.md`): reductions alone train fastest, dots alone infer fastest, and neither
+elementwise fusions nor convolutions in YNNPACK, nor oneDNN's or XNNPACK's dots, help. Side by side with the
+default (`benchmarks/train_throughput.py`, 2-core AMD EPYC, width 64, batch 128, `docs/results/train_throughput.md`)
+the pair trains A(1,1) at 664 img/s against 420 and A(2,4) at 140 against 111, and infers A(1,2) at 1,939
+against 1,130.
 
 `ModelConfig.cpu_fusions`: 'default' leaves XLA's own list (every committed result ran so); 'ynnpack' compiles
 the training step with reductions and inference with dots in YNNPACK. Other kernels round differently, so a run
