@@ -17,7 +17,6 @@ import argparse
 import functools
 import importlib
 import os
-import sys
 import time
 
 import flax.linen as nn
@@ -81,8 +80,7 @@ class BatchNorm(nn.Module):
 
 
 def _time_step(arch, width, batch, steps, custom):
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-  import train_throughput as tt
+  import train_throughput as tt  # benchmarks/ is on the path: this script runs from there.
   flax_bn = nn.BatchNorm
   if custom:
     nn.BatchNorm = BatchNorm  # `jal.models` builds its norm from `nn.BatchNorm` at call time; same names.
@@ -111,7 +109,6 @@ def main():
   parser.add_argument('--batch', type=int, default=128)
   parser.add_argument('--steps', type=int, default=20)
   args = parser.parse_args()
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   import train_throughput as tt
   print(f'# BatchNorm backward: autodiff (Flax) against the closed form, {time.strftime("%Y-%m-%d")}, '
         f'{tt._cpu_model()}, {os.cpu_count()} CPUs, JAX {jax.__version__}, width {args.width}, batch {args.batch}, '
