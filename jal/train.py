@@ -312,8 +312,9 @@ def _variables_init(model, image_shape, vmapped):
   """keys -> initial variables of `model` (one key, or [R] keys when vmapped), compiled once per model."""
   if not vmapped:
     return functools.partial(init_variables, model, image_shape=image_shape)
-  options = INIT_COMPILER_OPTIONS if jax.default_backend() == 'cpu' else None  # One compile: its options, not
-  return jax.jit(jax.vmap(lambda rng: init_variables(model, rng, image_shape)), compiler_options=options)  # inner's.
+  # `init_variables` is traced into this one compile, so the initialisers' options go here.
+  options = INIT_COMPILER_OPTIONS if jax.default_backend() == 'cpu' else None
+  return jax.jit(jax.vmap(lambda rng: init_variables(model, rng, image_shape)), compiler_options=options)
 
 
 def _warm_init(model, tx, image_shape, variables, vmapped, replicated):
