@@ -91,13 +91,7 @@ def _time_step(arch, width, batch, steps, custom):
     grads = jax.jit(jax.grad(lambda p: train_lib.cross_entropy(model.apply(
         {**state.variables, 'params': p}, images, train=True, mutable=['batch_stats'])[0].logits, labels)))(
             state.params)
-    s, _ = compiled(state, images, labels, jax.random.key(1))
-    jax.block_until_ready(s)
-    start = time.perf_counter()
-    for i in range(steps):
-      s, metrics = compiled(s, images, labels, jax.random.key(i))
-    jax.block_until_ready(metrics)
-    return steps * batch / (time.perf_counter() - start), grads
+    return tt.time_steps(compiled, state, images, labels, steps)[0], grads
   finally:
     nn.BatchNorm = flax_bn
 

@@ -46,6 +46,19 @@ def _train_setup(arch, width, batch, conv_impl, donate=False):
   return model, state, step, images, labels, rng
 
 
+def time_steps(compiled, state, images, labels, steps):
+  """(images/s, final state, last metrics) of `steps` calls of a compiled SGD step, after one warm-up call."""
+  import jax
+
+  state, _ = compiled(state, images, labels, jax.random.key(1))
+  jax.block_until_ready(state)
+  start = time.perf_counter()
+  for i in range(steps):
+    state, metrics = compiled(state, images, labels, jax.random.key(i))
+  jax.block_until_ready(metrics)
+  return steps * images.shape[0] / (time.perf_counter() - start), state, metrics
+
+
 def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
   import jax
   import jax.numpy as jnp
@@ -55,13 +68,7 @@ def _jax_worker(arch, width, batch, steps, infer_batch, conv_impl):
   start = time.perf_counter()
   compiled = step.lower(state, images, labels, jax.random.key(1)).compile()
   compile_seconds = time.perf_counter() - start
-  state, _ = compiled(state, images, labels, jax.random.key(1))
-  jax.block_until_ready(state)
-  start = time.perf_counter()
-  for i in range(steps):
-    state, metrics = compiled(state, images, labels, jax.random.key(i))
-  jax.block_until_ready(metrics)
-  train_ips = steps * batch / (time.perf_counter() - start)
+  train_ips, state, metrics = time_steps(compiled, state, images, labels, steps)
 
   forward = jax.jit(lambda v, x: model.apply(v, x).logits,
                     compiler_options=importlib.import_module('jal.cpu_fusions').compiler_options(model, 'infer'))
