@@ -641,8 +641,9 @@ def search_cost_table(rows: Sequence[dict]) -> str:
 
 
 def compute_points(rows: Sequence[dict], entries: Sequence[dict]) -> dict[str, dict]:
-  """Per method of a search grid: SGD steps and seconds per run (candidates + round models, summed over rounds,
-  mean over seeds) with its AUBC; only rows that record 'train/steps' (the round model's steps) count."""
+  """Per method of a search grid: SGD steps and seconds per run (candidates + round models, summed over rounds),
+  per seed ('runs': seed -> (steps, seconds, AUBC)) and their means; only rows that record 'train/steps' (the
+  round model's steps) count."""
   points = {}
   for entry in entries:
     runs = {}
@@ -652,24 +653,46 @@ def compute_points(rows: Sequence[dict], entries: Sequence[dict]) -> dict[str, d
         runs[r['seed']] = (steps + r['train/steps'] + r.get('nas/candidate_steps', 0),
                            seconds + r['time/train'] + r['time/nas'])
     if runs:
+      aubc = dict(zip(entry['seeds'], entry['aubc']))
       points[f"{entry['policy']} {entry['strategy']}"] = {
           'steps': float(np.mean([v[0] for v in runs.values()])),
           'seconds': float(np.mean([v[1] for v in runs.values()])), 'aubc': entry['aubc_mean_se'],
-          'entry': entry}
+          'runs': {s: (*v, aubc[s]) for s, v in runs.items() if s in aubc}, 'entry': entry}
   return points
 
 
+def _paired_ratio(runs: Mapping[int, tuple], base: Mapping[int, tuple], index: int) -> tuple[float, float] | None:
+  """Mean ± SE over the seeds both hold of runs[s][index] / base[s][index] (None without a common seed)."""
+  common = [s for s in runs if s in base]
+  return metrics.mean_se([runs[s][index] / base[s][index] for s in common]) if common else None
+
+
 def compute_table(points: Mapping[str, dict], baseline_policy: str | Sequence[str] | None = None) -> str:
-  """AUBC against compute per method: SGD steps and seconds per run, and the paired AUBC difference to each
-  baseline policy (same strategy, paired seeds)."""
+  """AUBC against compute per method: SGD steps and seconds per run, each as a paired per-seed ratio to the first
+  baseline policy's run (same strategy), the paired AUBC difference to each baseline, and for a '+inherit' policy
+  the paired AUBC difference to the same search from scratch (issue 13's goal reads off these columns)."""
   bases = baselines(baseline_policy)
-  lines = ['| method | AUBC | SGD steps / run | seconds / run |' + ''.join(f' AUBC − {b} |' for b in bases),
-           '|---|---|---|---|' + '---|' * len(bases)]
+  ratio_to = bases[0] if bases else None
+  header = '| method | AUBC | SGD steps / run | seconds / run |'
+  if ratio_to:
+    header += f' steps / {ratio_to} | seconds / {ratio_to} |'
+  header += ''.join(f' AUBC − {b} |' for b in bases) + ' AUBC − from scratch |'
+  lines = [header, '|' + '---|' * header[1:].count('|')]
   for name, point in sorted(points.items(), key=lambda item: item[1]['steps']):
-    differences = [format_pm(point['entry']['aubc_minus'][b], signed=True) if b in point['entry']['aubc_minus']
-                   else '—' for b in bases]
-    lines.append(f"| {name} | {format_pm(point['aubc'])} | {point['steps']:,.0f} | {point['seconds']:,.0f} |"
-                 + ''.join(f' {d} |' for d in differences))
+    entry = point['entry']
+    cells = [name, format_pm(point['aubc']), f"{point['steps']:,.0f}", f"{point['seconds']:,.0f}"]
+    if ratio_to:
+      base = points.get(f"{ratio_to} {entry['strategy']}")
+      for index in (0, 1):
+        ratio = _paired_ratio(point['runs'], base['runs'], index) if base and base is not point else None
+        cells.append(f'{ratio[0]:.2f}× ± {ratio[1]:.2f}' if ratio else '—')
+    cells += [format_pm(entry['aubc_minus'][b], signed=True) if b in entry['aubc_minus'] else '—' for b in bases]
+    scratch = points.get(f"{entry['policy'].removesuffix('+inherit')} {entry['strategy']}")
+    common = [s for s in point['runs'] if scratch and s in scratch['runs']]
+    cells.append(format_pm(metrics.paired_difference([point['runs'][s][2] for s in common],
+                                                     [scratch['runs'][s][2] for s in common]), signed=True)
+                 if entry['policy'].endswith('+inherit') and common else '—')
+    lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
 

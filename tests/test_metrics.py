@@ -153,3 +153,21 @@ def test_inherited_fraction_rule_takes_the_shortest_schedule_as_good_as_the_best
   assert fraction == 0.125 and '**0.125**' in sentence
   fraction, sentence = report.inherited_fraction_rule(rows({0.0625: [0.3, 0.0, 0.1], 0.25: [0.1, 0.3, 0.0]}))
   assert fraction == 0.0625 and 'cost decides' in sentence   # No better than a uniform pick: the cheapest.
+
+
+def test_compute_table_pairs_cost_ratios_with_the_baseline_and_inherited_searches_with_their_own():
+  def run(policy, seed, accuracy, steps, seconds):  # Two rounds; the round model trains 10 steps each.
+    return [{'policy': policy, 'strategy': 'lc', 'seed': seed, 'round': k, 'num_labeled': 100 * (k + 1),
+             'test/accuracy': accuracy, 'arch/params': 1, 'arch/depth': 1, 'arch': 'A(1,1)', 'train/steps': 10,
+             'nas/candidate_steps': steps / 2 - 10, 'time/train': 1.0, 'time/nas': seconds / 2 - 1.0}
+            for k in range(2)]
+  rows = (run('fixed', 0, 0.5, 20, 2.0) + run('fixed', 1, 0.6, 20, 4.0)
+          + run('inas', 0, 0.7, 80, 8.0) + run('inas', 1, 0.7, 80, 12.0)
+          + run('inas+inherit', 0, 0.6, 30, 3.0) + run('inas+inherit', 1, 0.8, 30, 6.0))
+  points = report.compute_points(rows, report.summarize(rows, 'fixed'))
+  lines = {line.split(' | ')[0][2:]: line for line in report.compute_table(points, 'fixed').splitlines()[2:]}
+  # Seconds ratios to fixed per seed: 3/2, 6/4 -> 1.5 ± 0; inas: 8/2, 12/4 -> 3.5 ± 0.5. Steps 30/20, 80/20.
+  assert lines['inas+inherit lc'] == ('| inas+inherit lc | 0.7000 ± 0.1000 | 30 | 4 | 1.50× ± 0.00 | 1.50× ± 0.00 | '
+                                      '+0.1500 ± 0.0500 | +0.0000 ± 0.1000 |')
+  assert lines['inas lc'].endswith('| 4.00× ± 0.00 | 3.50× ± 0.50 | +0.1500 ± 0.0500 | — |')
+  assert lines['fixed lc'].endswith('| — | — | — | — |')
