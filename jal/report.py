@@ -624,20 +624,31 @@ def inherited_fraction_rule(rows: Sequence[dict]) -> tuple[float | None, str]:
 
 
 def search_cost_table(rows: Sequence[dict]) -> str:
-  """Per policy (with a search): candidates, their SGD steps and seconds per round, and the round's time over
-  the round model's training time (1.0 = no search)."""
+  """Per policy (with a search): candidates, their SGD steps and seconds per round (means over rounds and seeds),
+  and a run's (search + training) seconds over its training seconds (1.0 = no search; mean ± SE over seeds), over
+  all rounds and over the rounds after the first (round 0 has no previous model, so an inheriting search trains
+  its candidates from scratch there)."""
   lines = []
   for policy in sorted({r['policy'] for r in rows if 'nas/candidates' in r}):
     mine = [r for r in rows if r['policy'] == policy and 'nas/candidates' in r]
     steps = [r['nas/candidate_steps'] for r in mine if 'nas/candidate_steps' in r]
-    overhead = np.mean([(r['time/nas'] + r['time/train']) / r['time/train'] for r in mine])
+    overheads = []
+    for first in (0, 1):
+      runs = collections.defaultdict(lambda: [0.0, 0.0])
+      for r in mine:
+        if r['round'] >= first:
+          runs[(r['strategy'], r['seed'])][0] += r['time/nas'] + r['time/train']
+          runs[(r['strategy'], r['seed'])][1] += r['time/train']
+      ratio = metrics.mean_se([total / train for total, train in runs.values()]) if runs else None
+      overheads.append(f'{ratio[0]:.2f}× ± {ratio[1]:.2f}' if ratio else '—')
     lines.append(f"| {policy} | {np.mean([r['nas/candidates'] for r in mine]):.1f} | "
                  f"{np.mean(steps) if steps else float('nan'):.0f} | "
-                 f"{np.mean([r['time/candidates'] for r in mine]):.1f} | {overhead:.2f}× |")
+                 f"{np.mean([r['time/candidates'] for r in mine]):.1f} | {' | '.join(overheads)} |")
   if not lines:
     return ''
   return '\n'.join(['| policy | candidates / round | candidate SGD steps / round | candidate seconds / round | '
-                     '(search + training) / training |', '|---|---|---|---|---|'] + lines) + '\n'
+                     '(search + training) / training, per run | the same, rounds after the first |',
+                     '|---|---|---|---|---|---|'] + lines) + '\n'
 
 
 def compute_points(rows: Sequence[dict], entries: Sequence[dict]) -> dict[str, dict]:
