@@ -6,8 +6,10 @@ r"""Training and inference throughput of the A(i, j) family, JAX (jal) against P
 Each (framework, architecture) runs in its own subprocess so that peak memory (max RSS) is its own. PyTorch is
 optional (`pip install torch==2.13.0`, CPU build); it is never a dependency of jal. Train: forward, backward and
 an SGD-Nesterov update on a fixed batch (no augmentation in either framework). Infer: eval-mode forward at
-batch 1024. Also: compile time per architecture, each conv formulation (and 'auto+ynnpack': jal's formulations
-with `ModelConfig.cpu_fusions='ynnpack'`, `jal.cpu_fusions`), and vmap vs sequential for 3 seeds.
+batch 1024. Every (framework, architecture) runs `--repeats` times, JAX and PyTorch alternating, and the table
+gives medians (machines of this kind drift by +-5% between runs). Also: compile time per architecture, each conv
+formulation (and 'auto+ynnpack': jal's formulations with `ModelConfig.cpu_fusions='ynnpack'`, `jal.cpu_fusions`),
+and vmap vs sequential for 3 seeds.
 """
 
 import argparse
@@ -15,6 +17,7 @@ import importlib
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -265,6 +268,15 @@ def _cpu_model() -> str:
   return platform.processor() or platform.machine()
 
 
+def _median_result(results: list[dict]) -> dict:
+  """The per-key median of repeated workers' numeric results (their first error if any failed)."""
+  failed = [r for r in results if 'error' in r]
+  if failed:
+    return failed[0]
+  return {key: (statistics.median(r[key] for r in results) if isinstance(value, (int, float)) else value)
+          for key, value in results[0].items()}
+
+
 def _in_subprocess(kind, env=None, **kwargs):
   """Runs one worker in a fresh process (`env`: its environment, e.g. other XLA_FLAGS) and returns its result."""
   command = [sys.executable, __file__, '--worker', json.dumps({'kind': kind, **kwargs})]
@@ -289,6 +301,8 @@ def main():
   parser.add_argument('--batch', type=int, default=128)
   parser.add_argument('--infer-batch', type=int, default=1024)
   parser.add_argument('--steps', type=int, default=20)
+  parser.add_argument('--repeats', type=int, default=3,
+                      help='runs of every (framework, architecture), alternating; the table gives medians')
   parser.add_argument('--impls', default='auto,auto+ynnpack,tuned,xla',
                       help="conv formulations to time for JAX ('tuned': per shape, timed on this machine and cached "
                       "in ~/.cache/jal/conv_tuning.json; '+ynnpack': with ModelConfig.cpu_fusions='ynnpack')")
@@ -309,7 +323,8 @@ def main():
     torch_version = None
   print(f'# jal train/infer throughput, {time.strftime("%Y-%m-%d")}, {_cpu_model()}: JAX {jax.__version__} '
         f'({jax.default_backend()}), PyTorch {torch_version or "not installed"}, {os.cpu_count()} CPUs, 28x28x1, '
-        f'width {args.width}, batch {args.batch}, inference batch {args.infer_batch}')
+        f'width {args.width}, batch {args.batch}, inference batch {args.infer_batch}; medians of {args.repeats} '
+        'alternating runs (ratios: the median of each run\'s ratio)')
   archs = [tuple(int(v) for v in a.split(',')) for a in args.archs.split(';')]
   impls = args.impls.split(',')
   header = ['arch']
@@ -323,26 +338,32 @@ def main():
   worst = None  # (best JAX / PyTorch train ratio, arch, the best JAX formulation) of the slowest row.
   for arch in archs:
     row = [f'A({arch[0]},{arch[1]})']
-    results = {}
+    reps = []  # One {impl: result, 'torch': result} per repeat: JAX and PyTorch alternate, so drift hits both.
+    for _ in range(args.repeats):
+      rep = {impl: _in_subprocess('jax', arch=arch, width=args.width, batch=args.batch, steps=args.steps,
+                                  infer_batch=args.infer_batch, conv_impl=impl) for impl in impls}
+      rep['torch'] = (_in_subprocess('torch', arch=arch, width=args.width, batch=args.batch, steps=args.steps,
+                                     infer_batch=args.infer_batch) if torch_version else {'error': '-'})
+      reps.append(rep)
+    results = {name: _median_result([rep[name] for rep in reps]) for name in [*impls, 'torch']}
     for impl in impls:
-      r = results[impl] = _in_subprocess('jax', arch=arch, width=args.width, batch=args.batch, steps=args.steps,
-                                         infer_batch=args.infer_batch, conv_impl=impl)
+      r = results[impl]
       row += ([f"{r['train_ips']:.0f}", f"{r['infer_ips']:.0f}", f"{r['compile_s']:.1f}",
                f"{r['peak_rss_mib']:.0f}"] if 'error' not in r else [r['error'][:40]] * 4)
-    ok = [r for r in results.values() if 'error' not in r]
-    torch_result = (_in_subprocess('torch', arch=arch, width=args.width, batch=args.batch, steps=args.steps,
-                                   infer_batch=args.infer_batch) if torch_version else {'error': '-'})
-    if 'error' not in torch_result:
-      t = torch_result
+    t = results['torch']
+    ok = [impl for impl in impls if 'error' not in results[impl]]
+    if 'error' not in t:
       row += [f"{t['train_ips']:.0f}", f"{t['infer_ips']:.0f}", f"{t['peak_rss_mib']:.0f}"]
-      row += ([f"{max(r['train_ips'] for r in ok) / t['train_ips']:.2f}",
-               f"{max(r['infer_ips'] for r in ok) / t['infer_ips']:.2f}"] if ok else ['-', '-'])
-      if ok:
-        best = max((r for r in results.items() if 'error' not in r[1]), key=lambda r: r[1]['train_ips'])
-        ratio = best[1]['train_ips'] / t['train_ips']
-        worst = min(worst or (ratio, arch, best[0]), (ratio, arch, best[0]))
+      if ok:  # The median over repeats of each repeat's best-JAX / PyTorch ratio.
+        ratios = {key: statistics.median(max(rep[impl][key] for impl in ok) / rep['torch'][key] for rep in reps)
+                  for key in ('train_ips', 'infer_ips')}
+        row += [f"{ratios['train_ips']:.2f}", f"{ratios['infer_ips']:.2f}"]
+        best = max(ok, key=lambda impl: results[impl]['train_ips'])
+        worst = min(worst or (ratios['train_ips'], arch, best), (ratios['train_ips'], arch, best))
+      else:
+        row += ['-', '-']
     else:
-      row += [torch_result['error'][:40]] * 3 + ['-', '-']
+      row += [t['error'][:40]] * 3 + ['-', '-']
     if 'tuned' in impls:
       tuned = results['tuned']
       row += [tuned.get('train_choice', '-'), tuned.get('infer_choice', '-')]
