@@ -6,8 +6,8 @@ some reductions and elementwise fusions. `benchmarks/xla_cpu_flags.py` times the
 family (`docs/results/xla_cpu_flags.md`): reductions alone train fastest, dots alone infer fastest, and neither
 elementwise fusions nor convolutions in YNNPACK, nor oneDNN's or XNNPACK's dots, help. Side by side with the
 default (`benchmarks/train_throughput.py`, 2-core AMD EPYC, width 64, batch 128, `docs/results/train_throughput.md`)
-the pair trains A(1,1) at 664 img/s against 420 and A(2,4) at 140 against 111, and infers A(1,2) at 1,939
-against 1,130.
+the pair trains A(1,1) at 781 img/s against 442 and A(2,4) at 157 against 123, and infers A(1,2) at 2,006
+against 1,168 (medians of three runs).
 
 `ModelConfig.cpu_fusions`: 'default' leaves XLA's own list (every committed result ran so); 'ynnpack' compiles
 the training step with reductions and inference with dots in YNNPACK. Other kernels round differently, so a run
