@@ -61,6 +61,7 @@ LOCATION_FIELDS = ('data.data_dir', 'data.download', 'progress_every', 'tensorbo
 # saved config without the field equals a current one that holds this value, so committed grids still resume.
 ADDED_FIELDS = {'warm_start': False, 'autoal.mixture_init': 'kmeans++', 'autoal.head_init': 'uniform',
                 'inas.inherit': False, 'inas.inherited_fraction': 0.0, 'inas.choose': 'error',
+                'inas.inherit_from': 'round_model',
                 'nas.random_candidates': 3, 'nas.population': 3, 'nas.cycles': 3, 'nas.sample': 2,
                 'model.cpu_fusions': 'default'}
 

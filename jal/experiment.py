@@ -122,7 +122,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.inas.schedule = 'truncated'
   config.inas.max_blocks = 12
   config.inas.max_stacks = 5
-  config.inas.inherit = False               # Candidates inherit the previous round's weights (jal.inherit).
+  config.inas.inherit = False               # Candidates inherit trained weights (jal.inherit), from
+  config.inas.inherit_from = 'round_model'  # the previous round's model, or 'lineage': the last search's choice.
   config.inas.inherited_fraction = 0.0      # Premature schedule of inherited candidates; 0: candidate_fraction.
   config.inas.choose = 'error'              # Or 'pareto': the smallest within one SE of the lowest error.
 
@@ -285,17 +286,22 @@ def make_policy(spec: str, config: inas_lib.INASConfig, validation: data.Dataset
   'inheritance_study' -> iNAS that also scores its candidates inherited at several premature schedules
   (`inas.inheritance_study_policy`); 'grid', 'random_search', 'evolution' -> `jal.nas`'s strategies (settings
   from `search`, a config's `nas` section). A search may carry options: '+inherit' (candidates inherit the
-  previous round's weights) and '+pareto' (the smallest candidate within one SE), e.g. 'inas+inherit'. Anything
-  else is a ValueError."""
+  previous round's model), '+lineage' (candidates inherit the previous search's chosen candidate, V' a persistent
+  random share of L: `INASConfig.inherit_from`) and '+pareto' (the smallest candidate within one SE), e.g.
+  'inas+inherit'. Anything else is a ValueError."""
   search = search if search is not None else base_config().nas
   base, *options = spec.split('+')
   if options:  # 'inas+inherit', 'evolution+inherit+pareto': one search, its candidates evaluated another way.
     if base.startswith('fixed:') or base.endswith('_study'):
-      raise ValueError(f"Policy {spec!r}: options ('+inherit', '+pareto') apply to searches, not to {base!r}.")
-    unknown = set(options) - {'inherit', 'pareto'}
-    if unknown:
-      raise ValueError(f"Policy {spec!r}: unknown option(s) {sorted(unknown)}; use '+inherit' and/or '+pareto'.")
-    config = dataclasses.replace(config, inherit='inherit' in options or config.inherit,
+      raise ValueError(f"Policy {spec!r}: options ('+inherit', '+lineage', '+pareto') apply to searches, not to "
+                       f'{base!r}.')
+    unknown = set(options) - {'inherit', 'lineage', 'pareto'}
+    if unknown or {'inherit', 'lineage'} <= set(options):
+      raise ValueError(f"Policy {spec!r}: options are '+inherit' or '+lineage' (one of them) and '+pareto'; got "
+                       f'{sorted(options)}.')
+    inherit_from = 'lineage' if 'lineage' in options else 'round_model' if 'inherit' in options else None
+    config = dataclasses.replace(config, inherit=bool(inherit_from) or config.inherit,
+                                 inherit_from=inherit_from or config.inherit_from,
                                  choose='pareto' if 'pareto' in options else config.choose)
     spec = base
   if spec == 'inas':

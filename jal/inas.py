@@ -18,6 +18,7 @@ import numpy as np
 from jal import inherit as inherit_lib
 from jal import progress
 from jal.data import Dataset
+from jal.loop import KeptModel
 from jal.models import ModelFn, count_params, init_variables
 from jal.search_space import Architecture, SearchSpace
 from jal.train import TrainConfig, train
@@ -42,6 +43,12 @@ class INASConfig:
       (`jal.inherit`; the current architecture and its deeper expansion compute that model's function), and V'
       is drawn from the items that model never trained on (the last query's), so that it cannot score its own
       memory. False (the paper): from scratch, V' at random from S.
+    inherit_from: what inherited candidates start from. 'round_model': the previous round's model, trained on
+      all of S, so V' can only be the last query's items, which an uncertainty query picked as the hardest (V'
+      errors near chance, measured). 'lineage': the candidate the previous round's search chose, which the loop
+      keeps (`jal.loop.KeptModel`); it trained on S' only, and V' is persistent: it keeps the items held out so
+      far and takes `validation_fraction` of each round's new labels at random, so it is as representative as
+      a from-scratch search's V' and no candidate of the lineage ever trained on it. Round 0 searches from scratch.
     inherited_fraction: the premature schedule of an inherited candidate, as a fraction of the full one (None:
       `candidate_fraction`); inherited weights need fewer steps to rank.
     choose: 'error' (the lowest validation error, `tie_break_key`) or 'pareto' (the smallest candidate, by
@@ -58,6 +65,7 @@ class INASConfig:
   inherit: bool = False
   inherited_fraction: float | None = None
   choose: str = 'error'
+  inherit_from: str = 'round_model'
 
   def __post_init__(self):
     if self.max_steps < 1 or self.num_seeds < 1:
@@ -71,6 +79,8 @@ class INASConfig:
       raise ValueError(f"INASConfig.score must be 'best' or 'final', got {self.score!r}.")
     if self.inherited_fraction is not None and not 0.0 < self.inherited_fraction <= 1.0:
       raise ValueError(f'INASConfig.inherited_fraction must be in (0, 1] or None, got {self.inherited_fraction}.')
+    if self.inherit_from not in ('round_model', 'lineage'):
+      raise ValueError(f"INASConfig.inherit_from must be 'round_model' or 'lineage', got {self.inherit_from!r}.")
     if self.choose not in ('error', 'pareto'):
       raise ValueError(f"INASConfig.choose must be 'error' or 'pareto', got {self.choose!r}.")
 
@@ -104,11 +114,14 @@ def as_evaluation(result) -> Evaluation:
 
 @dataclasses.dataclass(frozen=True)
 class INASResult:
-  """The chosen architecture, every candidate's validation error step by step, and the search's cost."""
+  """The chosen architecture, every candidate's validation error step by step, the search's cost, and the chosen
+  candidate's evaluation with the S'/V' masks it was trained and scored on."""
 
   arch: Architecture
   steps: tuple[dict[str, float], ...]
   cost: dict[str, float] = dataclasses.field(default_factory=dict)
+  evaluation: Evaluation | None = None
+  split: tuple[np.ndarray, np.ndarray] | None = None
 
   def metrics(self) -> dict[str, float]:
     """Flat 'nas/...' scalars for a round's record."""
@@ -185,6 +198,25 @@ def split_labeled(labeled_mask: np.ndarray, validation_fraction: float, seed_rng
   return train_mask, validation_mask
 
 
+def lineage_split(labeled_mask: np.ndarray, kept: KeptModel, validation_fraction: float, seed_rng: jax.Array):
+  """S' and V' masks for candidates that inherit `kept`: V' keeps the labelled items held out from it and adds a
+  seeded random `validation_fraction` of the items labelled since (at least one item in V'); S' is the rest of the
+  labelled set. So V' grows with L as a random share of it, and no model of the lineage trains on it."""
+  labeled = np.asarray(labeled_mask, bool)
+  validation = np.asarray(kept.validation_mask, bool) & labeled
+  new = np.flatnonzero(labeled & ~np.asarray(kept.train_mask, bool) & ~validation)
+  seed = int(jax.random.randint(seed_rng, (), 0, np.iinfo(np.int32).max))
+  order = np.random.default_rng(seed).permutation(new)
+  count = int(round(validation_fraction * len(new)))
+  count = min(len(new), max(count, 0 if validation.any() else 1))
+  validation = validation.copy()
+  validation[order[:count]] = True
+  train = labeled & ~validation
+  if not train.any() or not validation.any():
+    raise ValueError(f'iNAS needs items in both S\' and V\', got {int(train.sum())} and {int(validation.sum())}.')
+  return train, validation
+
+
 def tie_break_key(arch: Architecture, error: float, current: Architecture) -> tuple:
   """How iNAS ranks candidates: the lowest validation error; on a tie the current architecture (no growth without
   evidence), then the shallower one, then the one with fewer stacks (A(2,1) before A(1,2), which have the same
@@ -199,6 +231,7 @@ def inas(
     scorer: Scorer,
     rng: jax.Array,
     unseen_mask: np.ndarray | None = None,
+    kept: KeptModel | None = None,
 ) -> INASResult:
   """Algorithm 1: the architecture for the labelled set, starting from `start`.
 
@@ -209,13 +242,17 @@ def inas(
     scorer: trains a candidate on S' and returns its validation error on V' (see `train_scorer`).
     rng: fixes the S'/V' split and the candidates' training.
     unseen_mask: [N] bool, items V' is drawn from first (those a parent model never trained on), or None.
+    kept: the lineage the candidates inherit (`lineage_split` makes S' and V'), or None.
   """
   config.space.check(start)
   split_rng, train_rng = jax.random.split(rng)
-  train_mask, validation_mask = split_labeled(np.asarray(labeled_mask), config.validation_fraction, split_rng,
-                                              unseen_mask)
+  if kept is not None:
+    train_mask, validation_mask = lineage_split(labeled_mask, kept, config.validation_fraction, split_rng)
+  else:
+    train_mask, validation_mask = split_labeled(np.asarray(labeled_mask), config.validation_fraction, split_rng,
+                                                unseen_mask)
   ledger = Ledger()
-  current = start
+  current, chosen = start, None
   steps = []
   for step in range(config.max_steps):
     candidates = config.space.candidates(current)
@@ -223,10 +260,12 @@ def inas(
                                          jax.random.fold_in(train_rng, step)) for arch in candidates}
     steps.append({str(arch): e.error for arch, e in evaluations.items()})
     best = choose(evaluations, current, config, int(validation_mask.sum()))
+    chosen = evaluations[best]
     if best == current:
       break
     current = best
-  return INASResult(current, tuple(steps), {**ledger.metrics(), 'nas/validation_size': int(validation_mask.sum())})
+  return INASResult(current, tuple(steps), {**ledger.metrics(), 'nas/validation_size': int(validation_mask.sum())},
+                    chosen, (train_mask, validation_mask))
 
 
 def candidate_schedule(train_config: TrainConfig, config: INASConfig, inherited: bool = False
@@ -289,8 +328,20 @@ def train_scorer(
   return scorer
 
 
+def lineage_of(inputs, config: INASConfig) -> KeptModel | None:
+  """The kept candidate this round's candidates inherit (inherit_from='lineage'), or None (round 0, or none)."""
+  kept = getattr(inputs, 'kept', None)
+  if not config.inherit or config.inherit_from != 'lineage' or kept is None:
+    return None
+  return kept if isinstance(kept.arch, Architecture) else None
+
+
 def parent_of(inputs, config: INASConfig) -> tuple[Architecture, dict] | None:
-  """(the previous round's architecture, its model's variables) when candidates inherit, else None."""
+  """(architecture, variables) candidates inherit: the previous round's model, or with inherit_from='lineage' the
+  kept candidate; None when candidates start from scratch."""
+  if config.inherit and config.inherit_from == 'lineage':
+    kept = lineage_of(inputs, config)
+    return None if kept is None else (kept.arch, jax.device_get(kept.variables))
   if not config.inherit or inputs.previous_model is None or not isinstance(inputs.previous_arch, Architecture):
     return None
   # On the host once per round: every candidate inherits from it (`inherit` would fetch it per candidate).
@@ -298,25 +349,53 @@ def parent_of(inputs, config: INASConfig) -> tuple[Architecture, dict] | None:
 
 
 def unseen_of(inputs, config: INASConfig) -> np.ndarray | None:
-  """With inheritance: the labelled items the previous round's model never trained on (V' comes from them)."""
-  if not config.inherit or inputs.previous_mask is None:
+  """With inheritance from the round model: the labelled items it never trained on (V' comes from them)."""
+  if not config.inherit or config.inherit_from != 'round_model' or inputs.previous_mask is None:
     return None
   return np.asarray(inputs.labeled_mask) & ~np.asarray(inputs.previous_mask)
+
+
+def round_split(inputs, config: INASConfig, seed_rng: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+  """This round's S' and V' masks, as `inas` splits: `lineage_split` when candidates inherit a kept lineage, else
+  `split_labeled` (V' first from the items the round model never saw, when candidates inherit it)."""
+  kept = lineage_of(inputs, config)
+  if kept is not None:
+    return lineage_split(inputs.labeled_mask, kept, config.validation_fraction, seed_rng)
+  return split_labeled(np.asarray(inputs.labeled_mask), config.validation_fraction, seed_rng,
+                       unseen_of(inputs, config))
+
+
+def keeps_lineage(config: INASConfig) -> bool:
+  """Whether a search keeps its chosen candidate for the next round (inherit_from='lineage')."""
+  return config.inherit and config.inherit_from == 'lineage'
+
+
+def answer(config: INASConfig, arch: Architecture, metrics: dict, evaluation: Evaluation | None,
+           split: tuple[np.ndarray, np.ndarray]) -> tuple:
+  """A search policy's return: (arch, scalars), plus the chosen candidate as a `KeptModel` when it keeps a lineage."""
+  if not keeps_lineage(config):
+    return arch, metrics
+  if evaluation is None or evaluation.variables is None:
+    raise ValueError('A lineage search keeps its chosen candidate: its scorer must return the trained variables '
+                     '(train_scorer(..., keep_variables=True)).')
+  return arch, metrics, KeptModel(evaluation.variables, split[0], split[1], arch)
 
 
 def inas_policy(config: INASConfig = INASConfig(), start: Architecture | None = None):
   """active-iNAS's architecture policy for `jal.loop.run`: iNAS from the previous round's architecture.
 
   The first round starts from `start` (default: the space's root A(1,1)); later rounds from the architecture the
-  previous round chose, so capacity never shrinks.
+  previous round chose, so capacity never shrinks. With inherit_from='lineage' it also returns the chosen
+  candidate for the loop to keep (see `INASConfig`).
   """
 
   def policy(inputs, rng):
     previous = inputs.previous_arch or start or config.space.root
     scorer = train_scorer(inputs.pool, inputs.labels, inputs.train, config, inputs.model_fn,
-                          parent_of(inputs, config))
-    result = inas(inputs.labeled_mask, previous, config, scorer, rng, unseen_of(inputs, config))
-    return result.arch, result.metrics()
+                          parent_of(inputs, config), keep_variables=keeps_lineage(config))
+    result = inas(inputs.labeled_mask, previous, config, scorer, rng, unseen_of(inputs, config),
+                  lineage_of(inputs, config))
+    return answer(config, result.arch, result.metrics(), result.evaluation, result.split)
 
   return policy
 

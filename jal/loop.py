@@ -1,7 +1,8 @@
 """The active-learning loop: Algorithm 2 of active-iNAS, with the architecture policy and the query as parameters.
 
 Each round r: the policy names an architecture for the labelled set L (a fixed one, or iNAS); the model is trained
-on L and scored on the test split; the querier picks the next b pool items; the oracle labels them. `LoopState`
+on L and scored on the test split; the querier picks the next b pool items; the oracle labels them. A policy may
+keep a model for its next round (`KeptModel`: a search's chosen candidate, which the next search inherits). `LoopState`
 holds everything the rounds change and `RoundProgress` what the current round has finished; both are PyTrees, and
 with a `jal.checkpoint.Checkpointer` the loop saves them after every phase and resumes where it stopped (on the CPU
 a killed run finishes with the same history and parameters as an uninterrupted one). Shapes are fixed by the pool,
@@ -107,6 +108,7 @@ class PolicyInputs:
     round: the round index.
     train: how the round model trains (policies derive candidate schedules from it).
     model_fn: architecture -> Flax module.
+    kept: the model the policy kept last round (`KeptModel`; None in round 0 and for policies that keep none).
   """
 
   pool: Dataset
@@ -118,10 +120,30 @@ class PolicyInputs:
   round: int
   train: TrainConfig
   model_fn: ModelFn
+  kept: KeptModel | None = None
 
 
-# An architecture policy: (inputs, rng) -> (the architecture for this round, 'nas/' scalars for the history).
-ArchitecturePolicy = Callable[[PolicyInputs, jax.Array], tuple[Any, dict]]
+@struct.dataclass
+class KeptModel:
+  """A model a policy keeps for its next round, checkpointed with the loop (a search's winning candidate, which
+  the next round's candidates inherit): its variables, the items it trained on and the items held out from it.
+
+  Attributes:
+    variables: {'params', 'batch_stats'} of `arch`.
+    train_mask: [N] bool, the pool items it trained on.
+    validation_mask: [N] bool, labelled items it never trained on (a search validated on them).
+    arch: its architecture (static).
+  """
+
+  variables: Any
+  train_mask: np.ndarray
+  validation_mask: np.ndarray
+  arch: Any = struct.field(pytree_node=False, default=None)
+
+
+# An architecture policy: (inputs, rng) -> (the architecture for this round, 'nas/' scalars for the history), or
+# (architecture, scalars, KeptModel) to keep a model for the next round (`PolicyInputs.kept`).
+ArchitecturePolicy = Callable[[PolicyInputs, jax.Array], tuple]
 
 
 def fixed(arch) -> ArchitecturePolicy:
@@ -147,6 +169,7 @@ class LoopState:
     train_state: the task model of the last finished round (None before the first).
     model_mask: [N] bool, the labelled set `train_state` was trained on (None before the first round, and in
       checkpoints written before it was kept): what a model inheriting from it has seen.
+    kept: the model the policy kept in the last finished round (`KeptModel`), or None.
     round: the number of finished rounds (static).
     arch: the architecture of the last finished round (static).
     history: one dict of scalars per finished round (static, JSON-friendly).
@@ -158,6 +181,7 @@ class LoopState:
   query_state: Any = None
   train_state: TrainState | None = None
   model_mask: np.ndarray | None = None
+  kept: KeptModel | None = None
   round: int = struct.field(pytree_node=False, default=0)
   arch: Any = struct.field(pytree_node=False, default=None)
   history: tuple[dict, ...] = struct.field(pytree_node=False, default=())
@@ -189,6 +213,7 @@ class RoundProgress:
     train_state: the round's trained task model (after 'train').
     pending: [b] int32 pool indices chosen by the query, awaiting labels (after 'query').
     query_state: the querier's state after this round's query.
+    kept: the model this round's policy kept (after 'policy'), or None.
     phase: the last finished phase (static): 'start' (nothing yet), 'policy' (architecture chosen), 'train'
       (model trained and evaluated), 'query' (items chosen, awaiting their labels).
     arch: the architecture chosen for the round (static).
@@ -198,6 +223,7 @@ class RoundProgress:
   train_state: TrainState | None = None
   pending: np.ndarray | None = None
   query_state: Any = None
+  kept: KeptModel | None = None
   phase: str = struct.field(pytree_node=False, default='start')
   arch: Any = struct.field(pytree_node=False, default=None)
   record: dict = struct.field(pytree_node=False, default_factory=dict)
@@ -327,6 +353,21 @@ def _pool_changes(directory: str, splits: Splits) -> str:
   return '; '.join(parts)
 
 
+def _kept_tree(kept: KeptModel | None) -> dict | None:
+  """A KeptModel as the plain tree a checkpoint holds (its architecture goes to the metadata)."""
+  if kept is None:
+    return None
+  return {'variables': kept.variables, 'train_mask': np.asarray(kept.train_mask),
+          'validation_mask': np.asarray(kept.validation_mask)}
+
+
+def _kept_model(tree: dict | None, arch: str | None) -> KeptModel | None:
+  if tree is None:
+    return None
+  return KeptModel(tree['variables'], np.asarray(tree['train_mask']), np.asarray(tree['validation_mask']),
+                   _arch_from_name(arch))
+
+
 def save(checkpointer: checkpoint_lib.Checkpointer, state: LoopState, progress: RoundProgress, fingerprint: dict,
          done: bool = False) -> None:
   """Writes the state after `progress.phase` of round `state.round` as step round * 4 + phase.
@@ -337,8 +378,9 @@ def save(checkpointer: checkpoint_lib.Checkpointer, state: LoopState, progress: 
   step = state.round * len(PHASES) + PHASES.index(progress.phase)
   tree = {'state': {'labeled_mask': np.asarray(state.labeled_mask), 'labels': np.asarray(state.labels, np.int32),
                     'rng': state.rng, 'train_state': state.train_state, 'query_state': state.query_state,
-                    'model_mask': None if state.model_mask is None else np.asarray(state.model_mask)},
-          'progress': {'train_state': progress.train_state,
+                    'model_mask': None if state.model_mask is None else np.asarray(state.model_mask),
+                    'kept': _kept_tree(state.kept)},
+          'progress': {'train_state': progress.train_state, 'kept': _kept_tree(progress.kept),
                        # Orbax refuses empty arrays: no pending items (the budget is spent) is saved as None.
                        'pending': progress.pending if progress.pending is not None and len(progress.pending) else None,
                        'query_state': progress.query_state}}
@@ -347,6 +389,8 @@ def save(checkpointer: checkpoint_lib.Checkpointer, state: LoopState, progress: 
   meta = {'round': state.round, 'phase': progress.phase, 'done': done,
           'state_arch': None if state.arch is None else arch_name(state.arch),
           'progress_arch': None if progress.arch is None else arch_name(progress.arch),
+          'state_kept_arch': None if state.kept is None else arch_name(state.kept.arch),
+          'progress_kept_arch': None if progress.kept is None else arch_name(progress.kept.arch),
           'record': progress.record, 'history': list(state.history), 'present': present,
           'num_pending': len(tree['progress']['pending']) if tree['progress']['pending'] is not None else 0,
           'pool': fingerprint}
@@ -385,6 +429,14 @@ def restore(checkpointer: checkpoint_lib.Checkpointer, splits: Splits, config: L
         return None
       return _abstract_train_state(model_fn(_arch_from_name(meta[arch_field])), config.train, image_shape)
 
+    def kept(part):
+      if f'{part}.kept' not in present:
+        return None
+      model = model_fn(_arch_from_name(meta[f'{part}_kept_arch']))
+      mask = jax.ShapeDtypeStruct((num_items,), np.bool_)
+      return {'variables': jax.eval_shape(lambda: init_variables(model, jax.random.key(0), image_shape)),
+              'train_mask': mask, 'validation_mask': mask}
+
     def query_state(part):
       if f'{part}.query_state' not in present:
         return None
@@ -398,8 +450,9 @@ def restore(checkpointer: checkpoint_lib.Checkpointer, splits: Splits, config: L
                       'rng': jax.eval_shape(lambda: jax.random.key(0)),
                       'train_state': model_state('state_arch', 'state'), 'query_state': query_state('state'),
                       'model_mask': (jax.ShapeDtypeStruct((num_items,), np.bool_) if 'state.model_mask' in present
-                                     else None)},
-            'progress': {'train_state': model_state('progress_arch', 'progress'),
+                                     else None),
+                      'kept': kept('state')},
+            'progress': {'train_state': model_state('progress_arch', 'progress'), 'kept': kept('progress'),
                          'pending': (jax.ShapeDtypeStruct((meta['num_pending'],), np.int32)
                                      if 'progress.pending' in present else None),
                          'query_state': query_state('progress')}}
@@ -416,13 +469,15 @@ def restore(checkpointer: checkpoint_lib.Checkpointer, splits: Splits, config: L
         'labels disagree); delete it to resume from the previous checkpoint.')
   model_mask = None if saved_state.get('model_mask') is None else np.asarray(saved_state['model_mask'])
   state = LoopState(mask, labels, saved_state['rng'], saved_state['query_state'], saved_state['train_state'],
-                    model_mask, int(meta['round']), _arch_from_name(meta['state_arch']), tuple(meta['history']))
+                    model_mask, _kept_model(saved_state.get('kept'), meta.get('state_kept_arch')), int(meta['round']),
+                    _arch_from_name(meta['state_arch']), tuple(meta['history']))
   pending = saved_progress['pending']
   if pending is None and meta['phase'] == 'query':
     pending = np.zeros(0, np.int32)
   progress = RoundProgress(saved_progress['train_state'], None if pending is None else np.asarray(pending),
-                           saved_progress['query_state'], meta['phase'], _arch_from_name(meta['progress_arch']),
-                           meta['record'])
+                           saved_progress['query_state'],
+                           _kept_model(saved_progress.get('kept'), meta.get('progress_kept_arch')), meta['phase'],
+                           _arch_from_name(meta['progress_arch']), meta['record'])
   return state, progress, bool(meta['done'])
 
 
@@ -454,8 +509,12 @@ def run_round(
   if progress.phase == 'start':
     start, compiled = time.perf_counter(), COMPILES.snapshot()
     inputs = PolicyInputs(pool, state.labeled_mask, state.labels, state.arch, state.train_state, state.model_mask,
-                          state.round, config.train, model_fn)
-    arch, policy_metrics = policy(inputs, policy_rng)
+                          state.round, config.train, model_fn, state.kept)
+    arch, policy_metrics, *kept = policy(inputs, policy_rng)
+    kept = kept[0] if kept else None
+    if kept is not None and not isinstance(kept, KeptModel):
+      raise TypeError(f'An architecture policy returns (arch, scalars) or (arch, scalars, KeptModel), got a '
+                      f'{type(kept).__name__} third.')
     model = model_fn(arch)
     params = count_params(_abstract_train_state(model, config.train, pool.image_shape).params)
     record = {'round': state.round, 'num_labeled': state.num_labeled, 'strategy': querier.name,
@@ -465,7 +524,7 @@ def run_round(
     record.update({'time/nas': time.perf_counter() - start, **policy_metrics})
     record = _add_compiles(record, compiled)
     # A fresh progress: nothing of the previous round's model may be saved under this round's architecture.
-    progress = RoundProgress(phase='policy', arch=arch, record=record)
+    progress = RoundProgress(kept=kept, phase='policy', arch=arch, record=record)
     if on_phase is not None:
       on_phase(state, progress)
 
@@ -519,7 +578,7 @@ def run_round(
     new_state = state.reveal(progress.pending, oracle.label(progress.pending, state.round))
   return new_state.replace(round=state.round + 1, arch=progress.arch, train_state=progress.train_state,
                            model_mask=np.asarray(state.labeled_mask), query_state=progress.query_state,
-                           history=state.history + (progress.record,))
+                           kept=progress.kept, history=state.history + (progress.record,))
 
 
 def run(

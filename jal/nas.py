@@ -2,7 +2,8 @@
 
 Each is a policy `(PolicyInputs, rng) -> (architecture, 'nas/' scalars)` for `jal.loop.run`, like
 `jal.inas.inas_policy`, and evaluates candidates the same way (`jal.inas.train_scorer`: premature training on S',
-error on V', from scratch or inherited from the previous round's model with `INASConfig.inherit`), so rows differ
+error on V', from scratch or inherited with `INASConfig.inherit`, from the previous round's model or the lineage of
+the searches' chosen candidates, `INASConfig.inherit_from`), so rows differ
 in the search strategy only. Each records its cost: candidates evaluated, their SGD steps and seconds.
 
   grid_policy       every architecture of the space each round: the paper's straw man (§4.5), on a small grid.
@@ -33,10 +34,10 @@ from jal.search_space import Architecture
 def _round_setup(inputs, config: INASConfig, rng: jax.Array, keep_variables: bool = False):
   """(scorer, S' mask, V' mask, key for the candidates) of one round, split as iNAS splits."""
   split_rng, train_rng = jax.random.split(rng)
-  train_mask, validation_mask = inas_lib.split_labeled(
-      np.asarray(inputs.labeled_mask), config.validation_fraction, split_rng, inas_lib.unseen_of(inputs, config))
+  train_mask, validation_mask = inas_lib.round_split(inputs, config, split_rng)
   scorer = inas_lib.train_scorer(inputs.pool, inputs.labels, inputs.train, config, inputs.model_fn,
-                                 inas_lib.parent_of(inputs, config), keep_variables=keep_variables)
+                                 inas_lib.parent_of(inputs, config),
+                                 keep_variables=keep_variables or inas_lib.keeps_lineage(config))
   return scorer, train_mask, validation_mask, train_rng
 
 
@@ -60,7 +61,8 @@ def grid_policy(config: INASConfig | None = None, start: Architecture | None = N
     evaluations = {arch: ledger.evaluate(scorer, arch, train_mask, validation_mask, jax.random.fold_in(train_rng, i))
                    for i, arch in enumerate(config.space.nodes())}
     chosen = inas_lib.choose(evaluations, _current(inputs, config, start), config, int(validation_mask.sum()))
-    return chosen, _record(chosen, evaluations, ledger, validation_mask)
+    return inas_lib.answer(config, chosen, _record(chosen, evaluations, ledger, validation_mask),
+                           evaluations[chosen], (train_mask, validation_mask))
 
   return policy
 
@@ -80,7 +82,8 @@ def random_policy(config: INASConfig | None = None, num_candidates: int = 3, sta
     evaluations = {nodes[i]: ledger.evaluate(scorer, nodes[i], train_mask, validation_mask,
                                              jax.random.fold_in(train_rng, k)) for k, i in enumerate(picks)}
     chosen = inas_lib.choose(evaluations, _current(inputs, config, start), config, int(validation_mask.sum()))
-    return chosen, _record(chosen, evaluations, ledger, validation_mask)
+    return inas_lib.answer(config, chosen, _record(chosen, evaluations, ledger, validation_mask),
+                           evaluations[chosen], (train_mask, validation_mask))
 
   return policy
 
@@ -131,6 +134,7 @@ def evolution_policy(config: INASConfig | None = None, population_size: int = 3,
       population.append(evaluate(child, parent))
       population.popleft()  # Aging: the oldest member retires, whatever its error.
     chosen = inas_lib.choose(evaluations, current, config, int(validation_mask.sum()))
-    return chosen, _record(chosen, evaluations, ledger, validation_mask)
+    return inas_lib.answer(config, chosen, _record(chosen, evaluations, ledger, validation_mask),
+                           evaluations[chosen], (train_mask, validation_mask))
 
   return policy

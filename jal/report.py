@@ -680,8 +680,9 @@ def _paired_ratio(runs: Mapping[int, tuple], base: Mapping[int, tuple], index: i
 
 def compute_table(points: Mapping[str, dict], baseline_policy: str | Sequence[str] | None = None) -> str:
   """AUBC against compute per method: SGD steps and seconds per run, each as a paired per-seed ratio to the first
-  baseline policy's run (same strategy), the paired AUBC difference to each baseline, and for a '+inherit' policy
-  the paired AUBC difference to the same search from scratch (issue 13's goal reads off these columns)."""
+  baseline policy's run (same strategy), the paired AUBC difference to each baseline, and for a '+inherit' or
+  '+lineage' policy the paired AUBC difference to the same search from scratch (issue 13's goal reads off these
+  columns)."""
   bases = baselines(baseline_policy)
   ratio_to = bases[0] if bases else None
   header = '| method | AUBC | SGD steps / run | seconds / run |'
@@ -698,11 +699,14 @@ def compute_table(points: Mapping[str, dict], baseline_policy: str | Sequence[st
         ratio = _paired_ratio(point['runs'], base['runs'], index) if base and base is not point else None
         cells.append(f'{ratio[0]:.2f}× ± {ratio[1]:.2f}' if ratio else '—')
     cells += [format_pm(entry['aubc_minus'][b], signed=True) if b in entry['aubc_minus'] else '—' for b in bases]
-    scratch = points.get(f"{entry['policy'].removesuffix('+inherit')} {entry['strategy']}")
+    base_policy, *options = entry['policy'].split('+')
+    inherited = bool({'inherit', 'lineage'} & set(options))
+    from_scratch = '+'.join([base_policy] + [o for o in options if o not in ('inherit', 'lineage')])
+    scratch = points.get(f"{from_scratch} {entry['strategy']}")
     common = [s for s in point['runs'] if scratch and s in scratch['runs']]
     cells.append(format_pm(metrics.paired_difference([point['runs'][s][2] for s in common],
                                                      [scratch['runs'][s][2] for s in common]), signed=True)
-                 if entry['policy'].endswith('+inherit') and common else '—')
+                 if inherited and common else '—')
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 

@@ -183,11 +183,15 @@ def test_policy_specs_name_searches_and_their_options(monkeypatch):
   monkeypatch.setattr(nas_lib, 'evolution_policy', lambda config, *args: seen.setdefault('evolution', (config, args)))
   base = experiment.inas_config(experiment.base_config().inas)
   experiment.make_policy('inas+inherit', base)
-  assert seen['inas'].inherit and seen['inas'].choose == 'error'
+  assert seen['inas'].inherit and seen['inas'].inherit_from == 'round_model' and seen['inas'].choose == 'error'
+  seen.clear()
+  experiment.make_policy('inas+lineage', base)
+  assert seen['inas'].inherit and seen['inas'].inherit_from == 'lineage'
   experiment.make_policy('evolution+inherit+pareto', base)
   config, args = seen['evolution']
   assert config.inherit and config.choose == 'pareto' and args == (3, 3, 2)
-  for spec, message in (('fixed:A(1,2)+inherit', 'apply to searches'), ('inas+warp', 'unknown option'),
+  for spec, message in (('fixed:A(1,2)+inherit', 'apply to searches'), ('inas+warp', 'options are'),
+                        ('inas+inherit+lineage', 'one of them'),
                         ('hill', 'Unknown architecture policy')):
     with pytest.raises(ValueError, match=message):
       experiment.make_policy(spec, base)

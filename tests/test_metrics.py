@@ -163,13 +163,17 @@ def test_compute_table_pairs_cost_ratios_with_the_baseline_and_inherited_searche
             for k in range(2)]
   rows = (run('fixed', 0, 0.5, 20, 2.0) + run('fixed', 1, 0.6, 20, 4.0)
           + run('inas', 0, 0.7, 80, 8.0) + run('inas', 1, 0.7, 80, 12.0)
-          + run('inas+inherit', 0, 0.6, 30, 3.0) + run('inas+inherit', 1, 0.8, 30, 6.0))
+          + run('inas+inherit', 0, 0.6, 30, 3.0) + run('inas+inherit', 1, 0.8, 30, 6.0)
+          + run('inas+lineage+pareto', 0, 0.5, 30, 3.0) + run('inas+lineage+pareto', 1, 0.7, 30, 6.0)
+          + run('inas+pareto', 0, 0.6, 80, 8.0) + run('inas+pareto', 1, 0.6, 80, 12.0))
   points = report.compute_points(rows, report.summarize(rows, 'fixed'))
   lines = {line.split(' | ')[0][2:]: line for line in report.compute_table(points, 'fixed').splitlines()[2:]}
   # Seconds ratios to fixed per seed: 3/2, 6/4 -> 1.5 ± 0; inas: 8/2, 12/4 -> 3.5 ± 0.5. Steps 30/20, 80/20.
   assert lines['inas+inherit lc'] == ('| inas+inherit lc | 0.7000 ± 0.1000 | 30 | 4 | 1.50× ± 0.00 | 1.50× ± 0.00 | '
                                       '+0.1500 ± 0.0500 | +0.0000 ± 0.1000 |')
   assert lines['inas lc'].endswith('| 4.00× ± 0.00 | 3.50× ± 0.50 | +0.1500 ± 0.0500 | — |')
+  # A lineage search is paired with the same search from scratch, its other options kept: 0.5 - 0.6, 0.7 - 0.6.
+  assert lines['inas+lineage+pareto lc'].endswith('| +0.0000 ± 0.1000 |')
   assert lines['fixed lc'].endswith('| — | — | — | — |')
 
 

@@ -100,6 +100,55 @@ def test_inherited_candidates_start_from_the_previous_model_and_validate_on_item
   assert not (validation_mask & first_labels).any()
 
 
+@pytest.mark.parametrize('make', [
+    lambda c: inas.inas_policy(c),
+    lambda c: nas.random_policy(c, num_candidates=2),
+    lambda c: nas.evolution_policy(c, population_size=2, cycles=2, sample_size=2),
+])
+def test_lineage_candidates_inherit_the_last_choice_and_validate_on_a_persistent_random_share(monkeypatch, make):
+  """inherit_from='lineage': round r's candidates start from round r-1's chosen candidate (kept by the loop);
+  V' keeps its items and takes a fifth of each round's new labels, so the lineage never trains on V'."""
+  recorder = Recorder(SMALL_IS_BEST)
+  config = inas.INASConfig(space=SPACE, inherit=True, inherit_from='lineage')
+  state, parents = _run(make(config), recorder, monkeypatch)
+  assert parents[0] is None  # Round 0: from scratch.
+  assert state.kept is not None and str(state.kept.arch) == state.history[-1]['nas/chosen']
+  rounds, start = [], 0
+  for record in state.history:
+    calls = recorder.calls[start:start + record['nas/candidates']]
+    start += record['nas/candidates']
+    rounds.append(calls)
+  labeled = loop.initial_state(90, _loop_config().schedule, loop.SimulatedOracle(_tiny_splits().pool.labels),
+                               0).labeled_mask
+  for r, calls in enumerate(rounds):
+    validation = calls[0][1]
+    assert all((c[1] == validation).all() for c in calls)
+    assert validation.sum() == state.history[r]['nas/validation_size'] == [4, 6, 8][r]  # 20% of 20, 30, 40.
+    if r:
+      previous = rounds[r - 1][0][1]
+      assert (validation & previous).sum() == previous.sum()  # V' persists ...
+      new = validation & ~previous
+      assert new.sum() == 2 and not (new & labeled).any()  # ... and grows by new labels only.
+      chosen = Architecture(*map(int, state.history[r - 1]['nas/chosen'][2:-1].split(',')))
+      inherited = [parent for _, _, parent in calls if parent is None]  # Evolution's children override it.
+      assert parents[r] == (chosen, {'trained': str(chosen)}) or not inherited
+    labeled = labeled | validation
+  assert (state.kept.validation_mask == rounds[-1][0][1]).all()
+  assert not (state.kept.train_mask & state.kept.validation_mask).any()
+
+
+def test_lineage_split_keeps_v_prime_and_adds_a_share_of_the_new_labels():
+  labeled = np.arange(100) < 60
+  kept = loop.KeptModel(None, np.arange(100) < 40, (np.arange(100) >= 40) & (np.arange(100) < 50))
+  train_mask, validation_mask = inas.lineage_split(labeled, kept, 0.2, jax.random.key(0))
+  assert validation_mask[40:50].all() and validation_mask[50:60].sum() == 2 and not validation_mask[:40].any()
+  assert (train_mask == (labeled & ~validation_mask)).all()
+  other, _ = inas.lineage_split(labeled, kept, 0.2, jax.random.key(1))
+  assert (other[:50] == train_mask[:50]).all()  # Only the new items' draw depends on the key.
+  empty = loop.KeptModel(None, labeled, np.zeros(100, bool))  # Nothing held out yet: V' gets at least one item.
+  assert inas.lineage_split(labeled | (np.arange(100) == 70), empty, 0.2, jax.random.key(0))[1].sum() == 1
+
+
 def test_pareto_choice_takes_the_smallest_within_one_standard_error():
   current = A(1, 1)
   evaluations = {A(1, 1): inas.Evaluation(0.30, params=100), A(2, 1): inas.Evaluation(0.26, params=200),

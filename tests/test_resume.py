@@ -133,6 +133,26 @@ def test_autoal_and_inas_state_resume_exactly(tmp_path, small):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_a_kept_lineage_resumes_exactly(tmp_path, small):
+  """iNAS whose candidates inherit the last search's choice: the kept candidate is checkpointed with the state
+  and the round's progress, so crashes after round 0's choice and around round 1's give the uninterrupted rows."""
+  splits, config = small
+  policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(1, 2), candidate_fraction=0.5, inherit=True,
+                                            inherit_from='lineage', inherited_fraction=0.25))
+  run_config = {'case': 'lineage'}
+  straight = _run_with_crashes(tmp_path / 'a', splits, config, 'margin', policy, run_config)
+  resumed = _run_with_crashes(tmp_path / 'b', splits, config, 'margin', policy, run_config,
+                              ((0, 'policy'), (1, 'start'), (1, 'policy')))
+  steps = [r['nas/candidate_steps'] / r['nas/candidates'] for r in straight.history]
+  assert steps[1] == steps[2] == steps[0] / 2  # Rounds 1 and 2 inherit (half the steps of round 0's).
+  assert _without_times(resumed.history) == _without_times(straight.history)
+  assert resumed.kept is not None and resumed.kept.arch == straight.kept.arch
+  np.testing.assert_array_equal(resumed.kept.validation_mask, straight.kept.validation_mask)
+  leaves = jax.tree_util.tree_leaves
+  for a, b in zip(leaves(resumed.kept.variables), leaves(straight.kept.variables)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_every_phase_is_checkpointed_and_a_finished_run_does_nothing(tmp_path, small):
   splits, config = small
   recorder = CrashingCheckpointer(tmp_path, {'case': 'phases'}, crash_at=None)

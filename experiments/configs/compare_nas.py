@@ -6,7 +6,9 @@ weights (experiments/compare_inas.py with this config; issue 13, the NAS survey'
 
   ''                   CPU scale: fixed A(1,2), iNAS, random search (iNAS's budget), regularised evolution and
                        the full grid (the paper's §4.5 straw man) on a 3 x 3 space, iNAS, random search and
-                       evolution also with '+inherit'; softmax response, 3 paired seeds, the measured CPU protocol
+                       evolution also with '+inherit' (candidates start from the previous round's model), iNAS
+                       with '+lineage' (from the previous search's choice, V' a persistent random share of L);
+                       least confidence, 3 paired seeds, the measured CPU protocol
                        (100 -> 600 labels, 640 SGD steps per round, candidates on the compressed half schedule)
   'inheritance_study'  iNAS from scratch that also scores its candidates inherited at 1/32 .. 1/4 of the
                        schedule: the agreement that sets `inas.inherited_fraction`
@@ -22,7 +24,7 @@ from jal import experiment
 def get_config(arg: str = ''):
   variant, _, scale = arg.partition(':') if arg.startswith('inheritance_study') else ('', '', arg)
   config = experiment.base_config()
-  config.policies = ('fixed:A(1,2)', 'inas', 'inas+inherit', 'random_search', 'random_search+inherit',
+  config.policies = ('fixed:A(1,2)', 'inas', 'inas+inherit', 'inas+lineage', 'random_search', 'random_search+inherit',
                      'evolution', 'evolution+inherit', 'grid')
   config.strategies = ('least_confidence',)
   config.baseline_policy = 'fixed:A(1,2),inas'
