@@ -627,7 +627,8 @@ def search_cost_table(rows: Sequence[dict]) -> str:
   """Per policy (with a search): candidates, their SGD steps and seconds per round (means over rounds and seeds),
   and a run's (search + training) seconds over its training seconds (1.0 = no search; mean ± SE over seeds), over
   all rounds and over the rounds after the first (round 0 has no previous model, so an inheriting search trains
-  its candidates from scratch there)."""
+  its candidates from scratch there), and the chosen candidate's V' error in the rounds after the first (mean over
+  rounds per run, mean ± SE over runs): how the candidates scored where inheritance applies."""
   lines = []
   for policy in sorted({r['policy'] for r in rows if 'nas/candidates' in r}):
     mine = [r for r in rows if r['policy'] == policy and 'nas/candidates' in r]
@@ -641,14 +642,22 @@ def search_cost_table(rows: Sequence[dict]) -> str:
           runs[(r['strategy'], r['seed'])][1] += r['time/train']
       ratio = metrics.mean_se([total / train for total, train in runs.values()]) if runs else None
       overheads.append(f'{ratio[0]:.2f}× ± {ratio[1]:.2f}' if ratio else '—')
+    chosen_errors = collections.defaultdict(list)
+    for r in mine:
+      scored = sorted(k for k in r if k.startswith('nas/step') and k.endswith(f"/{r.get('nas/chosen')}"))
+      if r['round'] >= 1 and scored:
+        chosen_errors[(r['strategy'], r['seed'])].append(r[scored[-1]])
+    error = metrics.mean_se([np.mean(v) for v in chosen_errors.values()]) if chosen_errors else None
+    overheads.append(f'{error[0]:.3f} ± {error[1]:.3f}' if error else '—')
     lines.append(f"| {policy} | {np.mean([r['nas/candidates'] for r in mine]):.1f} | "
                  f"{np.mean(steps) if steps else float('nan'):.0f} | "
                  f"{np.mean([r['time/candidates'] for r in mine]):.1f} | {' | '.join(overheads)} |")
   if not lines:
     return ''
   return '\n'.join(['| policy | candidates / round | candidate SGD steps / round | candidate seconds / round | '
-                     '(search + training) / training, per run | the same, rounds after the first |',
-                     '|---|---|---|---|---|---|'] + lines) + '\n'
+                     '(search + training) / training, per run | the same, rounds after the first | '
+                     "chosen candidate's V' error, rounds after the first |",
+                     '|---|---|---|---|---|---|---|'] + lines) + '\n'
 
 
 def compute_points(rows: Sequence[dict], entries: Sequence[dict]) -> dict[str, dict]:
