@@ -44,11 +44,13 @@ class INASConfig:
       is drawn from the items that model never trained on (the last query's), so that it cannot score its own
       memory. False (the paper): from scratch, V' at random from S.
     inherit_from: what inherited candidates start from. 'round_model': the previous round's model, trained on
-      all of S, so V' can only be the last query's items, which an uncertainty query picked as the hardest (V'
-      errors near chance, measured). 'lineage': the candidate the previous round's search chose, which the loop
-      keeps (`jal.loop.KeptModel`); it trained on S' only, and V' is persistent: it keeps the items held out so
-      far and takes `validation_fraction` of each round's new labels at random, so it is as representative as
-      a from-scratch search's V' and no candidate of the lineage ever trained on it. Round 0 searches from scratch.
+      all of S, so V' can only be the last query's items, which an uncertainty query picked as the hardest (the
+      chosen candidates' V' errors double, measured in docs/results/compare_nas). 'lineage': the candidate the
+      previous round's search chose, which the loop keeps (`jal.loop.KeptModel`); it trained on S' only, and V'
+      is persistent: it keeps the items held out so far and takes `validation_fraction` of each round's new
+      labels at random, so it is as representative as a from-scratch search's V' and no candidate of the lineage
+      ever trained on it. Round 0 searches from scratch. Neither makes a short inherited schedule rank
+      architectures as training from scratch does (`benchmarks/inherited_start.py`).
     inherited_fraction: the premature schedule of an inherited candidate, as a fraction of the full one (None:
       `candidate_fraction`); inherited weights need fewer steps to rank.
     choose: 'error' (the lowest validation error, `tie_break_key`) or 'pareto' (the smallest candidate, by
