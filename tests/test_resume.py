@@ -135,14 +135,14 @@ def test_autoal_and_inas_state_resume_exactly(tmp_path, small):
 
 def test_a_kept_lineage_resumes_exactly(tmp_path, small):
   """iNAS whose candidates inherit the last search's choice: the kept candidate is checkpointed with the state
-  and the round's progress, so crashes after round 0's choice and around round 1's give the uninterrupted rows."""
+  and the round's progress, so crashes after round 0's choice and after round 0 give the uninterrupted rows."""
   splits, config = small
   policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(1, 2), candidate_fraction=0.5, inherit=True,
                                             inherit_from='lineage', inherited_fraction=0.25))
   run_config = {'case': 'lineage'}
   straight = _run_with_crashes(tmp_path / 'a', splits, config, 'margin', policy, run_config)
   resumed = _run_with_crashes(tmp_path / 'b', splits, config, 'margin', policy, run_config,
-                              ((0, 'policy'), (1, 'start'), (1, 'policy')))
+                              ((0, 'policy'), (1, 'start')))  # progress.kept, then state.kept.
   steps = [r['nas/candidate_steps'] / r['nas/candidates'] for r in straight.history]
   assert steps[1] == steps[2] == steps[0] / 2  # Rounds 1 and 2 inherit (half the steps of round 0's).
   assert _without_times(resumed.history) == _without_times(straight.history)
