@@ -18,7 +18,6 @@ import numpy as np
 from jal import inherit as inherit_lib
 from jal import progress
 from jal.data import Dataset
-from jal.loop import KeptModel
 from jal.models import ModelFn, count_params, init_variables
 from jal.search_space import Architecture, SearchSpace
 from jal.train import TrainConfig, train
@@ -46,7 +45,7 @@ class INASConfig:
     inherit_from: what inherited candidates start from. 'round_model': the previous round's model, trained on
       all of S, so V' can only be the last query's items, which an uncertainty query picked as the hardest (the
       chosen candidates' V' errors double, measured in docs/results/compare_nas). 'lineage': the candidate the
-      previous round's search chose, which the loop keeps (`jal.loop.KeptModel`); it trained on S' only, and V'
+      previous round's search chose, which the loop keeps (`jal.inherit.KeptModel`); it trained on S' only, and V'
       is persistent: it keeps the items held out so far and takes `validation_fraction` of each round's new
       labels at random, so it is as representative as a from-scratch search's V' and no candidate of the lineage
       ever trained on it. Round 0 searches from scratch. Neither makes a short inherited schedule rank
@@ -200,7 +199,8 @@ def split_labeled(labeled_mask: np.ndarray, validation_fraction: float, seed_rng
   return train_mask, validation_mask
 
 
-def lineage_split(labeled_mask: np.ndarray, kept: KeptModel, validation_fraction: float, seed_rng: jax.Array):
+def lineage_split(labeled_mask: np.ndarray, kept: inherit_lib.KeptModel, validation_fraction: float,
+                  seed_rng: jax.Array):
   """S' and V' masks for candidates that inherit `kept`: V' keeps the labelled items held out from it and adds a
   seeded random `validation_fraction` of the items labelled since (at least one item in V'); S' is the rest of the
   labelled set. So V' grows with L as a random share of it, and no model of the lineage trains on it."""
@@ -233,7 +233,7 @@ def inas(
     scorer: Scorer,
     rng: jax.Array,
     unseen_mask: np.ndarray | None = None,
-    kept: KeptModel | None = None,
+    kept: inherit_lib.KeptModel | None = None,
 ) -> INASResult:
   """Algorithm 1: the architecture for the labelled set, starting from `start`.
 
@@ -330,7 +330,7 @@ def train_scorer(
   return scorer
 
 
-def lineage_of(inputs, config: INASConfig) -> KeptModel | None:
+def lineage_of(inputs, config: INASConfig) -> inherit_lib.KeptModel | None:
   """The kept candidate this round's candidates inherit (inherit_from='lineage'), or None (round 0, or none)."""
   kept = getattr(inputs, 'kept', None)
   if not config.inherit or config.inherit_from != 'lineage' or kept is None:
@@ -374,13 +374,14 @@ def keeps_lineage(config: INASConfig) -> bool:
 
 def answer(config: INASConfig, arch: Architecture, metrics: dict, evaluation: Evaluation | None,
            split: tuple[np.ndarray, np.ndarray]) -> tuple:
-  """A search policy's return: (arch, scalars), plus the chosen candidate as a `KeptModel` when it keeps a lineage."""
+  """A search policy's return: (arch, scalars), plus the chosen candidate as a `jal.inherit.KeptModel` when it
+  keeps a lineage."""
   if not keeps_lineage(config):
     return arch, metrics
   if evaluation is None or evaluation.variables is None:
     raise ValueError('A lineage search keeps its chosen candidate: its scorer must return the trained variables '
                      '(train_scorer(..., keep_variables=True)).')
-  return arch, metrics, KeptModel(evaluation.variables, split[0], split[1], arch)
+  return arch, metrics, inherit_lib.KeptModel(evaluation.variables, split[0], split[1], arch)
 
 
 def inas_policy(config: INASConfig = INASConfig(), start: Architecture | None = None):

@@ -14,17 +14,20 @@ A child architecture starts from a trained parent's weights instead of from scra
 
 Variables are Flax's {'params', 'batch_stats'} trees of `jal.models.ResNet`; a block type registered with
 `jal.models.register_block` is function-preserving under `deeper` when `IDENTITY_NORMS` names the norm layer
-that ends its residual branch.
+that ends its residual branch. `KeptModel` is a trained model a search keeps for the next round to inherit from
+(`jal.loop` checkpoints it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import traverse_util
+import numpy as np
+from flax import struct, traverse_util
 
 from jal.search_space import Architecture
 
@@ -99,3 +102,21 @@ def _keeps_shape(block: str, arch: Architecture) -> bool:
   """Whether block `stack{s}_block{b}` maps its input to the same shape (no stride, no projection)."""
   stack, index = map(int, _BLOCK.fullmatch(block).groups())
   return index > 0 and index < arch.blocks and stack < arch.stacks
+
+
+@struct.dataclass
+class KeptModel:
+  """A model a policy keeps for its next round, checkpointed with the loop (a search's winning candidate, which
+  the next round's candidates inherit): its variables, the items it trained on and the items held out from it.
+
+  Attributes:
+    variables: {'params', 'batch_stats'} of `arch`.
+    train_mask: [N] bool, the pool items it trained on.
+    validation_mask: [N] bool, labelled items it never trained on (a search validated on them).
+    arch: its architecture (static).
+  """
+
+  variables: Any
+  train_mask: np.ndarray
+  validation_mask: np.ndarray
+  arch: Any = struct.field(pytree_node=False, default=None)

@@ -2,7 +2,8 @@
 
 Each round r: the policy names an architecture for the labelled set L (a fixed one, or iNAS); the model is trained
 on L and scored on the test split; the querier picks the next b pool items; the oracle labels them. A policy may
-keep a model for its next round (`KeptModel`: a search's chosen candidate, which the next search inherits). `LoopState`
+keep a model for its next round (`jal.inherit.KeptModel`: a search's chosen candidate, which the next search
+inherits). `LoopState`
 holds everything the rounds change and `RoundProgress` what the current round has finished; both are PyTrees, and
 with a `jal.checkpoint.Checkpointer` the loop saves them after every phase and resumes where it stopped (on the CPU
 a killed run finishes with the same history and parameters as an uninterrupted one). Shapes are fixed by the pool,
@@ -108,7 +109,8 @@ class PolicyInputs:
     round: the round index.
     train: how the round model trains (policies derive candidate schedules from it).
     model_fn: architecture -> Flax module.
-    kept: the model the policy kept last round (`KeptModel`; None in round 0 and for policies that keep none).
+    kept: the model the policy kept last round (`jal.inherit.KeptModel`; None in round 0 and for policies that
+      keep none).
   """
 
   pool: Dataset
@@ -120,29 +122,11 @@ class PolicyInputs:
   round: int
   train: TrainConfig
   model_fn: ModelFn
-  kept: KeptModel | None = None
-
-
-@struct.dataclass
-class KeptModel:
-  """A model a policy keeps for its next round, checkpointed with the loop (a search's winning candidate, which
-  the next round's candidates inherit): its variables, the items it trained on and the items held out from it.
-
-  Attributes:
-    variables: {'params', 'batch_stats'} of `arch`.
-    train_mask: [N] bool, the pool items it trained on.
-    validation_mask: [N] bool, labelled items it never trained on (a search validated on them).
-    arch: its architecture (static).
-  """
-
-  variables: Any
-  train_mask: np.ndarray
-  validation_mask: np.ndarray
-  arch: Any = struct.field(pytree_node=False, default=None)
+  kept: inherit_lib.KeptModel | None = None
 
 
 # An architecture policy: (inputs, rng) -> (the architecture for this round, 'nas/' scalars for the history), or
-# (architecture, scalars, KeptModel) to keep a model for the next round (`PolicyInputs.kept`).
+# (architecture, scalars, jal.inherit.KeptModel) to keep a model for the next round (`PolicyInputs.kept`).
 ArchitecturePolicy = Callable[[PolicyInputs, jax.Array], tuple]
 
 
@@ -169,7 +153,7 @@ class LoopState:
     train_state: the task model of the last finished round (None before the first).
     model_mask: [N] bool, the labelled set `train_state` was trained on (None before the first round, and in
       checkpoints written before it was kept): what a model inheriting from it has seen.
-    kept: the model the policy kept in the last finished round (`KeptModel`), or None.
+    kept: the model the policy kept in the last finished round (`jal.inherit.KeptModel`), or None.
     round: the number of finished rounds (static).
     arch: the architecture of the last finished round (static).
     history: one dict of scalars per finished round (static, JSON-friendly).
@@ -181,7 +165,7 @@ class LoopState:
   query_state: Any = None
   train_state: TrainState | None = None
   model_mask: np.ndarray | None = None
-  kept: KeptModel | None = None
+  kept: inherit_lib.KeptModel | None = None
   round: int = struct.field(pytree_node=False, default=0)
   arch: Any = struct.field(pytree_node=False, default=None)
   history: tuple[dict, ...] = struct.field(pytree_node=False, default=())
@@ -223,7 +207,7 @@ class RoundProgress:
   train_state: TrainState | None = None
   pending: np.ndarray | None = None
   query_state: Any = None
-  kept: KeptModel | None = None
+  kept: inherit_lib.KeptModel | None = None
   phase: str = struct.field(pytree_node=False, default='start')
   arch: Any = struct.field(pytree_node=False, default=None)
   record: dict = struct.field(pytree_node=False, default_factory=dict)
@@ -353,7 +337,7 @@ def _pool_changes(directory: str, splits: Splits) -> str:
   return '; '.join(parts)
 
 
-def _kept_tree(kept: KeptModel | None) -> dict | None:
+def _kept_tree(kept: inherit_lib.KeptModel | None) -> dict | None:
   """A KeptModel as the plain tree a checkpoint holds (its architecture goes to the metadata)."""
   if kept is None:
     return None
@@ -361,11 +345,11 @@ def _kept_tree(kept: KeptModel | None) -> dict | None:
           'validation_mask': np.asarray(kept.validation_mask)}
 
 
-def _kept_model(tree: dict | None, arch: str | None) -> KeptModel | None:
+def _kept_model(tree: dict | None, arch: str | None) -> inherit_lib.KeptModel | None:
   if tree is None:
     return None
-  return KeptModel(tree['variables'], np.asarray(tree['train_mask']), np.asarray(tree['validation_mask']),
-                   _arch_from_name(arch))
+  return inherit_lib.KeptModel(tree['variables'], np.asarray(tree['train_mask']),
+                               np.asarray(tree['validation_mask']), _arch_from_name(arch))
 
 
 def save(checkpointer: checkpoint_lib.Checkpointer, state: LoopState, progress: RoundProgress, fingerprint: dict,
@@ -512,9 +496,9 @@ def run_round(
                           state.round, config.train, model_fn, state.kept)
     arch, policy_metrics, *kept = policy(inputs, policy_rng)
     kept = kept[0] if kept else None
-    if kept is not None and not isinstance(kept, KeptModel):
-      raise TypeError(f'An architecture policy returns (arch, scalars) or (arch, scalars, KeptModel), got a '
-                      f'{type(kept).__name__} third.')
+    if kept is not None and not isinstance(kept, inherit_lib.KeptModel):
+      raise TypeError('An architecture policy returns (arch, scalars) or (arch, scalars, jal.inherit.KeptModel), '
+                      f'got a {type(kept).__name__} third.')
     model = model_fn(arch)
     params = count_params(_abstract_train_state(model, config.train, pool.image_shape).params)
     record = {'round': state.round, 'num_labeled': state.num_labeled, 'strategy': querier.name,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_inas import _loop_config, _tiny_splits
 
-from jal import inas, loop, nas
+from jal import inas, inherit, loop, nas
 from jal.search_space import Architecture, SearchSpace
 
 A = Architecture
@@ -138,13 +138,13 @@ def test_lineage_candidates_inherit_the_last_choice_and_validate_on_a_persistent
 
 def test_lineage_split_keeps_v_prime_and_adds_a_share_of_the_new_labels():
   labeled = np.arange(100) < 60
-  kept = loop.KeptModel(None, np.arange(100) < 40, (np.arange(100) >= 40) & (np.arange(100) < 50))
+  kept = inherit.KeptModel(None, np.arange(100) < 40, (np.arange(100) >= 40) & (np.arange(100) < 50))
   train_mask, validation_mask = inas.lineage_split(labeled, kept, 0.2, jax.random.key(0))
   assert validation_mask[40:50].all() and validation_mask[50:60].sum() == 2 and not validation_mask[:40].any()
   assert (train_mask == (labeled & ~validation_mask)).all()
   other, _ = inas.lineage_split(labeled, kept, 0.2, jax.random.key(1))
   assert (other[:50] == train_mask[:50]).all()  # Only the new items' draw depends on the key.
-  empty = loop.KeptModel(None, labeled, np.zeros(100, bool))  # Nothing held out yet: V' gets at least one item.
+  empty = inherit.KeptModel(None, labeled, np.zeros(100, bool))  # Nothing held out yet: V' gets at least one item.
   assert inas.lineage_split(labeled | (np.arange(100) == 70), empty, 0.2, jax.random.key(0))[1].sum() == 1
 
 
