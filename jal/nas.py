@@ -1,6 +1,7 @@
 """Architecture search strategies beyond iNAS, as active-learning policies over the same space and V'.
 
-Each is a policy `(PolicyInputs, rng) -> (architecture, 'nas/' scalars)` for `jal.loop.run`, like
+Each is a policy `(PolicyInputs, rng) -> (architecture, 'nas/' scalars)` (plus the chosen candidate as a
+`jal.inherit.KeptModel` when it inherits a lineage) for `jal.loop.run`, like
 `jal.inas.inas_policy`, and evaluates candidates the same way (`jal.inas.train_scorer`: premature training on S',
 error on V', from scratch or inherited with `INASConfig.inherit`, from the previous round's model or the lineage of
 the searches' chosen candidates, `INASConfig.inherit_from`), so rows differ

@@ -644,7 +644,8 @@ def search_cost_table(rows: Sequence[dict]) -> str:
       overheads.append(f'{ratio[0]:.2f}× ± {ratio[1]:.2f}' if ratio else '—')
     chosen_errors = collections.defaultdict(list)
     for r in mine:
-      scored = sorted(k for k in r if k.startswith('nas/step') and k.endswith(f"/{r.get('nas/chosen')}"))
+      scored = sorted((k for k in r if k.startswith('nas/step') and k.endswith(f"/{r.get('nas/chosen')}")),
+                      key=lambda k: int(k.split('/')[1][len('step'):]))  # The last step that scored it.
       if r['round'] >= 1 and scored:
         chosen_errors[(r['strategy'], r['seed'])].append(r[scored[-1]])
     error = metrics.mean_se([np.mean(v) for v in chosen_errors.values()]) if chosen_errors else None
