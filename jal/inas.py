@@ -330,10 +330,15 @@ def train_scorer(
   return scorer
 
 
+def keeps_lineage(config: INASConfig) -> bool:
+  """Whether a search keeps its chosen candidate for the next round (inherit_from='lineage')."""
+  return config.inherit and config.inherit_from == 'lineage'
+
+
 def lineage_of(inputs, config: INASConfig) -> inherit_lib.KeptModel | None:
   """The kept candidate this round's candidates inherit (inherit_from='lineage'), or None (round 0, or none)."""
   kept = getattr(inputs, 'kept', None)
-  if not config.inherit or config.inherit_from != 'lineage' or kept is None:
+  if not keeps_lineage(config) or kept is None:
     return None
   return kept if isinstance(kept.arch, Architecture) else None
 
@@ -341,7 +346,7 @@ def lineage_of(inputs, config: INASConfig) -> inherit_lib.KeptModel | None:
 def parent_of(inputs, config: INASConfig) -> tuple[Architecture, dict] | None:
   """(architecture, variables) candidates inherit: the previous round's model, or with inherit_from='lineage' the
   kept candidate; None when candidates start from scratch."""
-  if config.inherit and config.inherit_from == 'lineage':
+  if keeps_lineage(config):
     kept = lineage_of(inputs, config)
     return None if kept is None else (kept.arch, jax.device_get(kept.variables))
   if not config.inherit or inputs.previous_model is None or not isinstance(inputs.previous_arch, Architecture):
@@ -365,11 +370,6 @@ def round_split(inputs, config: INASConfig, seed_rng: jax.Array) -> tuple[np.nda
     return lineage_split(inputs.labeled_mask, kept, config.validation_fraction, seed_rng)
   return split_labeled(np.asarray(inputs.labeled_mask), config.validation_fraction, seed_rng,
                        unseen_of(inputs, config))
-
-
-def keeps_lineage(config: INASConfig) -> bool:
-  """Whether a search keeps its chosen candidate for the next round (inherit_from='lineage')."""
-  return config.inherit and config.inherit_from == 'lineage'
 
 
 def answer(config: INASConfig, arch: Architecture, metrics: dict, evaluation: Evaluation | None,
