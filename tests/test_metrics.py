@@ -178,12 +178,15 @@ def test_compute_table_pairs_cost_ratios_with_the_baseline_and_inherited_searche
 
 
 def test_search_cost_table_gives_the_search_overhead_per_run_and_after_the_first_round():
-  def row(seed, k, nas, train, chosen_error):
+  def row(seed, k, nas, train, chosen_error, test_accuracy):
     return {'policy': 'inas+inherit', 'strategy': 'lc', 'seed': seed, 'round': k, 'nas/candidates': 2,
             'nas/candidate_steps': 10, 'time/candidates': nas, 'time/nas': nas, 'time/train': train,
-            'nas/chosen': 'A(1,2)', 'nas/step0/A(1,1)': 0.9, 'nas/step0/A(1,2)': chosen_error}
+            'nas/chosen': 'A(1,2)', 'nas/step0/A(1,1)': 0.9, 'nas/step0/A(1,2)': chosen_error,
+            'test/accuracy': test_accuracy}
   # Seed 0: (3 + 1 + 1 + 2) / (1 + 2) = 7/3 over the run, 3/2 after round 0; seed 1: 16/6 = 8/3, 8/4 = 2.
-  # The chosen candidate's V' error after round 0: 0.2 and 0.4 (round 0's 0.0 does not count).
-  rows = [row(0, 0, 3.0, 1.0, 0.0), row(0, 1, 1.0, 2.0, 0.2), row(1, 0, 6.0, 2.0, 0.0), row(1, 1, 4.0, 4.0, 0.4)]
+  # The chosen candidate's V' error after round 0: 0.2 and 0.4 (round 0's 0.0 does not count); minus the round's
+  # test error (0.25 and 0.3): -0.05 and +0.1.
+  rows = [row(0, 0, 3.0, 1.0, 0.0, 0.5), row(0, 1, 1.0, 2.0, 0.2, 0.75), row(1, 0, 6.0, 2.0, 0.0, 0.5),
+          row(1, 1, 4.0, 4.0, 0.4, 0.7)]
   line = report.search_cost_table(rows).splitlines()[2]
-  assert line == '| inas+inherit | 2.0 | 10 | 3.5 | 2.50× ± 0.17 | 1.75× ± 0.25 | 0.300 ± 0.100 |'
+  assert line == '| inas+inherit | 2.0 | 10 | 3.5 | 2.50× ± 0.17 | 1.75× ± 0.25 | 0.300 ± 0.100 | +0.025 ± 0.075 |'
