@@ -127,9 +127,37 @@ def _hlo_op_names(hlo: str) -> dict[str, str]:
           for ops in computations.values() for name, _, opcode, op_name, calls in ops}
 
 
+def _timeline_seconds(events: list[tuple[int, int, str]], is_async) -> dict[str, float]:
+  """Seconds of the traced span owned by each op, from (start ns, end ns, op) events of every thread.
+
+  XLA's CPU runtime records a convolution or dot as a few microseconds (the call that hands the work to Eigen's
+  thread pool), not the time its kernel runs, so summing recorded durations hides them. Here each instant goes to
+  the ops recorded as running then (split evenly), or, when none is, to the asynchronous op (`is_async(op)`) that
+  started last: the convolution or product whose kernel is running.
+  """
+  import numpy as np
+  events = sorted(events)
+  start, resolution = events[0][0], 10_000  # 10 us bins.
+  bins = int((max(e[1] for e in events) - start) // resolution) + 1
+  running = np.zeros(bins)
+  for a, b, _ in events:
+    running[(a - start) // resolution:max((b - start) // resolution, (a - start) // resolution + 1)] += 1
+  seconds = dict.fromkeys({op for *_, op in events} | {'<idle>'}, 0.0)
+  for a, b, op in events:
+    first, last = (a - start) // resolution, max((b - start) // resolution, (a - start) // resolution + 1)
+    seconds[op] += float(np.sum(1.0 / running[first:last])) * resolution * 1e-9
+  async_starts = [((a - start) // resolution, op) for a, _, op in events if is_async(op)]
+  idle = np.flatnonzero(running == 0)
+  owners = np.searchsorted([b for b, _ in async_starts], idle, side='right') - 1
+  for owner, count in zip(*np.unique(owners, return_counts=True)):
+    seconds[async_starts[owner][1] if owner >= 0 else '<idle>'] += int(count) * resolution * 1e-9
+  return seconds
+
+
 def _profile_worker(arch, width, batch, steps, conv_impl):
-  """Share of the training step's compute per component, from a JAX profiler trace of `steps` steps: each XLA
-  op's time (summed over threads) goes to the component its op name's scope says (conv forward or backward,
+  """Share of the training step's wall time per component, from a JAX profiler trace of `steps` steps: each
+  instant goes to the XLA ops running then, or to the convolution or product whose kernel runs then
+  (`_timeline_seconds`), and each op to the component its op name's scope says (conv forward or backward,
   BatchNorm, the stem's max-pool, the optimizer; convolutions XLA left without a name count as conv backward);
   'rest' is ReLUs, residual adds, the head, the loss, layout copies and the batch gather."""
   import glob
@@ -140,7 +168,9 @@ def _profile_worker(arch, width, batch, steps, conv_impl):
 
   _, state, step, images, labels, _ = _train_setup(arch, width, batch, conv_impl)
   compiled = step.lower(state, images, labels, jax.random.key(1)).compile()
-  op_names = _hlo_op_names(compiled.as_text())
+  hlo = compiled.as_text()
+  op_names = _hlo_op_names(hlo)
+  opcodes = dict(re.findall(r'%?([\w.\-]+) = (?:\([^=]*?\)|\S+) ([\w\-]+)\(', hlo))
   jax.block_until_ready(compiled(state, images, labels, jax.random.key(1)))
 
   def component(op_name: str) -> str:
@@ -157,22 +187,29 @@ def _profile_worker(arch, width, batch, steps, conv_impl):
       return 'BatchNorm'
     return 'rest'
 
-  seconds = dict.fromkeys(('conv forward', 'conv backward', 'BatchNorm', 'pooling', 'optimizer', 'rest'), 0.0)
   with tempfile.TemporaryDirectory() as trace_dir:
     with jax.profiler.trace(trace_dir):
+      start = time.perf_counter()
       for i in range(steps):
         out = compiled(state, images, labels, jax.random.key(i))
       jax.block_until_ready(out)
+      wall = time.perf_counter() - start
     (path,) = glob.glob(os.path.join(trace_dir, '**', '*.xplane.pb'), recursive=True)
     profile = jax.profiler.ProfileData.from_file(path)
+  events = []
   for plane in profile.planes:
     for line in plane.lines:
       for event in line.events:
         op = dict((k, v) for k, v in event.stats).get('hlo_op')
         if op is not None:
-          seconds[component(op_names.get(op, ''))] += event.duration_ns * 1e-9
+          events.append((int(event.start_ns), int(event.start_ns + event.duration_ns), op))
+  per_op = _timeline_seconds(events, lambda op: opcodes.get(op) in ('convolution', 'dot'))
+  seconds = dict.fromkeys(('conv forward', 'conv backward', 'BatchNorm', 'pooling', 'optimizer', 'rest'), 0.0)
+  for op, t in per_op.items():
+    seconds['rest' if op == '<idle>' else component(op_names.get(op, ''))] += t
   total = sum(seconds.values())
-  return {'op_ms_per_step': 1e3 * total / steps, 'shares': {k: v / total for k, v in seconds.items()}}
+  return {'ms_per_step': 1e3 * wall / steps, 'traced_ms_per_step': 1e3 * total / steps,
+          'shares': {k: v / total for k, v in seconds.items()}}
 
 
 def _torch_worker(arch, width, batch, steps, infer_batch):
@@ -377,7 +414,8 @@ def main():
     else:
       shares = ', '.join(f'{name} {share:.0%}' for name, share in p['shares'].items())
       print(f"\n# profile of the worst row, A({arch[0]},{arch[1]}) with JAX[{impl}] ({ratio:.2f}x PyTorch), from a "
-            f"JAX profiler trace ({p['op_ms_per_step']:.0f} ms of XLA ops per step, summed over threads): {shares}")
+            f"JAX profiler trace, shares of the step's wall time ({p['ms_per_step']:.0f} ms per step traced; each "
+            f"instant to the ops running then, or to the convolution whose kernel runs): {shares}")
 
   print(f'\n# 3 seeds of A(1,2), width {args.seed_width}, {args.steps} steps of batch {args.batch} each '
         '(compile excluded)')
