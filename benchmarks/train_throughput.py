@@ -2,6 +2,7 @@ r"""Training and inference throughput of the A(i, j) family, JAX (jal) against P
 
   python benchmarks/train_throughput.py                      # the issue's table: width 64, 28x28x1, batch 128
   python benchmarks/train_throughput.py --archs=1,1 --width=16 --steps=5
+  python benchmarks/train_throughput.py --profile-only --impls=auto+ynnpack   # where a training step's time goes
 
 Each (framework, architecture) runs in its own subprocess so that peak memory (max RSS) is its own. PyTorch is
 optional (`pip install torch==2.13.0`, CPU build); it is never a dependency of jal. Train: forward, backward and
@@ -331,6 +332,18 @@ def _worker_main(spec):
   print(json.dumps(result))
 
 
+def _print_profile(arch, impl, args, prefix: str) -> None:
+  """One line: the shares of A(arch)'s training step with formulation `impl` (`_profile_worker`)."""
+  p = _in_subprocess('profile', arch=arch, width=args.width, batch=args.batch, steps=args.steps, conv_impl=impl)
+  if 'error' in p:
+    print(f'{prefix}profile of A({arch[0]},{arch[1]}) failed:', p['error'])
+    return
+  shares = ', '.join(f'{name} {share:.0%}' for name, share in p['shares'].items())
+  print(f"{prefix}A({arch[0]},{arch[1]}) with JAX[{impl}], from a JAX profiler trace, shares of the step's wall "
+        f"time ({p['ms_per_step']:.0f} ms per step traced; each instant to the ops running then, or to the "
+        f"convolution whose kernel runs): {shares}", flush=True)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--archs', default='1,1;1,2;2,2;2,4', help="';'-separated 'i,j' pairs")
@@ -344,10 +357,19 @@ def main():
                       help="conv formulations to time for JAX ('tuned': per shape, timed on this machine and cached "
                       "in ~/.cache/jal/conv_tuning.json; '+ynnpack': with ModelConfig.cpu_fusions='ynnpack')")
   parser.add_argument('--seed-width', type=int, default=16, help='width for the vmap-vs-sequential timing')
+  parser.add_argument('--profile-only', action='store_true',
+                      help="only the profile line, of every --archs row with every --impls formulation")
   parser.add_argument('--worker', help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.worker:
     _worker_main(json.loads(args.worker))
+    return
+  if args.profile_only:
+    print(f'# jal training-step profiles, {time.strftime("%Y-%m-%d")}, {_cpu_model()}, {os.cpu_count()} CPUs, '
+          f'width {args.width}, batch {args.batch}, {args.steps} steps traced')
+    for arch in [tuple(int(v) for v in a.split(',')) for a in args.archs.split(';')]:
+      for impl in args.impls.split(','):
+        _print_profile(arch, impl, args, '')
     return
 
   import jax
@@ -408,14 +430,7 @@ def main():
 
   if worst is not None:
     ratio, arch, impl = worst
-    p = _in_subprocess('profile', arch=arch, width=args.width, batch=args.batch, steps=args.steps, conv_impl=impl)
-    if 'error' in p:
-      print('\nprofile failed:', p['error'])
-    else:
-      shares = ', '.join(f'{name} {share:.0%}' for name, share in p['shares'].items())
-      print(f"\n# profile of the worst row, A({arch[0]},{arch[1]}) with JAX[{impl}] ({ratio:.2f}x PyTorch), from a "
-            f"JAX profiler trace, shares of the step's wall time ({p['ms_per_step']:.0f} ms per step traced; each "
-            f"instant to the ops running then, or to the convolution whose kernel runs): {shares}")
+    _print_profile(arch, impl, args, f'\n# profile of the worst row ({ratio:.2f}x PyTorch): ')
 
   print(f'\n# 3 seeds of A(1,2), width {args.seed_width}, {args.steps} steps of batch {args.batch} each '
         '(compile excluded)')
