@@ -3,11 +3,10 @@
 Each round r: the policy names an architecture for the labelled set L (a fixed one, or iNAS); the model is trained
 on L and scored on the test split; the querier picks the next b pool items; the oracle labels them. A policy may
 keep a model for its next round (`jal.inherit.KeptModel`: a search's chosen candidate, which the next search
-inherits). `LoopState`
-holds everything the rounds change and `RoundProgress` what the current round has finished; both are PyTrees, and
-with a `jal.checkpoint.Checkpointer` the loop saves them after every phase and resumes where it stopped (on the CPU
-a killed run finishes with the same history and parameters as an uninterrupted one). Shapes are fixed by the pool,
-so nothing recompiles between rounds.
+inherits). `LoopState` holds everything the rounds change and `RoundProgress` what the current round has finished;
+both are PyTrees, and with a `jal.checkpoint.Checkpointer` the loop saves them after every phase and resumes where
+it stopped (on the CPU a killed run finishes with the same history and parameters as an uninterrupted one). Shapes
+are fixed by the pool, so nothing recompiles between rounds.
 """
 
 from __future__ import annotations
