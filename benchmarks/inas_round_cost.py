@@ -71,11 +71,11 @@ def main():
         'round / training alone |')
   print('|---|---|---|---|---|---|---|')
   variants = [('from scratch', search)] + [
-      (f'inherited, {float(f):g}', dataclasses.replace(search, inherit=True, inherited_fraction=float(f)))
+      (f'inherited, {float(f):g}', dataclasses.replace(search, inherit='round_model', inherited_fraction=float(f)))
       for f in args.fractions.split(',')]
   for name, variant in variants:
     steps, search_seconds, arch, train_seconds = _round(inputs, variant, key, train_config, model_fn, pool, labels)
-    fraction = '—' if not variant.inherit else f'{variant.inherited_fraction:g}'
+    fraction = '—' if variant.inherit == 'none' else f'{variant.inherited_fraction:g}'
     print(f'| {name.split(",")[0]} | {fraction} | {steps} | {search_seconds:.1f} | {arch} | {train_seconds:.1f} | '
           f'{(search_seconds + train_seconds) / train_seconds:.2f}× |', flush=True)
 

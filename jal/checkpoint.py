@@ -57,8 +57,10 @@ def _flatten(tree: dict, prefix: str = '') -> dict[str, object]:
 # `jal.loop.restore`).
 LOCATION_FIELDS = ('data.data_dir', 'data.download', 'progress_every', 'tensorboard')
 
-# Fields added to the configs after grids were written, with the value that reproduces the code before them: a
-# saved config without the field equals a current one that holds this value, so committed grids still resume.
+# Fields added to the configs after grids were written (or removed since), with the value that reproduces the code
+# without them: a config without the field equals one that holds this value, so committed grids still resume.
+# ('inas.inherit' and 'inas.inherit_from' left the configs when the policy's '+inherit'/'+lineage' became the one
+# way to ask for inheritance; grids that ran from scratch recorded False and 'round_model'.)
 ADDED_FIELDS = {'warm_start': False, 'autoal.mixture_init': 'kmeans++', 'autoal.head_init': 'uniform',
                 'inas.inherit': False, 'inas.inherited_fraction': 0.0, 'inas.choose': 'error',
                 'inas.inherit_from': 'round_model',

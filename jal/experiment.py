@@ -89,7 +89,6 @@ def base_config() -> ml_collections.ConfigDict:
   config.baseline_policy = ''               # Paired AUBC differences against these policies ('' = none).
   config.skip = ()                          # 'policy/strategy' pairs not to run.
   config.oracle = 'simulated'               # 'human': queries go to workdir/queries/, answers come by --labels.
-  config.study_seeds = 3                    # Policy 'inas_study': seeds per candidate.
   config.warm_start = False                 # Round models start from the previous round's (jal.inherit); the
                                             # paper trains each from scratch.
   config.progress_every = 30.0              # Seconds between progress lines per training (0: every epoch; <0: none).
@@ -122,9 +121,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.inas.schedule = 'truncated'
   config.inas.max_blocks = 12
   config.inas.max_stacks = 5
-  config.inas.inherit = False               # Candidates inherit trained weights (jal.inherit), from
-  config.inas.inherit_from = 'round_model'  # the previous round's model, or 'lineage': the last search's choice.
-  config.inas.inherited_fraction = 0.0      # Premature schedule of inherited candidates; 0: candidate_fraction.
+  config.inas.inherited_fraction = 0.0      # Premature schedule of inherited candidates ('+inherit', '+lineage'
+                                            # policies); 0: candidate_fraction.
   config.inas.choose = 'error'              # Or 'pareto': the smallest within one SE of the lowest error.
 
   # Search strategies other than iNAS (jal.nas), over the same space, V' and candidate training.
@@ -196,7 +194,6 @@ def paper(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.inas.schedule = 'truncated'
   config.inas.max_blocks = 12
   config.inas.max_stacks = 5
-  config.inas.inherit = False               # From scratch, every candidate.
   config.inas.choose = 'error'
   return config
 
@@ -279,50 +276,49 @@ def autoal_config(section: ml_collections.ConfigDict) -> autoal_lib.AutoALConfig
   return autoal_lib.AutoALConfig(**fields)
 
 
-def make_policy(spec: str, config: inas_lib.INASConfig, validation: data.Dataset | None = None,
-                study_seeds: int = 3, search: ml_collections.ConfigDict | None = None) -> loop.ArchitecturePolicy:
-  """'fixed:A(i,j)' -> `loop.fixed`, 'inas' -> `inas.inas_policy`, 'inas_study' -> iNAS that also records its
-  candidates' errors on V' and on the validation split for `study_seeds` seeds (`inas.validation_study_policy`);
-  'inheritance_study' -> iNAS that also scores its candidates inherited at several premature schedules
-  (`inas.inheritance_study_policy`); 'grid', 'random_search', 'evolution' -> `jal.nas`'s strategies (settings
-  from `search`, a config's `nas` section). A search may carry options: '+inherit' (candidates inherit the
-  previous round's model), '+lineage' (candidates inherit the previous search's chosen candidate, V' a persistent
-  random share of L: `INASConfig.inherit_from`) and '+pareto' (the smallest candidate within one SE), e.g.
-  'inas+inherit'. Anything else is a ValueError."""
-  search = search if search is not None else base_config().nas
+# name -> factory(search settings, the experiment's config, its splits) -> policy. `register_policy` adds one.
+PolicyFactory = Callable[[inas_lib.INASConfig, ml_collections.ConfigDict, data.Splits], loop.ArchitecturePolicy]
+POLICIES: dict[str, PolicyFactory] = {
+    'inas': lambda search, config, splits: inas_lib.inas_policy(search),
+    'grid': lambda search, config, splits: nas_lib.grid_policy(search),
+    'random_search': lambda search, config, splits: nas_lib.random_policy(search, config.nas.random_candidates),
+    'evolution': lambda search, config, splits: nas_lib.evolution_policy(search, config.nas.population,
+                                                                          config.nas.cycles, config.nas.sample),
+}
+SEARCH_OPTIONS = {'inherit': ('inherit', 'round_model'), 'lineage': ('inherit', 'lineage'),
+                  'pareto': ('choose', 'pareto')}
+
+
+def register_policy(name: str, factory: PolicyFactory) -> None:
+  """Makes `name` a policy a config can list (`config.policies`), e.g. a study's instrumented search."""
+  if name in POLICIES or name.startswith('fixed:') or '+' in name:
+    raise ValueError(f'Policy {name!r} is taken or malformed; registered: {sorted(POLICIES)}.')
+  POLICIES[name] = factory
+
+
+def make_policy(spec: str, search: inas_lib.INASConfig, config: ml_collections.ConfigDict | None = None,
+                splits: data.Splits | None = None) -> loop.ArchitecturePolicy:
+  """'fixed:A(i,j)' -> `loop.fixed`; a search's name ('inas', 'grid', 'random_search', 'evolution', or one
+  registered with `register_policy`) -> its policy over `search` (settings of other strategies from `config.nas`).
+  A search may carry options, e.g. 'inas+inherit': '+inherit' (candidates inherit the previous round's model) or
+  '+lineage' (the previous search's chosen candidate, V' a persistent random share of L), which set
+  `INASConfig.inherit`, and '+pareto' (the smallest candidate within one SE). Anything else is a ValueError."""
+  config = config if config is not None else base_config()
   base, *options = spec.split('+')
-  if options:  # 'inas+inherit', 'evolution+inherit+pareto': one search, its candidates evaluated another way.
-    if base.startswith('fixed:') or base.endswith('_study'):
+  if base.startswith('fixed:'):
+    if options:
       raise ValueError(f"Policy {spec!r}: options ('+inherit', '+lineage', '+pareto') apply to searches, not to "
                        f'{base!r}.')
-    unknown = set(options) - {'inherit', 'lineage', 'pareto'}
-    if unknown or {'inherit', 'lineage'} <= set(options):
-      raise ValueError(f"Policy {spec!r}: options are '+inherit' or '+lineage' (one of them) and '+pareto'; got "
-                       f'{sorted(options)}.')
-    inherit_from = 'lineage' if 'lineage' in options else 'round_model' if 'inherit' in options else None
-    config = dataclasses.replace(config, inherit=bool(inherit_from) or config.inherit,
-                                 inherit_from=inherit_from or config.inherit_from,
-                                 choose='pareto' if 'pareto' in options else config.choose)
-    spec = base
-  if spec == 'inas':
-    return inas_lib.inas_policy(config)
-  if spec == 'inheritance_study':
-    return inas_lib.inheritance_study_policy(config)
-  if spec == 'grid':
-    return nas_lib.grid_policy(config)
-  if spec == 'random_search':
-    return nas_lib.random_policy(config, search.random_candidates)
-  if spec == 'evolution':
-    return nas_lib.evolution_policy(config, search.population, search.cycles, search.sample)
-  if spec == 'inas_study':
-    if validation is None:
-      raise ValueError("Policy 'inas_study' scores candidates on a held-out split: set "
-                       '--config.data.validation_size (e.g. 2000).')
-    return inas_lib.validation_study_policy(config, (validation.images, validation.labels), study_seeds)
-  if spec.startswith('fixed:'):
-    return loop.fixed(parse_architecture(spec[len('fixed:'):]))
-  raise ValueError(f"Unknown architecture policy {spec!r}; use 'inas', 'inas_study', 'inheritance_study', "
-                   "'grid', 'random_search', 'evolution' or 'fixed:A(i,j)'.")
+    return loop.fixed(parse_architecture(base[len('fixed:'):]))
+  if base not in POLICIES:
+    raise ValueError(f'Unknown architecture policy {spec!r}; use one of {sorted(POLICIES)} (with options '
+                     f"{', '.join('+' + o for o in SEARCH_OPTIONS)}) or 'fixed:A(i,j)'.")
+  unknown = set(options) - set(SEARCH_OPTIONS)
+  if unknown or {'inherit', 'lineage'} <= set(options):
+    raise ValueError(f"Policy {spec!r}: options are '+inherit' or '+lineage' (one of them) and '+pareto'; got "
+                     f'{sorted(options)}.')
+  search = dataclasses.replace(search, **dict(SEARCH_OPTIONS[o] for o in options))
+  return POLICIES[base](search, config, splits)
 
 
 def make_querier(name: str, config: ml_collections.ConfigDict) -> query.Querier:
@@ -428,7 +424,7 @@ def _write_rows(path: str, rows: Sequence[dict]) -> None:
   write_atomically(path, ''.join(json.dumps(r) + '\n' for r in rows))
 
 
-def _append_row(path: str, row: dict) -> None:
+def append_row(path: str, row: dict) -> None:
   if not checkpoint.is_primary():
     return
   try:
@@ -504,7 +500,7 @@ def run_grid(
 
     def record(state, spec=spec, seed=seed):
       row = dict(state.history[-1], policy=spec, seed=seed)
-      _append_row(rows_path, row)
+      append_row(rows_path, row)
       rows.append(row)
       if on_row is not None:
         on_row(row)
@@ -544,8 +540,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
   skip = tuple(tuple(method.split('/')) for method in names(config.get('skip', ())))
   if any(len(method) != 2 for method in skip):
     raise ValueError(f"config.skip must be 'policy/strategy' pairs, got {config.skip!r}.")
-  policies = {spec: make_policy(spec, search_settings, splits.validation, config.study_seeds, config.get('nas'))
-              for spec in policy_names}
+  policies = {spec: make_policy(spec, search_settings, config, splits) for spec in policy_names}
   queriers = {name: make_querier(name, config) for name in strategy_names}
 
   def loop_config_for(querier):
@@ -741,64 +736,5 @@ def run_training(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'train/curves': [result.curve(i) for i in range(result.num_seeds)],
   }
   os.makedirs(workdir, exist_ok=True)
-  _append_row(os.path.join(workdir, 'results.jsonl'), json.loads(json.dumps(record, default=str)))
+  append_row(os.path.join(workdir, 'results.jsonl'), json.loads(json.dumps(record, default=str)))
   return record
-
-
-# --- The CPU protocol: how long a round must train (experiments/schedule_study.py). ---
-
-
-def schedule_study_config() -> ml_collections.ConfigDict:
-  """Which per-round schedule fits the labelled set: architectures x |L| x epochs x seeds, scored on L (train
-  accuracy, eval mode) and on a validation split held out of the training data (never the test split)."""
-  config = base_config()
-  config.data.validation_size = 2000
-  config.study = ml_collections.ConfigDict()
-  config.study.archs = ('A(1,2)', 'A(2,4)')
-  config.study.num_labeled = (100, 300, 600)
-  config.study.epochs = (5, 10, 15, 20, 30, 40)
-  config.study.seeds = (0, 1)
-  return config
-
-
-def schedule_study(config: ml_collections.ConfigDict, workdir: str,
-                   on_row: Callable[[dict], None] | None = None) -> list[dict]:
-  """Trains every (arch, |L|, epochs, seed) of `config.study` not yet in workdir/schedule.jsonl; returns all rows.
-
-  |L| random labels from the pool (seeded, nested: the 300 contain the 100); each row holds 'train/accuracy' and
-  'train/loss' on L in eval mode, 'val/accuracy' and 'val/loss' on the validation split, and the SGD steps.
-  """
-  splits = load_data(config)
-  if splits.validation is None:
-    raise ValueError('The schedule study needs a validation split: set --config.data.validation_size > 0.')
-  pool = splits.pool
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, 'schedule.jsonl')
-  rows = report.read_rows(path)
-  done = {(r['arch'], r['num_labeled'], r['epochs'], r['seed']) for r in rows}
-  base = train_config(config.train)
-  for arch_name in names(config.study.archs):
-    arch = parse_architecture(arch_name)
-    model = build_model(arch, pool.num_classes, model_config(config.model))
-    for seed in (int(s) for s in names(config.study.seeds)):
-      order = np.random.default_rng(seed).permutation(len(pool))
-      for num_labeled in (int(n) for n in names(config.study.num_labeled)):
-        mask = np.zeros(len(pool), bool)
-        mask[order[:num_labeled]] = True
-        for epochs in (int(e) for e in names(config.study.epochs)):
-          if (arch_name, num_labeled, epochs, seed) in done:
-            continue
-          settings = dataclasses.replace(base, epochs=epochs)
-          result = train(model, settings, pool.images, pool.labels, jax.random.key(seed), mask)
-          variables = result.state_for_seed(0).variables
-          fit = evaluate(model, variables, pool.images[mask], pool.labels[mask])
-          held_out = evaluate(model, variables, splits.validation.images, splits.validation.labels)
-          row = {'arch': arch_name, 'num_labeled': num_labeled, 'epochs': epochs, 'seed': seed,
-                 'steps': settings.total_steps, 'train/accuracy': fit['accuracy'], 'train/loss': fit['loss'],
-                 'val/accuracy': held_out['accuracy'], 'val/loss': held_out['loss'], 'seconds': result.seconds}
-          _append_row(path, row)
-          rows.append(row)
-          if on_row is not None:
-            on_row(row)
-  report.schedule_curves(rows, os.path.join(workdir, 'schedule_curves.png'))
-  return rows

@@ -22,6 +22,8 @@ from jal.models import ModelFn, count_params, init_variables
 from jal.search_space import Architecture, SearchSpace
 from jal.train import TrainConfig, train
 
+INHERIT = ('none', 'round_model', 'lineage')  # How candidates start: `INASConfig.inherit`.
+
 
 @dataclasses.dataclass(frozen=True)
 class INASConfig:
@@ -38,18 +40,14 @@ class INASConfig:
       learning rate) or 'compressed' (a whole schedule, decays included, in `candidate_fraction` of the epochs;
       ranks better when the full schedule is short, as at CPU scale).
     space: the search grid (12 x 5 in the paper).
-    inherit: candidates start from the previous round's model, its weights inherited into their architecture
-      (`jal.inherit`; the current architecture and its deeper expansion compute that model's function), and V'
-      is drawn from the items that model never trained on (the last query's), so that it cannot score its own
-      memory. False (the paper): from scratch, V' at random from S.
-    inherit_from: what inherited candidates start from. 'round_model': the previous round's model, trained on
-      all of S, so V' can only be the last query's items, which an uncertainty query picked as the hardest (the
-      chosen candidates' V' errors double, measured in docs/results/compare_nas). 'lineage': the candidate the
-      previous round's search chose, which the loop keeps (`jal.inherit.KeptModel`); it trained on S' only, and V'
-      is persistent: it keeps the items held out so far and takes `validation_fraction` of each round's new
-      labels at random, so it is as representative as a from-scratch search's V' and no candidate of the lineage
-      ever trained on it. Round 0 searches from scratch. Neither makes a short inherited schedule rank
-      architectures as training from scratch does (`benchmarks/inherited_start.py`).
+    inherit: how candidates start. 'none' (the paper): from scratch, V' at random from S. 'round_model': from the
+      previous round's model, its weights inherited into their architecture (`jal.inherit`; the current
+      architecture and its deeper expansion compute that model's function); it trained on all of S, so V' can only
+      be the last query's items, which an uncertainty query picked as the hardest. 'lineage': from the candidate
+      the previous round's search chose, which the loop keeps (`jal.inherit.KeptModel`); it trained on S' only,
+      and V' is persistent: it keeps the items held out so far and takes `validation_fraction` of each round's new
+      labels at random, so no candidate of the lineage ever trained on it. Round 0 searches from scratch. Neither
+      makes a short inherited schedule rank architectures as training from scratch does.
     inherited_fraction: the premature schedule of an inherited candidate, as a fraction of the full one (None:
       `candidate_fraction`); inherited weights need fewer steps to rank.
     choose: 'error' (the lowest validation error, `tie_break_key`) or 'pareto' (the smallest candidate, by
@@ -63,10 +61,9 @@ class INASConfig:
   score: str = 'best'
   schedule: str = 'truncated'
   space: SearchSpace = SearchSpace()
-  inherit: bool = False
+  inherit: str = 'none'
   inherited_fraction: float | None = None
   choose: str = 'error'
-  inherit_from: str = 'round_model'
 
   def __post_init__(self):
     if self.max_steps < 1 or self.num_seeds < 1:
@@ -80,8 +77,8 @@ class INASConfig:
       raise ValueError(f"INASConfig.score must be 'best' or 'final', got {self.score!r}.")
     if self.inherited_fraction is not None and not 0.0 < self.inherited_fraction <= 1.0:
       raise ValueError(f'INASConfig.inherited_fraction must be in (0, 1] or None, got {self.inherited_fraction}.')
-    if self.inherit_from not in ('round_model', 'lineage'):
-      raise ValueError(f"INASConfig.inherit_from must be 'round_model' or 'lineage', got {self.inherit_from!r}.")
+    if self.inherit not in INHERIT:
+      raise ValueError(f'INASConfig.inherit must be one of {INHERIT}, got {self.inherit!r}.')
     if self.choose not in ('error', 'pareto'):
       raise ValueError(f"INASConfig.choose must be 'error' or 'pareto', got {self.choose!r}.")
 
@@ -331,12 +328,12 @@ def train_scorer(
 
 
 def keeps_lineage(config: INASConfig) -> bool:
-  """Whether a search keeps its chosen candidate for the next round (inherit_from='lineage')."""
-  return config.inherit and config.inherit_from == 'lineage'
+  """Whether a search keeps its chosen candidate for the next round (inherit='lineage')."""
+  return config.inherit == 'lineage'
 
 
 def lineage_of(inputs, config: INASConfig) -> inherit_lib.KeptModel | None:
-  """The kept candidate this round's candidates inherit (inherit_from='lineage'), or None (round 0, or none)."""
+  """The kept candidate this round's candidates inherit (inherit='lineage'), or None (round 0, or none)."""
   kept = getattr(inputs, 'kept', None)
   if not keeps_lineage(config) or kept is None:
     return None
@@ -344,12 +341,13 @@ def lineage_of(inputs, config: INASConfig) -> inherit_lib.KeptModel | None:
 
 
 def parent_of(inputs, config: INASConfig) -> tuple[Architecture, dict] | None:
-  """(architecture, variables) candidates inherit: the previous round's model, or with inherit_from='lineage' the
+  """(architecture, variables) candidates inherit: the previous round's model, or with inherit='lineage' the
   kept candidate; None when candidates start from scratch."""
   if keeps_lineage(config):
     kept = lineage_of(inputs, config)
     return None if kept is None else (kept.arch, jax.device_get(kept.variables))
-  if not config.inherit or inputs.previous_model is None or not isinstance(inputs.previous_arch, Architecture):
+  if (config.inherit != 'round_model' or inputs.previous_model is None
+      or not isinstance(inputs.previous_arch, Architecture)):
     return None
   # On the host once per round: every candidate inherits from it (`inherit` would fetch it per candidate).
   return inputs.previous_arch, jax.device_get(inputs.previous_model.variables)
@@ -357,7 +355,7 @@ def parent_of(inputs, config: INASConfig) -> tuple[Architecture, dict] | None:
 
 def unseen_of(inputs, config: INASConfig) -> np.ndarray | None:
   """With inheritance from the round model: the labelled items it never trained on (V' comes from them)."""
-  if not config.inherit or config.inherit_from != 'round_model' or inputs.previous_mask is None:
+  if config.inherit != 'round_model' or inputs.previous_mask is None:
     return None
   return np.asarray(inputs.labeled_mask) & ~np.asarray(inputs.previous_mask)
 
@@ -384,105 +382,20 @@ def answer(config: INASConfig, arch: Architecture, metrics: dict, evaluation: Ev
   return arch, metrics, inherit_lib.KeptModel(evaluation.variables, split[0], split[1], arch)
 
 
-def inas_policy(config: INASConfig = INASConfig(), start: Architecture | None = None):
+def inas_policy(config: INASConfig = INASConfig()):
   """active-iNAS's architecture policy for `jal.loop.run`: iNAS from the previous round's architecture.
 
-  The first round starts from `start` (default: the space's root A(1,1)); later rounds from the architecture the
-  previous round chose, so capacity never shrinks. With inherit_from='lineage' it also returns the chosen
+  The first round starts from the space's root A(1,1); later rounds from the architecture the previous round
+  chose, so capacity never shrinks. With inherit='lineage' it also returns the chosen
   candidate for the loop to keep (see `INASConfig`).
   """
 
   def policy(inputs, rng):
-    previous = inputs.previous_arch or start or config.space.root
+    previous = inputs.previous_arch or config.space.root
     scorer = train_scorer(inputs.pool, inputs.labels, inputs.train, config, inputs.model_fn,
                           parent_of(inputs, config), keep_variables=keeps_lineage(config))
     result = inas(inputs.labeled_mask, previous, config, scorer, rng, unseen_of(inputs, config),
                   lineage_of(inputs, config))
     return answer(config, result.arch, result.metrics(), result.evaluation, result.split)
-
-  return policy
-
-
-def validation_study_policy(config: INASConfig, holdout: tuple[np.ndarray, np.ndarray], num_seeds: int = 3,
-                            start: Architecture | None = None):
-  """iNAS that also measures its own scoring: each candidate trains with `num_seeds` seeds on S', and the round
-  records, per candidate and seed, the error on V' (best over epochs and final) and on `holdout`, a labelled split
-  never queried (the pool's own held-out images, never the test split). The choice is iNAS's with seed 0 scored
-  as `config.score`, so the trajectory is an active-iNAS run; the records show how far V' is from unbiased data,
-  whether a choice on the holdout would differ, and how often another seed would choose another architecture.
-
-  Records 'study/<arch>/<seed>/val_best', '.../val_final', '.../holdout' (errors in [0, 1]).
-  """
-  from jal.predict import evaluate  # Diagnostics only: iNAS itself never evaluates outside V'.
-
-  def policy(inputs, rng):
-    previous = inputs.previous_arch or start or config.space.root
-    pool, labels = inputs.pool, np.maximum(inputs.labels, 0)
-    records = {}
-
-    def scorer(arch, train_mask, validation_mask, candidate_rng):
-      model = inputs.model_fn(arch)
-      candidate_config, schedule_fraction = candidate_schedule(inputs.train, config)
-      with progress.task(f'study candidate {arch}'):
-        result = train(model, candidate_config, pool.images, labels, jax.random.split(candidate_rng, num_seeds),
-                       train_mask, validation=(pool.images[validation_mask], labels[validation_mask]),
-                       schedule_fraction=schedule_fraction)
-      best, final = result.best_val_accuracy(), result.final_val_accuracy()
-      for seed in range(num_seeds):
-        held_out = evaluate(model, result.state_for_seed(seed).variables, *holdout)['accuracy']
-        records.update({f'study/{arch}/{seed}/val_best': 1.0 - best[seed],
-                        f'study/{arch}/{seed}/val_final': 1.0 - final[seed],
-                        f'study/{arch}/{seed}/holdout': 1.0 - held_out})
-      records[f'study/{arch}/num_validation'] = int(validation_mask.sum())
-      return 1.0 - (best[0] if config.score == 'best' else final[0])
-
-    result = inas(inputs.labeled_mask, previous, config, scorer, rng)
-    return result.arch, {**result.metrics(), **records}
-
-  return policy
-
-
-def inheritance_study_policy(config: INASConfig, fractions: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8, 1 / 4),
-                             start: Architecture | None = None):
-  """iNAS from scratch (its choice drives the run) that also scores the same candidates inherited from the
-  previous round's model at several premature schedules, on the same S'/V' (V' from the items that model never
-  saw): how short an inherited schedule keeps the from-scratch choice.
-
-  Records 'inherit_study/scratch/chosen', and per fraction f 'inherit_study/<f>/chosen', '.../<arch>' (errors) and
-  '.../steps' (SGD steps spent); round 0, with no previous model, records the scratch choice only.
-  """
-  scratch_config = dataclasses.replace(config, inherit=False)
-
-  def policy(inputs, rng):
-    previous = inputs.previous_arch or start or config.space.root
-    split_rng, train_rng = jax.random.split(rng)
-    unseen = unseen_of(inputs, dataclasses.replace(config, inherit=True))
-    train_mask, validation_mask = split_labeled(np.asarray(inputs.labeled_mask), config.validation_fraction,
-                                                split_rng, unseen)
-    candidates = config.space.candidates(previous)
-    num_validation = int(validation_mask.sum())
-
-    def search(scorer, search_config):
-      ledger = Ledger()
-      evaluations = {arch: ledger.evaluate(scorer, arch, train_mask, validation_mask, train_rng)
-                     for arch in candidates}
-      return choose(evaluations, previous, search_config, num_validation), evaluations, ledger
-
-    scratch = train_scorer(inputs.pool, inputs.labels, inputs.train, scratch_config, inputs.model_fn)
-    chosen, evaluations, ledger = search(scratch, scratch_config)
-    records = {'nas/chosen': str(chosen), 'nas/validation_size': num_validation, **ledger.metrics(),
-               'inherit_study/scratch/chosen': str(chosen)}
-    records.update({f'nas/step0/{arch}': e.error for arch, e in evaluations.items()})
-    parent = parent_of(inputs, dataclasses.replace(config, inherit=True))
-    if parent is not None:
-      for fraction in fractions:
-        inherited_config = dataclasses.replace(config, inherit=True, inherited_fraction=fraction)
-        scorer = train_scorer(inputs.pool, inputs.labels, inputs.train, inherited_config, inputs.model_fn, parent)
-        arch, evaluations, ledger = search(scorer, inherited_config)
-        key = f'inherit_study/{fraction:g}'
-        records.update({f'{key}/chosen': str(arch), f'{key}/steps': ledger.steps,
-                        f'{key}/seconds': ledger.seconds})
-        records.update({f'{key}/{a}': e.error for a, e in evaluations.items()})
-    return chosen, records
 
   return policy

@@ -1,11 +1,10 @@
 """Architecture search strategies beyond iNAS, as active-learning policies over the same space and V'.
 
 Each is a policy `(PolicyInputs, rng) -> (architecture, 'nas/' scalars)` (plus the chosen candidate as a
-`jal.inherit.KeptModel` when it inherits a lineage) for `jal.loop.run`, like
-`jal.inas.inas_policy`, and evaluates candidates the same way (`jal.inas.train_scorer`: premature training on S',
-error on V', from scratch or inherited with `INASConfig.inherit`, from the previous round's model or the lineage of
-the searches' chosen candidates, `INASConfig.inherit_from`), so rows differ
-in the search strategy only. Each records its cost: candidates evaluated, their SGD steps and seconds.
+`jal.inherit.KeptModel` when it inherits a lineage) for `jal.loop.run`, like `jal.inas.inas_policy`, and evaluates
+candidates the same way (`jal.inas.train_scorer`: premature training on S', error on V', from scratch or inherited
+from the previous round's model or the lineage of the searches' chosen candidates, `INASConfig.inherit`), so rows
+differ in the search strategy only. Each records its cost: candidates evaluated, their SGD steps and seconds.
 
   grid_policy       every architecture of the space each round: the paper's straw man (§4.5), on a small grid.
   random_policy     `num_candidates` distinct architectures drawn uniformly from the space each round (default:
@@ -48,11 +47,11 @@ def _record(chosen: Architecture, evaluations: dict, ledger: inas_lib.Ledger, va
   return out
 
 
-def _current(inputs, config: INASConfig, start: Architecture | None) -> Architecture:
-  return inputs.previous_arch or start or config.space.root
+def _current(inputs, config: INASConfig) -> Architecture:
+  return inputs.previous_arch or config.space.root
 
 
-def grid_policy(config: INASConfig | None = None, start: Architecture | None = None):
+def grid_policy(config: INASConfig | None = None):
   """Every architecture of `config.space` each round; keeps the best on V' (ties to the current one)."""
   config = config or INASConfig()
 
@@ -61,14 +60,14 @@ def grid_policy(config: INASConfig | None = None, start: Architecture | None = N
     ledger = inas_lib.Ledger()
     evaluations = {arch: ledger.evaluate(scorer, arch, train_mask, validation_mask, jax.random.fold_in(train_rng, i))
                    for i, arch in enumerate(config.space.nodes())}
-    chosen = inas_lib.choose(evaluations, _current(inputs, config, start), config, int(validation_mask.sum()))
+    chosen = inas_lib.choose(evaluations, _current(inputs, config), config, int(validation_mask.sum()))
     return inas_lib.answer(config, chosen, _record(chosen, evaluations, ledger, validation_mask),
                            evaluations[chosen], (train_mask, validation_mask))
 
   return policy
 
 
-def random_policy(config: INASConfig | None = None, num_candidates: int = 3, start: Architecture | None = None):
+def random_policy(config: INASConfig | None = None, num_candidates: int = 3):
   """`num_candidates` distinct architectures drawn uniformly from the space each round; the best on V'."""
   config = config or INASConfig()
   nodes = list(config.space.nodes())
@@ -82,7 +81,7 @@ def random_policy(config: INASConfig | None = None, num_candidates: int = 3, sta
     ledger = inas_lib.Ledger()
     evaluations = {nodes[i]: ledger.evaluate(scorer, nodes[i], train_mask, validation_mask,
                                              jax.random.fold_in(train_rng, k)) for k, i in enumerate(picks)}
-    chosen = inas_lib.choose(evaluations, _current(inputs, config, start), config, int(validation_mask.sum()))
+    chosen = inas_lib.choose(evaluations, _current(inputs, config), config, int(validation_mask.sum()))
     return inas_lib.answer(config, chosen, _record(chosen, evaluations, ledger, validation_mask),
                            evaluations[chosen], (train_mask, validation_mask))
 
@@ -90,7 +89,7 @@ def random_policy(config: INASConfig | None = None, num_candidates: int = 3, sta
 
 
 def evolution_policy(config: INASConfig | None = None, population_size: int = 3, cycles: int = 3,
-                     sample_size: int = 2, start: Architecture | None = None):
+                     sample_size: int = 2):
   """Regularised evolution within each round (see the module docstring): `population_size` + `cycles`
   candidates per round. The population starts as the previous architecture and mutations of it; an architecture
   already evaluated this round is not trained again (its error is reused and it rejoins the population)."""
@@ -101,9 +100,9 @@ def evolution_policy(config: INASConfig | None = None, population_size: int = 3,
 
   def policy(inputs, rng):
     init_rng, evolve_rng, round_rng = jax.random.split(rng, 3)
-    keep = config.inherit
+    keep = config.inherit != 'none'
     scorer, train_mask, validation_mask, train_rng = _round_setup(inputs, config, round_rng, keep_variables=keep)
-    current = _current(inputs, config, start)
+    current = _current(inputs, config)
     config.space.check(current)
     ledger = inas_lib.Ledger()
     evaluations: dict[Architecture, inas_lib.Evaluation] = {}

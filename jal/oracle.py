@@ -62,10 +62,11 @@ class LabelsRequested(Exception):
     if filled:
       kept = (f' Your labels_template.csv there already has {filled} labels filled in and was left as it is: '
               f'finish it and pass it with --labels={os.path.join(directory, "labels_template.csv")}.')
+    what = 'The initial set' if round_index < 0 else f"Round {round_index}'s query"
     super().__init__(
-        f'Round {round_index} asks for {count} labels. Label the items listed in {directory}/index.csv (one PNG '
-        f'each, all of them on {directory}/contact_sheet.png): fill in the label column of {template} with a '
-        f'class name or index, then run the same command again with --labels=<that file>.{kept}')
+        f'{what} needs {count} labels from you. The images are listed in {directory}/index.csv (one PNG each; all '
+        f'of them, numbered, on {directory}/contact_sheet.png). Write each one\'s class (its name or number) in the '
+        f'label column of {template}, then run the same command again with --labels=<that file>.{kept}')
 
 
 class LabelFileError(ValueError):

@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 from workdirs import smoke_config, snapshot
 
-from experiments.configs import autoal as autoal_config
 from jal import checkpoint, data, experiment, inas, loop, query
 from jal import oracle as oracle_lib
+from jal.configs import autoal as autoal_config
 from jal.models import ModelConfig, model_fn
 from jal.search_space import Architecture, SearchSpace
 
@@ -163,8 +163,8 @@ def test_an_unknown_strategy(sessions, tmp_path):
 
 def test_an_unknown_policy(sessions, tmp_path):
   with pytest.raises(ValueError,
-                     match=r"Unknown architecture policy 'nas'; use 'inas', 'inas_study', 'inheritance_study', "
-                           r"'grid', 'random_search', 'evolution' or 'fixed:A\(i,j\)'"):
+                     match=r"Unknown architecture policy 'nas'; use one of \['evolution', 'grid', 'inas', "
+                           r"'random_search'\] \(with options \+inherit, \+lineage, \+pareto\) or 'fixed:A\(i,j\)'"):
     experiment.run(smoke_config(policies='nas'), str(tmp_path / 'work'))
 
 

@@ -7,6 +7,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from workdirs import smoke_config
 
+from experiments import inas_studies
 from jal import checkpoint, experiment, report
 
 
@@ -67,7 +68,7 @@ def test_a_two_seed_grid_from_python_resumes_after_an_interruption(tmp_path, fas
   assert _without_times(rows) == _without_times(report.read_rows(str(tmp_path / 'a' / 'rounds.jsonl')))
   assert json.dumps(resumed['methods']) == json.dumps(straight['methods'])
 
-  # The same grid as parts on other processes (experiments/run_parts.py): seed 1 run alone, seed 0's rows from the
+  # The same grid as parts on other processes (jal-run-parts): seed 1 run alone, seed 0's rows from the
   # first grid; merged, they are the whole grid's rows and summary.
   part1 = experiment.run(smoke_config(strategies='entropy,random', seeds=(1,)), str(tmp_path / 'part1'))
   assert {tuple(m['seeds']) for m in part1['methods']} == {(1,)}
@@ -136,7 +137,7 @@ def test_config_lists_accept_tuples_and_flag_strings():
 @pytest.mark.parametrize('name', ['active_inas', 'active_learning', 'compare_inas'])
 def test_paper_configs_are_the_published_active_inas_protocol(name):
   """SPEC §2-3 field by field: no CPU-scale choice of a binary's config survives ':paper'."""
-  config = importlib.import_module(f'experiments.configs.{name}').get_config('paper')
+  config = importlib.import_module(f'jal.configs.{name}').get_config('paper')
   assert config.data.name == 'cifar10' and config.data.pool_size == 0 and config.data.test_size == 0
   assert (config.budget.initial, config.budget.per_round, config.budget.total) == (2000, 2000, 50_000)
   assert (config.budget.grown_per_round, config.budget.grow_after) == (5000, 10_000)
@@ -154,6 +155,7 @@ def test_paper_configs_are_the_published_active_inas_protocol(name):
 
 def test_the_inas_study_policy_records_v_prime_and_held_out_errors_per_seed(tmp_path, fashion_mnist):
   del fashion_mnist
+  inas_studies.register()
   config = smoke_config(policies='inas_study', seeds=(0,), study_seeds=2, **{'data.validation_size': 60})
   summary = experiment.run(config, str(tmp_path))
   rows = report.read_rows(str(tmp_path / 'rounds.jsonl'))
@@ -171,6 +173,7 @@ def test_the_inas_study_policy_records_v_prime_and_held_out_errors_per_seed(tmp_
 
 
 def test_inas_study_without_a_held_out_split_is_refused(tmp_path):
+  inas_studies.register()
   with pytest.raises(ValueError, match='validation_size'):
     experiment.run(smoke_config(policies='inas_study'), str(tmp_path))
 
@@ -183,13 +186,16 @@ def test_policy_specs_name_searches_and_their_options(monkeypatch):
   monkeypatch.setattr(nas_lib, 'evolution_policy', lambda config, *args: seen.setdefault('evolution', (config, args)))
   base = experiment.inas_config(experiment.base_config().inas)
   experiment.make_policy('inas+inherit', base)
-  assert seen['inas'].inherit and seen['inas'].inherit_from == 'round_model' and seen['inas'].choose == 'error'
+  assert seen['inas'].inherit == 'round_model' and seen['inas'].choose == 'error'
   seen.clear()
   experiment.make_policy('inas+lineage', base)
-  assert seen['inas'].inherit and seen['inas'].inherit_from == 'lineage'
+  assert seen['inas'].inherit == 'lineage'
+  seen.clear()
+  experiment.make_policy('inas', base)
+  assert seen['inas'].inherit == 'none'
   experiment.make_policy('evolution+inherit+pareto', base)
   config, args = seen['evolution']
-  assert config.inherit and config.choose == 'pareto' and args == (3, 3, 2)
+  assert config.inherit == 'round_model' and config.choose == 'pareto' and args == (3, 3, 2)
   for spec, message in (('fixed:A(1,2)+inherit', 'apply to searches'), ('inas+warp', 'options are'),
                         ('inas+inherit+lineage', 'one of them'),
                         ('hill', 'Unknown architecture policy')):

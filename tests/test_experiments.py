@@ -1,4 +1,4 @@
-"""End-to-end runs of the binaries at their smallest configs."""
+"""End-to-end runs of the commands (`jal.cli`, installed as `jal-*` console scripts) at their smallest configs."""
 
 import json
 import os
@@ -17,7 +17,7 @@ def _run(args, tmp_path):
 
 def test_train_binary_smoke(tmp_path, fashion_mnist):
   del fashion_mnist  # Only to skip when the dataset package is absent.
-  completed = _run(['experiments/train.py', '--config=experiments/configs/train.py:smoke',
+  completed = _run(['-m', 'jal.cli.train', '--config=train:smoke',
                     '--config.num_seeds=2'], tmp_path)
   assert completed.returncode == 0, completed.stderr[-3000:]
   assert 'test accuracy' in completed.stdout
@@ -35,7 +35,7 @@ def test_train_binary_smoke(tmp_path, fashion_mnist):
     ('--config.model.arch=A(0,2)', 'positive int'),
 ])
 def test_train_binary_rejects_bad_config(tmp_path, override, message):
-  completed = _run(['experiments/train.py', '--config=experiments/configs/train.py:smoke', override],
+  completed = _run(['-m', 'jal.cli.train', '--config=train:smoke', override],
                    tmp_path)
   assert completed.returncode != 0
   assert message in completed.stderr
@@ -43,7 +43,7 @@ def test_train_binary_rejects_bad_config(tmp_path, override, message):
 
 def test_active_learning_binary_smoke_and_resumes(tmp_path, fashion_mnist):
   del fashion_mnist
-  args = ['experiments/active_learning.py', '--config=experiments/configs/active_learning.py:smoke']
+  args = ['-m', 'jal.cli.active_learning', '--config=active_learning:smoke']
   completed = _run(args, tmp_path)
   assert completed.returncode == 0, completed.stderr[-3000:]
   with open(tmp_path / 'rounds.jsonl') as f:
@@ -80,7 +80,7 @@ def test_active_learning_binary_smoke_and_resumes(tmp_path, fashion_mnist):
 
 def test_compare_inas_smoke(tmp_path, fashion_mnist):
   del fashion_mnist
-  completed = _run(['experiments/compare_inas.py', '--config=experiments/configs/compare_inas.py:smoke',
+  completed = _run(['-m', 'jal.cli.compare', '--config=compare_inas:smoke',
                     '--config.seeds=0'], tmp_path)
   assert completed.returncode == 0, completed.stderr[-3000:]
   with open(tmp_path / 'summary.json') as f:
@@ -94,7 +94,7 @@ def test_compare_inas_smoke(tmp_path, fashion_mnist):
 
 def test_compare_nas_smoke_records_what_each_search_spent(tmp_path, fashion_mnist):
   del fashion_mnist
-  completed = _run(['experiments/compare_inas.py', '--config=experiments/configs/compare_nas.py:smoke',
+  completed = _run(['-m', 'jal.cli.compare', '--config=compare_nas:smoke',
                     '--config.seeds=0'], tmp_path)
   assert completed.returncode == 0, completed.stderr[-3000:]
   summary = (tmp_path / 'summary.md').read_text()
@@ -118,8 +118,7 @@ def test_compare_nas_smoke_records_what_each_search_spent(tmp_path, fashion_mnis
 
 def test_inheritance_study_smoke(tmp_path, fashion_mnist):
   del fashion_mnist
-  completed = _run(['experiments/compare_inas.py',
-                    '--config=experiments/configs/compare_nas.py:inheritance_study:smoke',
+  completed = _run(['experiments/inas_study.py', '--config=experiments/configs/inheritance_study.py:smoke',
                     '--config.seeds=0'], tmp_path)
   assert completed.returncode == 0, completed.stderr[-3000:]
   summary = (tmp_path / 'summary.md').read_text()
@@ -129,7 +128,7 @@ def test_inheritance_study_smoke(tmp_path, fashion_mnist):
 
 def test_autoal_binary_smoke(tmp_path, fashion_mnist):
   del fashion_mnist
-  completed = _run(['experiments/autoal.py', '--config=experiments/configs/autoal.py:smoke',
+  completed = _run(['-m', 'jal.cli.autoal', '--config=autoal:smoke',
                     '--config.strategies=autoal,entropy,random', '--config.seeds=0'], tmp_path)
   assert completed.returncode == 0, completed.stderr[-3000:]
   with open(tmp_path / 'summary.json') as f:
@@ -145,14 +144,20 @@ def test_autoal_binary_smoke(tmp_path, fashion_mnist):
 
 
 def test_active_learning_binary_rejects_unknown_strategy(tmp_path):
-  completed = _run(['experiments/active_learning.py', '--config=experiments/configs/active_learning.py:smoke',
+  completed = _run(['-m', 'jal.cli.active_learning', '--config=active_learning:smoke',
                     '--config.strategies=random,entropi'], tmp_path)
   assert completed.returncode != 0
   assert "Unknown query strategy 'entropi'" in completed.stderr
 
 
 def test_unknown_policy_is_rejected(tmp_path):
-  completed = _run(['experiments/compare_inas.py', '--config=experiments/configs/compare_inas.py:smoke',
+  completed = _run(['-m', 'jal.cli.compare', '--config=compare_inas:smoke',
                     "--config.policies=('inas','fixed:B(1,2)')"], tmp_path)
   assert completed.returncode != 0
   assert 'Cannot parse architecture' in completed.stderr
+
+
+def test_a_config_by_an_unknown_name_lists_the_installed_ones(tmp_path):
+  completed = _run(['-m', 'jal.cli.active_learning', '--config=active_lerning:smoke'], tmp_path)
+  assert completed.returncode == 2
+  assert "Unknown config 'active_lerning'" in completed.stderr and 'active_inas, active_learning' in completed.stderr

@@ -1,4 +1,4 @@
-"""The house layout: which module may import which (README, "How the code is laid out"), checked on the source."""
+"""The house layout: which module may import which (docs/development.md), checked on the source."""
 
 import ast
 import os
@@ -31,6 +31,12 @@ ALLOWED = {
     'experiment': {'autoal', 'checkpoint', 'data', 'inas', 'loop', 'nas', 'query', 'report', 'augment', 'models',
                    'oracle', 'predict', 'progress', 'search_space', 'train'},
 }
+
+
+# The face (jal/cli: the console scripts) and the configs by name (jal/configs) may import only these; no library
+# module imports either, and only the face reads absl flags.
+FACE = {'experiment', 'checkpoint', 'oracle', 'report', 'configs', 'cli'}
+CONFIGS = {'experiment', 'configs'}
 
 
 def _jal_imports(path):
@@ -68,3 +74,22 @@ def test_nothing_manipulates_sys_path():
         if name.endswith('.py') and name != 'test_layout.py':
           text = open(os.path.join(directory, name), encoding='utf-8').read()
           assert 'sys.path' not in text, f'{folder}/{name} manipulates sys.path'
+
+
+def test_the_face_and_the_configs_import_only_the_experiment_layer():
+  for package, allowed in (('cli', FACE), ('configs', CONFIGS)):
+    folder = os.path.join(ROOT, 'jal', package)
+    for name in sorted(f for f in os.listdir(folder) if f.endswith('.py')):
+      imported = _jal_imports(os.path.join(folder, name))
+      assert imported <= allowed, f'jal/{package}/{name} imports {sorted(imported - allowed)}'
+  for module in ALLOWED:
+    assert not _jal_imports(os.path.join(ROOT, 'jal', f'{module}.py')) & {'cli', 'configs'}, module
+
+
+def test_only_the_face_reads_flags():
+  for directory, _, files in os.walk(os.path.join(ROOT, 'jal')):
+    for name in files:
+      path = os.path.join(directory, name)
+      if name.endswith('.py') and os.path.basename(directory) != 'cli':
+        text = open(path, encoding='utf-8').read()
+        assert 'import flags' not in text and 'config_flags' not in text, f'{path} reads absl flags'

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMAND = [sys.executable, 'experiments/active_learning.py', '--config=experiments/configs/active_learning.py:smoke',
+COMMAND = [sys.executable, '-m', 'jal.cli.active_learning', '--config=active_learning:smoke',
            '--config.strategies=entropy', '--config.seeds=0', '--compilation_cache=']
 
 

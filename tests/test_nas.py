@@ -77,7 +77,7 @@ def test_random_search_draws_distinct_architectures_by_the_key(monkeypatch):
 
 def test_evolution_mutates_the_tournament_winner_and_children_inherit_from_their_parents(monkeypatch):
   recorder = Recorder(SMALL_IS_BEST)
-  config = inas.INASConfig(space=SearchSpace(3, 3), inherit=True)
+  config = inas.INASConfig(space=SearchSpace(3, 3), inherit='round_model')
   state, _ = _run(nas.evolution_policy(config, population_size=2, cycles=4, sample_size=2), recorder, monkeypatch)
   children = [(arch, parent) for arch, _, parent in recorder.calls if parent is not None]
   assert children  # Lamarckian: a child starts from its trained parent's weights.
@@ -88,7 +88,7 @@ def test_evolution_mutates_the_tournament_winner_and_children_inherit_from_their
 
 def test_inherited_candidates_start_from_the_previous_model_and_validate_on_items_it_never_saw(monkeypatch):
   recorder = Recorder()
-  state, parents = _run(inas.inas_policy(inas.INASConfig(space=SPACE, inherit=True)), recorder, monkeypatch)
+  state, parents = _run(inas.inas_policy(inas.INASConfig(space=SPACE, inherit='round_model')), recorder, monkeypatch)
   assert parents[0] is None  # Round 0 has no previous model.
   assert parents[1][0] == A(*map(int, state.history[0]['arch'][2:-1].split(',')))
   # From round 1 on, V' holds only items labelled by the last query (10 per round here).
@@ -105,10 +105,10 @@ def test_inherited_candidates_start_from_the_previous_model_and_validate_on_item
     lambda c: nas.evolution_policy(c, population_size=2, cycles=2, sample_size=2),
 ])
 def test_lineage_candidates_inherit_the_last_choice_and_validate_on_a_persistent_random_share(monkeypatch, make):
-  """inherit_from='lineage': round r's candidates start from round r-1's chosen candidate (kept by the loop);
+  """inherit='lineage': round r's candidates start from round r-1's chosen candidate (kept by the loop);
   V' keeps its items and takes a fifth of each round's new labels, so the lineage never trains on V'."""
   recorder = Recorder(SMALL_IS_BEST)
-  config = inas.INASConfig(space=SPACE, inherit=True, inherit_from='lineage')
+  config = inas.INASConfig(space=SPACE, inherit='lineage')
   state, parents = _run(make(config), recorder, monkeypatch)
   assert parents[0] is None  # Round 0: from scratch.
   assert state.kept is not None and str(state.kept.arch) == state.history[-1]['nas/chosen']
@@ -185,7 +185,7 @@ def test_real_inherited_evolution_never_reads_the_test_split():
   compare_nas smoke test). The choices are identical when the test images are noise."""
   config = loop.LoopConfig(loop.BudgetSchedule(20, 10, 30), _loop_config().train, _loop_config().model,
                            warm_start=True)
-  policy = nas.evolution_policy(inas.INASConfig(space=SPACE, inherit=True, inherited_fraction=0.125),
+  policy = nas.evolution_policy(inas.INASConfig(space=SPACE, inherit='round_model', inherited_fraction=0.125),
                                 population_size=2, cycles=2, sample_size=2)
   clean = loop.run(_tiny_splits(), config, 'least_confidence', policy, seed=0)
   noise = np.random.default_rng(9).normal(size=(30, 8, 8, 1)).astype(np.float32) * 100

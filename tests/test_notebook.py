@@ -1,7 +1,7 @@
 """notebooks/active_inas.ipynb executed top to bottom at smoke scale, as Colab would run it (nbclient, a real
 Jupyter kernel): every cell must run and the results cell must show the learning curve. It runs the README's main
-job (experiments/configs/active_inas.py) through `jal.experiment.run`, so this is also that job's smoke test (the
-binary around the same call is tested with experiments/active_learning.py)."""
+job (the installed config `active_inas`) through `jal.experiment.run`, so this is also that job's smoke test (the
+command around the same call is tested in test_experiments.py)."""
 
 import json
 import os

@@ -38,7 +38,7 @@ def test_human_labelling_round_trip(tmp_path, fashion_mnist):
   true_label = lambda row: int(splits.pool.labels[int(row['pool_index'])])  # noqa: E731
 
   # 1. The initial labels are asked for: files written, a clean stop that says what to do.
-  with pytest.raises(oracle_lib.LabelsRequested, match='--labels='):
+  with pytest.raises(oracle_lib.LabelsRequested, match='^The initial set needs 20 labels from you.*--labels='):
     experiment.run(config, workdir)
   initial = os.path.join(workdir, 'queries', 'initial')
   for name in ('index.csv', 'contact_sheet.png', 'labels_template.csv', 'classes.txt'):
@@ -50,7 +50,7 @@ def test_human_labelling_round_trip(tmp_path, fashion_mnist):
 
   # 2. Answer with class names: round 0 trains and the next query goes out.
   names = splits.pool.class_names
-  with pytest.raises(oracle_lib.LabelsRequested, match='Round 0 asks for 20 labels'):
+  with pytest.raises(oracle_lib.LabelsRequested, match="Round 0's query needs 20 labels from you"):
     experiment.run(config, workdir, _answer(initial, lambda r: names[true_label(r)], tmp_path / 'initial.csv'))
   round_0 = os.path.join(workdir, 'queries', 'round_0')
   before = snapshot(os.path.join(workdir, 'checkpoints'))
@@ -120,11 +120,11 @@ def test_image_folder_is_a_pool_labelled_by_people(tmp_path, fashion_mnist):
   workdir = str(tmp_path / 'work')
   config = _human_config(**{'data.name': 'folder', 'data.data_dir': str(tmp_path / 'images'), 'budget.per_round': 5,
                       'budget.total': 16})
-  with pytest.raises(oracle_lib.LabelsRequested, match='Round 0 asks for 5 labels'):
+  with pytest.raises(oracle_lib.LabelsRequested, match="Round 0's query needs 5 labels from you"):
     experiment.run(config, workdir)
   query = os.path.join(workdir, 'queries', 'round_0')
   labels = _answer(query, lambda r: truth[r['item_id']], tmp_path / 'labels.csv')
-  with pytest.raises(oracle_lib.LabelsRequested, match='Round 1 asks for 5 labels'):
+  with pytest.raises(oracle_lib.LabelsRequested, match="Round 1's query needs 5 labels from you"):
     experiment.run(config, workdir, labels)
   rows = compare_rows(workdir)
   assert [r['num_labeled'] for r in rows] == [6]

@@ -137,8 +137,8 @@ def test_a_kept_lineage_resumes_exactly(tmp_path, small):
   """iNAS whose candidates inherit the last search's choice: the kept candidate is checkpointed with the state
   and the round's progress, so crashes after round 0's choice and after round 0 give the uninterrupted rows."""
   splits, config = small
-  policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(1, 2), candidate_fraction=0.5, inherit=True,
-                                            inherit_from='lineage', inherited_fraction=0.25))
+  policy = inas.inas_policy(inas.INASConfig(space=SearchSpace(1, 2), candidate_fraction=0.5, inherit='lineage',
+                                            inherited_fraction=0.25))
   run_config = {'case': 'lineage'}
   straight = _run_with_crashes(tmp_path / 'a', splits, config, 'margin', policy, run_config)
   resumed = _run_with_crashes(tmp_path / 'b', splits, config, 'margin', policy, run_config,

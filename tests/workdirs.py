@@ -2,8 +2,8 @@
 
 import os
 
-from experiments.configs import active_learning as active_learning_config
 from jal import experiment
+from jal.configs import active_learning as active_learning_config
 
 
 def smoke_config(**overrides):
@@ -14,7 +14,7 @@ def smoke_config(**overrides):
   for key, value in overrides.items():
     section, _, field = key.rpartition('.')
     parent = config[section] if section else config
-    if isinstance(parent[field], tuple) and isinstance(value, str):
+    if isinstance(parent.get(field), tuple) and isinstance(value, str):
       value = experiment.names(value)  # 'entropy,margin', as a flag would give it.
     parent[field] = value
   return config

@@ -7,11 +7,26 @@
   'smoke'  seconds, for tests
 """
 
+import ml_collections
+
 from jal import experiment
 
 
+def schedule_study_config() -> ml_collections.ConfigDict:
+  """Which per-round schedule fits the labelled set: architectures x |L| x epochs x seeds, scored on L (train
+  accuracy, eval mode) and on a validation split held out of the training data (never the test split)."""
+  config = experiment.base_config()
+  config.data.validation_size = 2000
+  config.study = ml_collections.ConfigDict()
+  config.study.archs = ('A(1,2)', 'A(2,4)')
+  config.study.num_labeled = (100, 300, 600)
+  config.study.epochs = (5, 10, 15, 20, 30, 40)
+  config.study.seeds = (0, 1)
+  return config
+
+
 def get_config(arg: str = ''):
-  config = experiment.schedule_study_config()
+  config = schedule_study_config()
   if arg == 'smoke':
     config = experiment.smoke(config)
     config.data.validation_size = 100

@@ -1,8 +1,8 @@
-"""Config for experiments/train.py: train one architecture on N labelled examples.
+"""Config for `jal-train`: train one architecture on N labelled examples.
 
-  --config=experiments/configs/train.py          CPU scale: A(1,2), width 16, 1000 Fashion-MNIST labels (~20 s)
-  --config=experiments/configs/train.py:smoke    seconds-long run for tests
-  --config=experiments/configs/train.py:paper    the paper's protocol: CIFAR-10 via TFDS, width 64, 200 epochs
+  --config=train          CPU scale: A(1,2), width 16, 1000 Fashion-MNIST labels (~20 s)
+  --config=train:smoke    seconds-long run for tests
+  --config=train:paper    the paper's protocol: CIFAR-10 via TFDS, width 64, 200 epochs
 """
 
 import ml_collections

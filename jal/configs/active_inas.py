@@ -1,4 +1,4 @@
-"""active-iNAS with one query function: the README's main job (experiments/active_inas.py).
+"""active-iNAS with one query function: the README's main job (`jal-active-inas`).
 
   ''       CPU scale: softmax response, one seed, Fashion-MNIST 200 -> 600 labels by 200, 640 SGD steps per
            round (the measured CPU protocol)

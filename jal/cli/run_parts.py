@@ -1,7 +1,6 @@
 r"""Runs a grid as parallel parts (one process per seed, or per policy and seed) and merges their rows.
 
-  python experiments/run_parts.py --config=experiments/configs/compare_inas.py --workdir=workdir/compare_inas \
-      --split=policies,seeds --jobs=4
+  jal-run-parts --config=compare_inas --workdir=workdir/compare_inas --split=policies,seeds --jobs=4
 
 Each part is the config with one seed (and one policy) in its own workdir, workdir/parts/<part>/, logging to
 workdir/parts/<part>.log; at most --jobs run at once. When they end (or on Ctrl-C / SIGTERM, which stops them),
@@ -19,14 +18,12 @@ import subprocess
 import sys
 import time
 
-import launch
 from absl import app, flags
-from ml_collections import config_flags
 
 from jal import experiment, report
+from jal.cli import launch
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'The grid\'s config file (and its overrides).',
-                                          lock_config=True)
+_CONFIG = launch.define_config(None, "The grid's config: NAME[:arg] of jal.configs or path.py[:arg].")
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for the merged results; parts go under parts/.',
                                required=True)
 _SPLIT = flags.DEFINE_enum('split', 'seeds', ['seeds', 'policies,seeds'], 'What one part holds one of.')
@@ -56,7 +53,7 @@ def _forwarded_flags() -> list[str]:
                                                                                        '--config.policies'))]
 
 
-def main(argv):
+def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   if _PART.value:
@@ -85,7 +82,7 @@ def main(argv):
       while pending and len(running) < _JOBS.value:
         name, extra, *_ = pending.pop(0)
         log = open(os.path.join(parts_dir, name + '.log'), 'a', encoding='utf-8')  # noqa: SIM115
-        command = [sys.executable, os.path.abspath(__file__), '--part', *_forwarded_flags(), *extra,
+        command = [sys.executable, '-m', 'jal.cli.run_parts', '--part', *_forwarded_flags(), *extra,
                    f'--workdir={os.path.join(parts_dir, name)}']
         running[name] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log)
         print(f'started {name}', flush=True)
@@ -115,5 +112,9 @@ def main(argv):
     sys.exit(1)
 
 
+def main():
+  launch.run(_main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  main()

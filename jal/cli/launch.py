@@ -1,4 +1,8 @@
-"""The absl main the active-learning binaries share: flags -> config -> `jal.experiment.run` -> printed tables."""
+"""What jal's commands share: flags -> config -> `jal.experiment.run` -> printed tables.
+
+`jal/cli` is the face of the package, its only part that reads absl flags: each module is a console script
+(`jal-active-inas`, ...; pyproject.toml lists them) and makes one library call, which a notebook can make too.
+"""
 
 import logging as std_logging
 import os
@@ -8,13 +12,18 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jal import checkpoint, experiment, oracle, report
+from jal import checkpoint, configs, experiment, oracle, report
+
+
+def define_config(default: str | None, help_string: str = 'Config: NAME[:arg] of jal.configs or path.py[:arg].'):
+  """--config (locked: a misspelt override is an error), by name (`jal.configs`) or path, default `default`."""
+  return config_flags.DEFINE_config_file('config', configs.path(default) if default else None, help_string,
+                                         lock_config=True)
 
 
 def define_flags(default_config: str):
-  """--config (locked, default experiments/configs/<default_config>), --workdir and --labels."""
-  config = config_flags.DEFINE_config_file(
-      'config', os.path.join(os.path.dirname(__file__), 'configs', default_config), lock_config=True)
+  """--config (default: the installed config `default_config`), --workdir and --labels."""
+  config = define_config(default_config)
   workdir = flags.DEFINE_string('workdir', None, 'Directory for results.', required=True)
   labels = flags.DEFINE_string(
       'labels', None, 'With --config.oracle=human: a CSV of item_id,label answering the pending query (see '
@@ -57,6 +66,31 @@ def init_distributed() -> None:
   jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   logging.info('Process %d of %d; devices: %d here, %d in all.', jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())
+
+
+def _config_by_name(argv: list[str]) -> list[str]:
+  """argv with `--config=NAME[:arg]` (or `--config NAME[:arg]`) made the installed config's path."""
+  out = list(argv)
+  for i, arg in enumerate(out):
+    if arg.startswith('--config='):
+      out[i] = '--config=' + configs.path(arg[len('--config='):])
+    elif arg == '--config' and i + 1 < len(out):
+      out[i + 1] = configs.path(out[i + 1])
+  return out
+
+
+def _parse_flags(argv: list[str]):
+  try:
+    argv = _config_by_name(argv)
+  except ValueError as error:
+    print(f'error: {error}', file=sys.stderr, flush=True)
+    sys.exit(2)
+  return app.parse_flags_with_usage(argv)
+
+
+def run(main) -> None:
+  """`absl.app.run(main)`, with `--config` by name (`jal.configs`) as well as by path."""
+  app.run(main, flags_parser=_parse_flags)
 
 
 def _quiet_orbax(record) -> bool:

@@ -1,20 +1,14 @@
 """AutoAL with one repair of issue 12 reverted, on the 3-candidate grid's seeds and protocol (the ablations).
 
-  python experiments/run_parts.py --config=experiments/configs/autoal_ablation.py:NAME \
-      --workdir=docs/results/autoal_three_ablations/NAME --jobs=1
+  jal-run-parts --config=autoal_ablation:NAME --workdir=docs/results/autoal_three_ablations/NAME --jobs=1
 
 Only AutoAL runs: its rows pair, seed by seed, with `docs/results/autoal_three` (the same seeds, data, task model
-and round 0), and `experiments/report.py` writes the ablation table into docs/results/autoal_three_ablations/.
+and round 0), and `jal-report` writes the ablation table into docs/results/autoal_three_ablations/.
 NAME is one of ABLATIONS; 'NAME:smoke' for tests. The optimiser-state repair (each optax state stepped once per
 cycle) has no ablation: the previous code stepped SearchNet's momentum twice, a bug with no design behind it.
 """
 
-import importlib.util
-import os
-
-_SPEC = importlib.util.spec_from_file_location('autoal_config', os.path.join(os.path.dirname(__file__), 'autoal.py'))
-autoal = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(autoal)
+from jal.configs import autoal
 
 ABLATIONS = {
     'mixture_quantiles': {'mixture_init': 'quantiles'},        # EM from quantiles (fix 1 reverted).

@@ -1,4 +1,4 @@
-"""AutoAL against each of its candidate strategies alone and random (experiments/autoal.py; SPEC §5).
+"""AutoAL against each of its candidate strategies alone and random (`jal-autoal`).
 
   ''         CPU scale: AutoAL with the official seven candidates, the seven alone, and random, on Fashion-MNIST,
              fixed A(1,2) task model, 3 paired seeds, 100 -> 600 labels by 100, 640 SGD steps per round (the

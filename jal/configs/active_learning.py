@@ -1,4 +1,4 @@
-"""Query strategies compared on a fixed architecture, A(1,2) at width 16 (experiments/active_learning.py).
+"""Query strategies compared on a fixed architecture, A(1,2) at width 16 (`jal-active-learning`).
 
   ''       CPU scale: 8 strategies x 3 seeds on Fashion-MNIST, 100 -> 600 labels, 640 SGD steps per round
   'smoke'  seconds, for tests (random and entropy)

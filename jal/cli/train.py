@@ -1,26 +1,22 @@
 r"""Trains one architecture on N random labelled examples and reports test accuracy.
 
-  python experiments/train.py --workdir=/tmp/jal_train
-  python experiments/train.py --config=experiments/configs/train.py:paper --workdir=...
+  jal-train --workdir=/tmp/jal_train
+  jal-train --config=train:paper --workdir=...
 
 Writes one JSON line per run to <workdir>/results.jsonl.
 """
 
-import os
-
 import jax
-import launch
 from absl import app, flags
-from ml_collections import config_flags
 
 from jal import experiment
+from jal.cli import launch
 
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', os.path.join(os.path.dirname(__file__), 'configs/train.py'), lock_config=True)
+_CONFIG = launch.define_config('train')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for results.', required=True)
 
 
-def main(argv):
+def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   launch.use_compilation_cache()
@@ -33,5 +29,9 @@ def main(argv):
         f"in {record['total/seconds']:.1f} s; results in {_WORKDIR.value}/results.jsonl")
 
 
+def main():
+  launch.run(_main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  main()

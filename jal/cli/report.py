@@ -1,6 +1,6 @@
 r"""Recomputes every table and figure of committed results from their rows: the command behind README's numbers.
 
-  python experiments/report.py --results=docs/results
+  jal-report --results=docs/results
 
 For each folder under --results: a comparison grid (rounds.jsonl + grid.json) gets summary.md, summary.json,
 rounds.csv and its figures again; the schedule study (schedule.jsonl) gets schedule.md and schedule_curves.png;
@@ -18,7 +18,7 @@ from jal import checkpoint, experiment, report
 _RESULTS = flags.DEFINE_string('results', 'docs/results', 'Folder of result folders.')
 
 
-def main(argv):
+def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   for name in sorted(os.listdir(_RESULTS.value)):
@@ -55,5 +55,9 @@ def _ablations(folder: str, reference: str) -> None:
   print(f'{folder}: {len(variants)} ablations -> ablations.md')
 
 
+def main():
+  app.run(_main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  main()

@@ -1,5 +1,5 @@
 """active-iNAS against fixed A(1,2) and ResNet-18 A(2,4) for softmax response, MC-dropout and coreset
-(experiments/compare_inas.py; active-iNAS §5.2-5.4). Random queries give the passive learner of the fixed
+(`jal-compare`; active-iNAS §5.2-5.4). Random queries give the passive learner of the fixed
 architectures for AUC-GAIN (Figure 6b).
 
   ''       CPU scale: 3 policies x 3 query functions x 3 seeds (+ random for the fixed ones) on Fashion-MNIST,
