@@ -2,7 +2,7 @@ r"""Kills the active-iNAS binary at random moments, restarts it each time, and c
 
   python benchmarks/kill_campaign.py --kills=10 --seed=0 --workdir=/tmp/kill_campaign
 
-Runs `experiments/active_inas.py` at its smoke config (one seed, three rounds, iNAS over a 2 x 2 grid) once
+Runs `jal-active-inas` at its smoke config (one seed, three rounds, iNAS over a 2 x 2 grid) once
 uninterrupted, then again with a SIGKILL after a random delay (uniform in [min_delay, max_delay] seconds of the
 process's life) and restarts it until it finishes; again in fresh workdirs until `kills` kills are done. Every
 killed and restarted workdir must end with the same rows (without timings) and the same final parameters (read
@@ -22,7 +22,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMAND = [sys.executable, 'experiments/active_inas.py', '--config=experiments/configs/active_inas.py:smoke',
+COMMAND = [sys.executable, '-m', 'jal.cli.active_inas', '--config=active_inas:smoke',
            '--config.seeds=0']
 
 

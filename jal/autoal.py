@@ -268,7 +268,7 @@ def calibrated_temperature(scores: jax.Array, threshold: jax.Array, target: jax.
 
   As τ shrinks the sum tends to the hard count of s > ϑ; as τ grows, to B/2. The floor keeps SearchNet's gradient
   (∝ 1/τ) in scale: an unbounded calibration drove τ to ~0 whenever the hard count already met the target, and
-  SearchNet collapsed onto one candidate within 10 cycles (benchmarks/autoal_search.py).
+  SearchNet collapsed onto one candidate within 10 cycles (benchmarks/studies/autoal_search.py in the repository).
   """
   scores, threshold = jax.lax.stop_gradient(scores), jax.lax.stop_gradient(threshold)
   spread = jnp.std(scores) + 1e-12

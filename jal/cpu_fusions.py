@@ -1,13 +1,13 @@
 """Which fusions of a compiled function XLA's CPU backend hands to the YNNPACK library, per direction.
 
-XLA (JAX 0.10) can give dots, convolutions, reductions or elementwise fusions to YNNPACK instead of its own
-kernels (`xla_cpu_experimental_ynn_fusion_type`, an experimental compile option); by default it already gives it
-some reductions and elementwise fusions. `benchmarks/xla_cpu_flags.py` times the alternatives on the A(i, j)
-family (`docs/results/xla_cpu_flags.md`): reductions alone train fastest, dots alone infer fastest, and neither
-elementwise fusions nor convolutions in YNNPACK, nor oneDNN's or XNNPACK's dots, help. Side by side with the
-default (`benchmarks/train_throughput.py`, 2-core AMD EPYC, width 64, batch 128, `docs/results/train_throughput.md`)
-the pair trains A(1,1) at 781 img/s against 442 and A(2,4) at 157 against 123, and infers A(1,2) at 2,006
-against 1,168 (medians of three runs).
+XLA (JAX 0.10) can give dots, convolutions, reductions or elementwise fusions to YNNPACK instead of its own kernels
+(`xla_cpu_experimental_ynn_fusion_type`, an experimental compile option); by default it already gives it some
+reductions and elementwise fusions. `benchmarks/studies/xla_cpu_flags.py` (in the repository) times the alternatives
+on the A(i, j) family (`docs/results/xla_cpu_flags.md`): reductions alone train fastest, dots alone infer fastest,
+and neither elementwise fusions nor convolutions in YNNPACK, nor oneDNN's or XNNPACK's dots, help. Side by side with
+the default (`benchmarks/train_throughput.py`, 2-core AMD EPYC, width 64, batch 128,
+`docs/results/train_throughput.md`) the pair trains A(1,1) at 781 img/s against 442 and A(2,4) at 157 against 123,
+and infers A(1,2) at 2,006 against 1,168 (medians of three runs).
 
 `ModelConfig.cpu_fusions`: 'default' leaves XLA's own list (every committed result ran so); 'ynnpack' compiles
 the training step with reductions and inference with dots in YNNPACK. Other kernels round differently, so a run

@@ -2,8 +2,8 @@
 
 A grid is every (architecture policy, query strategy, seed) of a config. `run(config, workdir)` runs the ones not
 complete in `workdir/rounds.jsonl`, each checkpointed in `workdir/checkpoints/<run>/` after every phase (an
-interrupted grid resumes inside the run where it stopped), and writes the report (`jal.report`). The binaries in
-`experiments/` are absl mains around this function; a notebook calls it directly:
+interrupted grid resumes inside the run where it stopped), and writes the report (`jal.report`). The commands of
+`jal.cli` (`jal-active-inas`, ...) are absl mains around this function; a notebook calls it directly:
 
     config = jal.experiment.base_config()          # CPU scale; see `apply_scale` for 'smoke' and 'paper'
     config.strategies = ('entropy', 'random')
@@ -325,7 +325,7 @@ def make_querier(name: str, config: ml_collections.ConfigDict) -> query.Querier:
   """A strategy name -> its querier: 'autoal' from the config's `autoal` section, else the registered strategy."""
   if name == 'autoal':
     if 'autoal' not in config:
-      raise ValueError("Strategy 'autoal' needs an `autoal` config section (see experiments/configs/autoal.py).")
+      raise ValueError("Strategy 'autoal' needs an `autoal` config section: use --config=autoal (or add one).")
     return autoal_lib.AutoAL(autoal_config(config.autoal))
   return query.as_querier(name, config.model.mc_passes, config.model.mc_dropout_rate)
 
@@ -663,7 +663,7 @@ def merge_workdirs(parts: Sequence[str], into: str, config: ml_collections.Confi
 
 def report_workdir(workdir: str) -> dict:
   """Rewrites a grid's report (rounds.csv, summary.md/json, figures) from its rounds.jsonl and grid.json alone:
-  the command behind every number the README quotes (`python experiments/report.py --results=docs/results`)."""
+  the command behind every number the README quotes (`jal-report --results=docs/results`)."""
   if jax.process_count() > 1:  # The primary process has written every row before anyone reads them.
     multihost_utils.sync_global_devices('jal: rows written')
   with open(os.path.join(workdir, 'grid.json'), encoding='utf-8') as f:
@@ -676,7 +676,7 @@ def report_workdir(workdir: str) -> dict:
   return report.write_outputs(rows, workdir, grid['title'], grid['baseline_policy'] or None)
 
 
-# --- One training run (experiments/train.py). ---
+# --- One training run (`jal-train`). ---
 
 
 def train_defaults() -> ml_collections.ConfigDict:

@@ -46,8 +46,8 @@ def choose_conv_impl(
 
   'auto' keeps XLA's convolution on accelerators (cuDNN and the TPU conv units are fast at every size). On the
   CPU it follows the per-shape measurement in this module's docstring (reproduced by
-  `benchmarks/conv_formulations.py`, per pass): shifted matmuls for few input channels (the stem), im2col for 1x1 and
-  strided convs and maps of at most 4x4, XLA's conv elsewhere.
+  `benchmarks/studies/conv_formulations.py`, per pass): shifted matmuls for few input channels (the stem), im2col
+  for 1x1 and strided convs and maps of at most 4x4, XLA's conv elsewhere.
   """
   if impl not in CONV_IMPLS:
     raise ValueError(f'Unknown conv_impl {impl!r}; valid: {CONV_IMPLS}.')
@@ -244,7 +244,7 @@ def choose_pool_impl(impl: str, backend: str, training: bool = True) -> str:
   On the CPU XLA's select-and-scatter gradient of a `reduce_window` max is slow: the stem (conv-BN-ReLU-pool on
   a 128x28x28x64 batch) took 136 ms forward + backward with it, 110 ms as the max of nine strided views, and
   57 ms as a max over three column views followed by a max over three row views. Forward alone, XLA's
-  `reduce_window` is the faster (53 ms against 112 ms on 1024x28x28x64; `benchmarks/inference_rules.py`), and
+  `reduce_window` is the faster (53 ms against 112 ms on 1024x28x28x64; `benchmarks/studies/inference_rules.py`), and
   both give the same values.
   """
   if impl not in POOL_IMPLS:

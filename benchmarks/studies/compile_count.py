@@ -1,7 +1,7 @@
 r"""How many XLA compilations an active-learning run costs, and which functions: active-iNAS against a fixed
 architecture on a tiny problem (8x8 images, width 4), where compiling is nearly all of the time.
 
-  python benchmarks/compile_count.py [--rounds=5]
+  python benchmarks/studies/compile_count.py [--rounds=5]
 
 Counts JAX's backend-compile events (jax.monitoring) and, from `jax_log_compiles`, seconds per jitted function.
 Compilations should grow with the architectures a run sees, not with its rounds (tests/test_nas.py checks that

@@ -1,8 +1,8 @@
 """What a short inherited schedule does to a candidate's validation error (V' only; never the test split).
 
-  python benchmarks/inherited_start.py > docs/results/inherited_start.md
+  python benchmarks/studies/inherited_start.py > docs/results/inherited_start.md
 
-At the compare_nas CPU protocol (experiments/configs/compare_nas.py): a parent A(1,2) trains from scratch on S'
+At the compare_nas CPU protocol (`jal/configs/compare_nas.py`): a parent A(1,2) trains from scratch on S'
 (80 of 100 random pool items) as an iNAS candidate does; then 100 new items are labelled (random), 20 of them join
 V' (which keeps the parent's 20) and 80 join S'. Each child of the next round (the same A(1,2), the deeper A(2,2),
 the wider A(1,3)) is scored on V' after: no step (the inherited function alone, A(1,2) only), the inherited
@@ -15,29 +15,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
-import os
 import time
 
 import jax
 import numpy as np
 
 from jal import experiment, inas, inherit, metrics
+from jal.configs import compare_nas
 from jal.models import init_variables
 from jal.models import model_fn as make_model_fn
 from jal.predict import evaluate
 from jal.search_space import Architecture
 from jal.train import train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _config():
-  spec = importlib.util.spec_from_file_location('compare_nas', os.path.join(ROOT, 'experiments', 'configs',
-                                                                            'compare_nas.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config('')
+  return compare_nas.get_config('')
 
 
 def main():

@@ -1,7 +1,7 @@
 r"""Would a BatchNorm with a hand-written backward pass train the A(i, j) family faster on the CPU?
 
-  python benchmarks/batchnorm_vjp.py > docs/results/batchnorm_vjp.md
-  python benchmarks/batchnorm_vjp.py --archs=1,1 --steps=5      # quicker
+  python -m benchmarks.studies.batchnorm_vjp > docs/results/batchnorm_vjp.md
+  python -m benchmarks.studies.batchnorm_vjp --archs=1,1 --steps=5      # quicker
 
 BatchNorm is 17% of the worst training row's step (`train_throughput.py`'s profile line). Flax's BatchNorm leaves its
 backward pass to autodiff: the mean, the variance (E[x^2] - E[x]^2) and the normalisation each differentiate into
@@ -80,7 +80,7 @@ class BatchNorm(nn.Module):
 
 
 def _time_step(arch, width, batch, steps, custom):
-  import train_throughput as tt  # benchmarks/ is on the path: this script runs from there.
+  from benchmarks import train_throughput as tt  # Run as a module from the repository root.
   flax_bn = nn.BatchNorm
   if custom:
     nn.BatchNorm = BatchNorm  # `jal.models` builds its norm from `nn.BatchNorm` at call time; same names.
@@ -103,7 +103,7 @@ def main():
   parser.add_argument('--batch', type=int, default=128)
   parser.add_argument('--steps', type=int, default=20)
   args = parser.parse_args()
-  import train_throughput as tt
+  from benchmarks import train_throughput as tt
   print(f'# BatchNorm backward: autodiff (Flax) against the closed form, {time.strftime("%Y-%m-%d")}, '
         f'{tt._cpu_model()}, {os.cpu_count()} CPUs, JAX {jax.__version__}, width {args.width}, batch {args.batch}, '
         "conv 'auto'; img/s")

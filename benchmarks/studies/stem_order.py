@@ -1,6 +1,6 @@
 r"""Would the stem train faster on the CPU with its ReLU after the max-pool instead of before it?
 
-  python benchmarks/stem_order.py > docs/results/stem_order.md
+  python benchmarks/studies/stem_order.py > docs/results/stem_order.md
 
 The stem (conv3x3 - BatchNorm - ReLU - max-pool 3x3/2, `jal.models.ResNet`) runs at full resolution and is most of
 the smallest rows' step (`train_throughput.py`'s profile line: BatchNorm and pooling). A max commutes with ReLU,

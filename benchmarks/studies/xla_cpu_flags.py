@@ -1,7 +1,7 @@
 r"""Does one of XLA's CPU library switches (oneDNN, XNNPACK, YNNPACK) train or infer the A(i, j) family faster?
 
-  python benchmarks/xla_cpu_flags.py > docs/results/xla_cpu_flags.md
-  python benchmarks/xla_cpu_flags.py --archs=1,2 --steps=5     # quicker
+  python -m benchmarks.studies.xla_cpu_flags > docs/results/xla_cpu_flags.md
+  python -m benchmarks.studies.xla_cpu_flags --archs=1,2 --steps=5     # quicker
 
 XLA's CPU backend can hand convolutions, dots, reductions or elementwise fusions to a library instead of its own
 Eigen kernels and emitted loops (`--xla_cpu_experimental_{onednn,xnn,ynn}_fusion_type`, experimental in JAX
@@ -17,7 +17,7 @@ import argparse
 import os
 import time
 
-import train_throughput as tt
+from benchmarks import train_throughput as tt
 
 _YNN = '--xla_cpu_experimental_ynn_fusion_type='
 FLAG_SETS = {

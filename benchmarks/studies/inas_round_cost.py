@@ -1,6 +1,6 @@
 r"""What one active-iNAS round costs, from scratch and with inherited candidates, against training alone.
 
-  python benchmarks/inas_round_cost.py [--labels=200] [--fractions=0.0625,0.125]
+  python benchmarks/studies/inas_round_cost.py [--labels=200] [--fractions=0.0625,0.125]
 
 The CPU protocol of `experiments/configs/compare_nas.py` on Fashion-MNIST's 10,000-image pool: the previous
 round's model A(1,2) trained on |L| - 100 labels, then one iNAS round at |L| labels from A(1,2) (candidates

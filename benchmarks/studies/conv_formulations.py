@@ -1,8 +1,8 @@
 r"""Each conv formulation timed per layer shape and per pass: forward, input gradient, kernel gradient.
 
-  python benchmarks/conv_formulations.py                         # the convs of A(2,4), width 64, batch 128
-  python benchmarks/conv_formulations.py --arch=1,2 --width=16 --batch=32
-  python benchmarks/conv_formulations.py --arch=2,2 --cpu-fusions=ynnpack --repeats=7   # beside PyTorch's convs
+  python benchmarks/studies/conv_formulations.py                         # the convs of A(2,4), width 64, batch 128
+  python benchmarks/studies/conv_formulations.py --arch=1,2 --width=16 --batch=32
+  python benchmarks/studies/conv_formulations.py --arch=2,2 --cpu-fusions=ynnpack --repeats=7   # beside PyTorch's convs
 
 For every distinct conv shape of the model (28x28x1 inputs) it prints milliseconds per formulation ('xla',
 'im2col', 'shifted_matmul') for the forward pass, the input gradient alone and the kernel gradient alone (each

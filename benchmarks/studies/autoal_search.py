@@ -1,7 +1,7 @@
 r"""AutoAL's search, measured on the labelled set alone: how far SearchNet's weights move per learning rate and
 number of cycles, and whose marks carry a signal at search time (FitNet's or the task model's).
 
-  python benchmarks/autoal_search.py --labels=300 --seed=0 > docs/results/autoal_search/seed0.md
+  python benchmarks/studies/autoal_search.py --labels=300 --seed=0 > docs/results/autoal_search/seed0.md
 
 One labelled set of Fashion-MNIST's 10,000-image pool (the CPU configs' pool), the task model A(1,2) at width 16
 trained on it with the CPU protocol (640 SGD steps), the real query's size b = 100. The test split is never read.

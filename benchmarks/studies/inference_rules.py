@@ -1,7 +1,7 @@
 r"""Whole-model inference under other conv-formulation rules, and max-pooling by direction.
 
-  python benchmarks/inference_rules.py                              # A(1,1), A(1,2), A(2,2), A(2,4)
-  python benchmarks/inference_rules.py --archs=1,2 --rules=auto,xla
+  python benchmarks/studies/inference_rules.py                              # A(1,1), A(1,2), A(2,2), A(2,4)
+  python benchmarks/studies/inference_rules.py --archs=1,2 --rules=auto,xla
 
 Per-layer timing (the `tuned` formulation) does not predict a whole compiled forward pass: this times the eval
 forward of each architecture (width 64, batch 1024, 28x28x1) under each rule, a variant of
