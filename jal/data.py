@@ -156,7 +156,9 @@ def from_arrays(
 
   Args:
     images: [N, H, W, C] or, for grayscale, [N, H, W]; uint8 in [0, 255] or float in any range.
-    labels: [N] integer class indices.
+    labels: [N] integer class indices, or -1 where nobody has labelled the image yet: such a pool is labelled by
+      people (`jal.oracle.HumanOracle`), its known labels are the initial labelled set, and `num_classes` is
+      required.
     num_classes: C; default: max(labels) + 1.
     name: used in messages and results.
     class_names: optional names of the C classes.
@@ -173,13 +175,17 @@ def from_arrays(
     if not (np.issubdtype(images.dtype, np.floating) or np.issubdtype(images.dtype, np.integer)):
       raise ValueError(f'{name}: images must be numeric, got dtype {images.dtype}.')
     images = images.astype(np.float32)
+  unknown = bool(labels.size and np.issubdtype(labels.dtype, np.integer) and labels.min() < 0)
+  if unknown and num_classes is None:
+    raise ValueError(f'{name}: labels of -1 mark unlabelled images; pass num_classes, since the labels that are known '
+                     'may not show every class.')
   if num_classes is None:
     if labels.size == 0 or not np.issubdtype(labels.dtype, np.integer):
       _validate(images, labels, 2, name)
     num_classes = max(int(labels.max()) + 1, 2)
   if np.issubdtype(labels.dtype, np.integer):
     labels = labels.astype(np.int32)
-  return Dataset(images, labels, int(num_classes), name, class_names)
+  return Dataset(images, labels, int(num_classes), name, class_names, unknown_labels=unknown)
 
 
 def _read_idx(path: str) -> np.ndarray:

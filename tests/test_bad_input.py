@@ -91,8 +91,14 @@ def test_labels_above_the_classes(sessions):
 
 
 def test_negative_labels(sessions):
-  with pytest.raises(ValueError, match=r'labels must lie in \[0, 2\), found \[-1, 1\]'):
-    data.from_arrays(_images(), np.arange(10, dtype=np.int32) % 3 - 1, 2)
+  """-1 marks an unlabelled image (a pool people label); anything lower is an error, and so is -1 without the
+  number of classes, which the known labels may not show."""
+  with pytest.raises(ValueError, match=r'labels must be -1 \(unknown\) or a class index, found -2'):
+    data.from_arrays(_images(), np.arange(10, dtype=np.int32) % 3 - 2, 2)
+  with pytest.raises(ValueError, match='labels of -1 mark unlabelled images; pass num_classes'):
+    data.from_arrays(_images(), np.arange(10, dtype=np.int32) % 3 - 1)
+  pool = data.from_arrays(_images(), np.arange(10, dtype=np.int32) % 3 - 1, 2)
+  assert pool.unknown_labels and int((pool.labels == -1).sum()) == 4
 
 
 def test_float_labels(sessions):
