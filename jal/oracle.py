@@ -222,11 +222,12 @@ def read_labels(path: str, asked_ids: list[str], all_ids: set[str], class_names:
     elif re.fullmatch(r'-?\d+', value):
       label = int(value)
       if not 0 <= label < num_classes:
-        problems.append(f'line {line_number}: class {label} is out of range [0, {num_classes})')
+        problems.append(f'line {line_number}: there is no class number {label}; use 0 to {num_classes - 1} or a class '
+                        'name')
         continue
     else:
-      problems.append(f'line {line_number}: {value!r} is not a class name ({", ".join(names) or "none"}) nor an '
-                      f'index in [0, {num_classes})')
+      problems.append(f'line {line_number}: {value!r} is not a class name ({", ".join(names) or "none"}) nor a '
+                      f'class number from 0 to {num_classes - 1}')
       continue
     answers[item] = (label, line_number)
   missing = [item for item in asked_ids if item not in seen]

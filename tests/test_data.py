@@ -116,7 +116,8 @@ def test_from_arrays_accepts_grayscale_and_floats():
     (np.zeros((4, 5, 5, 1)), [0, 1, 0], {}, 'one per image'),
     (np.zeros((4, 5, 5, 1)), [0.0, 1.0, 0.0, 1.0], {}, 'integer class indices'),
     (np.zeros((4, 5, 5, 1)), [0, 1, 5, 1], {'num_classes': 3}, r'\[0, 3\), found \[0, 5\]'),
-    (np.zeros((4, 5, 5, 1)), [0, -1, 0, 1], {'num_classes': 3}, r'found \[-1, 1\]'),
+    (np.zeros((4, 5, 5, 1)), [0, -2, 0, 1], {'num_classes': 3}, r'-1 \(unknown\) or a class index, found -2'),
+    (np.zeros((4, 5, 5, 1)), [0, -1, 0, 1], {}, 'labels of -1 mark unlabelled images; pass num_classes'),
     (np.full((4, 5, 5, 1), np.nan), [0, 1, 0, 1], {}, '4 images contain NaN or inf'),
     (np.zeros((0, 5, 5, 1)), np.zeros(0, int), {'num_classes': 2}, 'empty'),
 ])

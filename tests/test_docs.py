@@ -59,6 +59,17 @@ def test_every_relative_link_and_image_exists(path):
       assert anchor in _anchors(_read(resolved)), f'{path}: no heading #{anchor} in {resolved}'
 
 
+def test_every_committed_table_and_figure_is_linked_from_the_results_guide():
+  text = _read(os.path.join('docs', 'results.md'))
+  root = os.path.join(ROOT, 'docs', 'results')
+  for directory, folders, files in os.walk(root):
+    folders[:] = [f for f in folders if f not in ('checkpoints', 'parts')]
+    for name in files:
+      if name.endswith(('.md', '.png')):
+        relative = os.path.relpath(os.path.join(directory, name), os.path.join(ROOT, 'docs'))
+        assert f']({relative})' in text, f'docs/results.md does not link {relative}'
+
+
 def _commands(block):
   """Each shell command of a bash block: continuations joined, comments dropped, split at && ; |."""
   text = re.sub(r'\\\n\s*', ' ', block)

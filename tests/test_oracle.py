@@ -67,7 +67,7 @@ def test_human_labelling_round_trip(tmp_path, fashion_mnist):
     experiment.run(config, workdir, bad)
   message = str(refused.value)
   assert 'nothing was applied' in message
-  assert 'line 2: class 12 is out of range' in message
+  assert 'line 2: there is no class number 12' in message
   assert "line 3: unknown item id 'fashion_mnist_idx/train/x'" in message
   assert 'line 5: item' in message and 'appears again' in message
   assert '2 items asked for have no row' in message
