@@ -561,6 +561,22 @@ def make_splits(
   )
 
 
+def resize(dataset: Dataset, size: int) -> Dataset:
+  """The dataset with every image resized to size x size by area averaging (PIL's box filter), e.g. Fashion-MNIST
+  at 8x8: a real small-image dataset made from a larger one. uint8 images stay uint8."""
+  if size < 1:
+    raise ValueError(f'Image size must be >= 1, got {size}.')
+  from PIL import Image
+
+  images = dataset.images
+  if images.dtype != np.uint8:
+    raise ValueError(f'{dataset.name}: resize takes uint8 images (before normalisation), got {images.dtype}.')
+  resized = np.stack([np.asarray(Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).resize(
+      (size, size), Image.Resampling.BOX)) for image in images])
+  return dataclasses.replace(dataset, images=resized.reshape(len(images), size, size, images.shape[-1]),
+                             name=f'{dataset.name}@{size}x{size}')
+
+
 def load_splits(
     name: str = DEFAULT_DATASET,
     data_dir: str | None = None,
@@ -570,8 +586,11 @@ def load_splits(
     seed: int = 0,
     test_split: str = 'test',
     download: bool = False,
+    image_size: int | None = None,
 ) -> Splits:
-  """`load` the train and test splits of `name`, then `make_splits` (`download`: prepare a missing TFDS dataset)."""
-  return make_splits(
-      load(name, 'train', data_dir, download), load(name, test_split, data_dir, download), validation_size,
-      pool_size, test_size, seed)
+  """`load` the train and test splits of `name`, then `make_splits` (`download`: prepare a missing TFDS dataset;
+  `image_size`: every image resized to that square size first, `resize`)."""
+  train, test = load(name, 'train', data_dir, download), load(name, test_split, data_dir, download)
+  if image_size:
+    train, test = resize(train, image_size), resize(test, image_size)
+  return make_splits(train, test, validation_size, pool_size, test_size, seed)

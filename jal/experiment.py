@@ -102,6 +102,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.test_size = 2000
   config.data.split_seed = 0                # The pool/test split is shared by every seed.
   config.data.validation_size = 0           # Held out of the training data (never queried, never the test split).
+  config.data.image_size = 0                # > 0: every image resized to this square size (area averaging).
 
   config.budget = ml_collections.ConfigDict()
   config.budget.initial = 100
@@ -121,6 +122,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.inas.schedule = 'truncated'
   config.inas.max_blocks = 12
   config.inas.max_stacks = 5
+  config.inas.min_feature_map = 2           # No candidate leaves a last feature map under 2x2 (jal.search_space).
   config.inas.inherited_fraction = 0.0      # Premature schedule of inherited candidates ('+inherit', '+lineage'
                                             # policies); 0: candidate_fraction.
   config.inas.choose = 'error'              # Or 'pareto': the smallest within one SE of the lowest error.
@@ -131,6 +133,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.nas.population = 3                 # 'evolution': population, cycles and tournament size per round.
   config.nas.cycles = 3
   config.nas.sample = 2
+  config.nas.folds = 3                      # 'safe': k of the k-fold cross-validation on L.
+  config.nas.evidence = 2.0                 # 'safe': a move needs this many paired SEs of out-of-fold advantage.
 
   # The CPU protocol, chosen on the pool's labelled part and a held-out split (docs/results/schedule_study): 640
   # SGD steps per round is the shortest schedule at which A(1,2) and ResNet-18 fit every |L| <= 600 (train
@@ -194,6 +198,7 @@ def paper(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.inas.schedule = 'truncated'
   config.inas.max_blocks = 12
   config.inas.max_stacks = 5
+  config.inas.min_feature_map = 1           # The paper's space: any map, 5 stacks on 32x32 included.
   config.inas.choose = 'error'
   return config
 
@@ -234,7 +239,8 @@ def load_data(config: ml_collections.ConfigDict, seed: int | None = None) -> dat
   return data.load_splits(config.data.name, config.data.data_dir or None, config.data.get('validation_size', 0),
                           config.data.pool_size or None, config.data.test_size or None,
                           config.data.split_seed if seed is None else seed,
-                          download=config.data.get('download', False))
+                          download=config.data.get('download', False),
+                          image_size=config.data.get('image_size', 0) or None)
 
 
 def train_config(section: ml_collections.ConfigDict) -> TrainConfig:
@@ -254,7 +260,8 @@ def model_config(section: ml_collections.ConfigDict) -> ModelConfig:
 def inas_config(section: ml_collections.ConfigDict) -> inas_lib.INASConfig:
   """A config's `inas` section as an INASConfig (the grid from max_blocks x max_stacks)."""
   fields = section.to_dict()
-  space = SearchSpace(fields.pop('max_blocks'), fields.pop('max_stacks'))
+  space = SearchSpace(fields.pop('max_blocks'), fields.pop('max_stacks'),
+                      min_feature_map=fields.pop('min_feature_map', 1))
   fields['inherited_fraction'] = fields.get('inherited_fraction') or None  # 0: candidate_fraction.
   return inas_lib.INASConfig(space=space, **fields)
 
@@ -284,6 +291,8 @@ POLICIES: dict[str, PolicyFactory] = {
     'random_search': lambda search, config, splits: nas_lib.random_policy(search, config.nas.random_candidates),
     'evolution': lambda search, config, splits: nas_lib.evolution_policy(search, config.nas.population,
                                                                           config.nas.cycles, config.nas.sample),
+    'safe': lambda search, config, splits: nas_lib.safe_policy(search, config.nas.get('folds', 3),
+                                                               config.nas.get('evidence', 2.0)),
 }
 SEARCH_OPTIONS = {'inherit': ('inherit', 'round_model'), 'lineage': ('inherit', 'lineage'),
                   'pareto': ('choose', 'pareto')}
@@ -692,6 +701,7 @@ def train_defaults() -> ml_collections.ConfigDict:
   config.data.download = False              # True: download and prepare a missing TFDS dataset (needs TensorFlow).
   config.data.num_labeled = 1000            # N random labelled examples from the pool.
   config.data.validation_size = 0
+  config.data.image_size = 0                # > 0: every image resized to this square size (area averaging).
   config.data.pool_size = 0                 # 0 = the whole training split.
   config.data.test_size = 0                 # 0 = the whole test split.
   config.model = ml_collections.ConfigDict()

@@ -39,7 +39,8 @@ class INASConfig:
     schedule: 'truncated' (the paper: the first `candidate_fraction` of the full schedule, at the initial
       learning rate) or 'compressed' (a whole schedule, decays included, in `candidate_fraction` of the epochs;
       ranks better when the full schedule is short, as at CPU scale).
-    space: the search grid (12 x 5 in the paper).
+    space: the search grid (12 x 5 in the paper) and the least feature map a candidate may leave; the policies
+      fit it to the pool's images each round (`for_input`).
     inherit: how candidates start. 'none' (the paper): from scratch, V' at random from S. 'round_model': from the
       previous round's model, its weights inherited into their architecture (`jal.inherit`; the current
       architecture and its deeper expansion compute that model's function); it trained on all of S, so V' can only
@@ -382,6 +383,19 @@ def answer(config: INASConfig, arch: Architecture, metrics: dict, evaluation: Ev
   return arch, metrics, inherit_lib.KeptModel(evaluation.variables, split[0], split[1], arch)
 
 
+def for_input(config: INASConfig, pool) -> INASConfig:
+  """`config` with its space fitted to the pool's images (`SearchSpace.for_input`): no candidate leaves a last
+  feature map under `space.min_feature_map`."""
+  return dataclasses.replace(config, space=config.space.for_input(pool.image_shape))
+
+
+def dropped_metrics(space: SearchSpace, arch: Architecture) -> dict[str, str]:
+  """{'nas/dropped': 'A(1,4): a 1x1 feature map on 8x8 inputs (...); ...'} for the neighbours of `arch` that the
+  input bound leaves out, or {} when it leaves out none."""
+  dropped = space.dropped(arch) if space.image_size is not None else {}
+  return {'nas/dropped': '; '.join(f'{a}: {why}' for a, why in dropped.items())} if dropped else {}
+
+
 def inas_policy(config: INASConfig = INASConfig()):
   """active-iNAS's architecture policy for `jal.loop.run`: iNAS from the previous round's architecture.
 
@@ -391,11 +405,13 @@ def inas_policy(config: INASConfig = INASConfig()):
   """
 
   def policy(inputs, rng):
-    previous = inputs.previous_arch or config.space.root
-    scorer = train_scorer(inputs.pool, inputs.labels, inputs.train, config, inputs.model_fn,
-                          parent_of(inputs, config), keep_variables=keeps_lineage(config))
-    result = inas(inputs.labeled_mask, previous, config, scorer, rng, unseen_of(inputs, config),
-                  lineage_of(inputs, config))
-    return answer(config, result.arch, result.metrics(), result.evaluation, result.split)
+    search = for_input(config, inputs.pool)
+    previous = inputs.previous_arch or search.space.root
+    scorer = train_scorer(inputs.pool, inputs.labels, inputs.train, search, inputs.model_fn,
+                          parent_of(inputs, search), keep_variables=keeps_lineage(search))
+    result = inas(inputs.labeled_mask, previous, search, scorer, rng, unseen_of(inputs, search),
+                  lineage_of(inputs, search))
+    metrics = {**result.metrics(), **dropped_metrics(search.space, previous)}
+    return answer(search, result.arch, metrics, result.evaluation, result.split)
 
   return policy

@@ -7,6 +7,11 @@ depth-increasing expansions define the DAG that iNAS walks:
   deeper(A(i, j)) = A(i + 1, j)
   wider(A(i, j))  = A(floor(i*j / (j + 1)) + 1, j + 1)    (the least depth above |A(i, j)| with j + 1 stacks)
 
+The stem's pool and every stack after the first halve the feature map (rounding up), so A(i, j) leaves a
+ceil(H / 2**j) x ceil(W / 2**j) map for the head. A space that knows its input (`SearchSpace.for_input`) offers no
+architecture whose last map falls below `min_feature_map` on a side: five stacks on an 8x8 image leave no spatial
+map at all.
+
 Everything here is plain Python: architectures are hashable and can be static arguments of `jax.jit`.
 """
 
@@ -106,6 +111,10 @@ class Architecture:
     blocks = max(1, -(-self.blocks * self.stacks // (self.stacks - 1)) - 1)
     return dataclasses.replace(self, blocks=blocks, stacks=self.stacks - 1)
 
+  def feature_map(self, image_size: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of the last stack's output for (H, W) inputs: ceil(H / 2**j), ceil(W / 2**j)."""
+    return tuple(-(-side // 2**self.stacks) for side in image_size)
+
   def widths(self, width: int = 64) -> tuple[int, ...]:
     """Channel width of each stack: width * 2**s for s = 0..j-1."""
     return tuple(width * 2**s for s in range(self.stacks))
@@ -155,23 +164,65 @@ def parse_architecture(text: str) -> Architecture:
 
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
-  """A bounded grid of architectures, 1 <= i <= max_blocks, 1 <= j <= max_stacks (default 12 x 5, the paper's)."""
+  """A bounded grid of architectures, 1 <= i <= max_blocks, 1 <= j <= max_stacks (default 12 x 5, the paper's).
+
+  Attributes:
+    min_feature_map: the smallest side of the last stack's feature map an architecture may leave on this space's
+      input (1: any, the paper's space); it applies once the input is known (`for_input`).
+    image_size: (H, W) of the inputs, or None when not known yet.
+  """
 
   max_blocks: int = 12
   max_stacks: int = 5
   block: str = 'basic'
+  min_feature_map: int = 1
+  image_size: tuple[int, int] | None = None
 
   def __post_init__(self):
     if self.max_blocks < 1 or self.max_stacks < 1:
       raise ValueError(f'SearchSpace bounds must be >= 1, got {self.max_blocks} x {self.max_stacks}.')
+    if self.min_feature_map < 1:
+      raise ValueError(f'SearchSpace.min_feature_map must be >= 1, got {self.min_feature_map}.')
     block_spec(self.block)
+
+  def for_input(self, image_shape: tuple[int, ...]) -> SearchSpace:
+    """This space for inputs of `image_shape` ([H, W] or [H, W, C]): architectures whose last feature map would
+    fall below `min_feature_map` are no longer in it.
+
+    Raises:
+      ValueError: not even the root A(1,1) fits the input (the message gives the smallest input that does).
+    """
+    space = dataclasses.replace(self, image_size=(int(image_shape[0]), int(image_shape[1])))
+    if space.root not in space:
+      least = 2 * self.min_feature_map
+      raise ValueError(f'{image_shape[0]}x{image_shape[1]} inputs leave A(1,1) a map under '
+                       f'{self.min_feature_map}x{self.min_feature_map}: use inputs of at least {least}x{least} (or a '
+                       'smaller min_feature_map).')
+    return space
+
+  def fits(self, arch: Architecture) -> bool:
+    """Whether `arch` leaves at least a min_feature_map square on this space's input (True when it is unknown)."""
+    return self.image_size is None or min(arch.feature_map(self.image_size)) >= self.min_feature_map
 
   def __contains__(self, arch: Architecture) -> bool:
     return (
         arch.block == self.block
         and arch.blocks <= self.max_blocks
         and arch.stacks <= self.max_stacks
+        and self.fits(arch)
     )
+
+  def dropped(self, arch: Architecture) -> dict[str, str]:
+    """The neighbours of `arch` (deeper, wider, shallower, narrower) within the grid's bounds that the input bound
+    leaves out, each with the reason, e.g. {'A(1,4)': 'a 1x1 feature map on 8x8 inputs (the least is 2x2)'}."""
+    out = {}
+    for other in (arch.deeper(), arch.wider(), arch.shallower(), arch.narrower()):
+      if (other is not None and other.blocks <= self.max_blocks and other.stacks <= self.max_stacks
+          and not self.fits(other)):
+        h, w = other.feature_map(self.image_size)
+        out[str(other)] = (f'a {h}x{w} feature map on {self.image_size[0]}x{self.image_size[1]} inputs (the least '
+                           f'is {self.min_feature_map}x{self.min_feature_map})')
+    return out
 
   @property
   def root(self) -> Architecture:
@@ -179,10 +230,12 @@ class SearchSpace:
     return Architecture(1, 1, self.block)
 
   def nodes(self) -> Iterator[Architecture]:
-    """Every architecture in the grid, by stacks then blocks."""
+    """Every architecture in the grid (that fits the input, when known), by stacks then blocks."""
     for stacks in range(1, self.max_stacks + 1):
       for blocks in range(1, self.max_blocks + 1):
-        yield Architecture(blocks, stacks, self.block)
+        arch = Architecture(blocks, stacks, self.block)
+        if self.fits(arch):
+          yield arch
 
   def expansions(self, arch: Architecture) -> tuple[Architecture, ...]:
     """The out-edges of `arch`: its deeper and wider expansions that lie in the grid."""
@@ -205,6 +258,10 @@ class SearchSpace:
   def check(self, arch: Architecture) -> Architecture:
     """Returns `arch`, or raises a ValueError saying how it falls outside this grid."""
     if arch not in self:
+      if not self.fits(arch):
+        h, w = arch.feature_map(self.image_size)
+        raise ValueError(f'{arch} leaves a {h}x{w} feature map on {self.image_size[0]}x{self.image_size[1]} inputs, '
+                         f'under the space\'s least {self.min_feature_map}x{self.min_feature_map}: use fewer stacks.')
       raise ValueError(
           f'{arch} is outside the search space ({self.block} blocks, i <= {self.max_blocks}, '
           f'j <= {self.max_stacks}); pick i in 1..{self.max_blocks} and j in 1..{self.max_stacks} '

@@ -170,7 +170,8 @@ def test_an_unknown_strategy(sessions, tmp_path):
 def test_an_unknown_policy(sessions, tmp_path):
   with pytest.raises(ValueError,
                      match=r"Unknown architecture policy 'nas'; use one of \['evolution', 'grid', 'inas', "
-                           r"'random_search'\] \(with options \+inherit, \+lineage, \+pareto\) or 'fixed:A\(i,j\)'"):
+                           r"'random_search', 'safe'\] \(with options \+inherit, \+lineage, \+pareto\) or "
+                           r"'fixed:A\(i,j\)'"):
     experiment.run(smoke_config(policies='nas'), str(tmp_path / 'work'))
 
 

@@ -185,3 +185,17 @@ def test_integer_class_folders_are_ordered_by_number_and_named_in_label_files(tm
   assert splits.pool.class_names == ('0', '1', '2', '10')
   seed_of = dict(zip(splits.pool.item_ids, splits.pool.labels))
   assert seed_of['labeled/10/x.png'] == 3 and seed_of['labeled/2/x.png'] == 2
+
+
+def test_resize_averages_areas_and_keeps_uint8():
+  images = np.zeros((3, 28, 28, 1), np.uint8)
+  images[0] = 200
+  images[1, :14] = 255  # Top half white: the top half of the 8x8 stays white, the bottom black.
+  images[2, :, ::2] = 255  # Stripes one pixel wide average to grey.
+  small = data.resize(data.from_arrays(images, np.array([0, 1, 0])), 8)
+  assert small.images.shape == (3, 8, 8, 1) and small.images.dtype == np.uint8 and small.name.endswith('@8x8')
+  assert np.all(small.images[0] == 200)
+  assert np.all(small.images[1, :4] == 255) and np.all(small.images[1, 4:] == 0)
+  assert np.all(np.abs(small.images[2].astype(int) - 128) <= 43) and abs(small.images[2].mean() - 127.5) < 3
+  with pytest.raises(ValueError, match='uint8 images'):
+    data.resize(data.from_arrays(images.astype(np.float32), np.array([0, 1, 0])), 8)

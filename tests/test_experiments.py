@@ -78,25 +78,22 @@ def test_active_learning_binary_smoke_and_resumes(tmp_path, fashion_mnist):
   assert 'train.epochs: 2 -> 3' in refused.stderr
 
 
-def test_compare_inas_smoke(tmp_path, fashion_mnist):
+def test_compare_smoke_records_what_each_search_spent(tmp_path, fashion_mnist):
+  """`jal-compare` over searches and a fixed architecture, with the fixed one's passive learner (random) for
+  AUC-GAIN: paired differences, figures, and what each search spent."""
   del fashion_mnist
-  completed = _run(['-m', 'jal.cli.compare', '--config=compare_inas:smoke',
-                    '--config.seeds=0'], tmp_path)
+  completed = _run(['-m', 'jal.cli.compare', '--config=compare_nas:smoke', '--config.seeds=0',
+                    '--config.strategies=least_confidence,random', '--config.skip=inas/random,inas+inherit/random'],
+                   tmp_path)
   assert completed.returncode == 0, completed.stderr[-3000:]
   with open(tmp_path / 'summary.json') as f:
     methods = {(m['policy'], m['strategy']): m for m in json.load(f)['methods']}
-  assert set(methods) == {(p, s) for p in ('inas', 'fixed:A(1,1)') for s in ('least_confidence', 'random')}
+  assert set(methods) == {('inas', 'least_confidence'), ('inas+inherit', 'least_confidence'),
+                          ('fixed:A(1,1)', 'least_confidence'), ('fixed:A(1,1)', 'random')}
   assert set(methods[('inas', 'least_confidence')]['aubc_minus']) == {'fixed:A(1,1)'}
   assert 'auc_gain' in methods[('fixed:A(1,1)', 'least_confidence')]
   for name in ('learning_curves.png', 'architectures.png', 'auc_gain.png', 'summary.md'):
     assert (tmp_path / name).stat().st_size > 0
-
-
-def test_compare_nas_smoke_records_what_each_search_spent(tmp_path, fashion_mnist):
-  del fashion_mnist
-  completed = _run(['-m', 'jal.cli.compare', '--config=compare_nas:smoke',
-                    '--config.seeds=0'], tmp_path)
-  assert completed.returncode == 0, completed.stderr[-3000:]
   summary = (tmp_path / 'summary.md').read_text()
   assert 'What each search spent on candidates per round' in summary
   for policy in ('| inas |', '| inas+inherit |'):
@@ -110,7 +107,7 @@ def test_compare_nas_smoke_records_what_each_search_spent(tmp_path, fashion_mnis
   assert all('compile/events' in r and 'time/compile' in r for r in rows)
   # AUBC against compute: per run, every round model's steps plus the candidates' (0 for the fixed architecture).
   assert 'AUBC against compute per run' in summary and (tmp_path / 'aubc_vs_compute.png').stat().st_size > 0
-  fixed_steps = sum(r['train/steps'] for r in rows if r['policy'] == 'fixed:A(1,1)')
+  fixed_steps = sum(r['train/steps'] for r in rows if r['policy'] == 'fixed:A(1,1)' and r['strategy'] != 'random')
   inas_steps = sum(r['train/steps'] + r['nas/candidate_steps'] for r in rows if r['policy'] == 'inas')
   assert '| fixed:A(1,1) least_confidence | ' in summary and f'| {fixed_steps:,} |' in summary
   assert f'| {inas_steps:,} |' in summary

@@ -25,7 +25,7 @@ ALLOWED = {
     'loop': {'checkpoint', 'inherit', 'query', 'data', 'models', 'oracle', 'predict', 'progress', 'search_space',
              'train'},
     'inas': {'data', 'inherit', 'models', 'predict', 'progress', 'search_space', 'train'},
-    'nas': {'inas', 'search_space'},
+    'nas': {'inas', 'predict', 'progress', 'search_space', 'train'},
     'autoal': {'augment', 'query', 'data', 'models', 'predict', 'progress', 'search_space', 'train'},
     'report': {'metrics', 'plots'},
     'experiment': {'autoal', 'checkpoint', 'data', 'inas', 'loop', 'nas', 'query', 'report', 'augment', 'models',

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from test_inas import _loop_config, _tiny_splits
 
-from jal import inas, inherit, loop, nas
+from jal import data, inas, inherit, loop, nas
+from jal.models import ModelConfig, build_model
 from jal.search_space import Architecture, SearchSpace
+from jal.train import TrainConfig
 
 A = Architecture
 SPACE = SearchSpace(2, 2)
@@ -215,3 +217,115 @@ def test_compilations_are_bounded_by_the_architectures_not_the_rounds():
     seen.add(record['arch'])
   assert sum(events) <= 2 * 30, events  # Two architectures: init, steps, scores, forward and per-shape slices each.
   assert all(r['time/compile'] >= 0 for r in state.history)
+
+
+# --- The safe search. ---
+
+
+def _fake_out_of_fold(loss_of, calls):
+  """An `out_of_fold` whose per-item losses are `loss_of(arch, round)` plus item noise; records its masks."""
+  def fake(arch, inputs, config, masks, rng):
+    items = np.flatnonzero(np.logical_or.reduce(masks))
+    calls.append((arch, int(inputs.round), [m.copy() for m in masks], np.asarray(inputs.labeled_mask).copy()))
+    noise = np.random.default_rng(len(items)).normal(0, 0.05, len(items))
+    losses = loss_of(arch, int(inputs.round)) + noise
+    return nas.OutOfFold(items, losses, losses < 0.7, steps=11 * len(masks))
+  return fake
+
+
+def test_the_safe_search_stays_without_evidence_and_moves_on_it_shrinking_too(monkeypatch):
+  calls = []
+  # Round 0: A(2,1) clearly better than A(1,1); round 1: A(1,1) (its shrink) clearly better than A(2,1); then a
+  # tie everywhere, where nothing may move.
+  table = {0: {A(2, 1): 0.3}, 1: {A(1, 1): 0.3}}
+  monkeypatch.setattr(nas, 'out_of_fold', _fake_out_of_fold(lambda arch, r: table.get(r, {}).get(arch, 0.8), calls))
+  config = loop.LoopConfig(loop.BudgetSchedule(20, 10, 40), _loop_config().train, _loop_config().model)
+  state = loop.run(_tiny_splits(), config, 'entropy', nas.safe_policy(inas.INASConfig(space=SPACE), folds=3),
+                   seed=0)
+  assert [r['arch'] for r in state.history] == ['A(2,1)', 'A(1,1)', 'A(1,1)']
+  assert [r['nas/decision'] for r in state.history] == ['move', 'move', 'stay']
+  first, second = state.history[0], state.history[1]
+  assert set(k[len('nas/step0/'):] for k in first if k.startswith('nas/step0/')) == {'A(1,1)', 'A(2,1)', 'A(1,2)'}
+  # Round 1 from A(2,1): its shrink A(1,1) and its expansion in the 2 x 2 grid are candidates; the shrink wins.
+  assert {k[len('nas/step0/'):] for k in second if k.startswith('nas/step0/')} == {'A(2,1)', 'A(1,1)', 'A(2,2)'}
+  assert second['nas/oof/A(1,1)/t'] > 2.0 and second['nas/oof/A(1,1)/advantage'] > 0.4
+  assert abs(state.history[2]['nas/oof/A(2,1)/t']) < 2.0 or state.history[2]['nas/oof/A(2,1)/advantage'] <= 0
+  assert first['nas/candidates'] == 3 and first['nas/candidate_steps'] == 3 * 33 and first['nas/folds'] == 3
+  # Every fold mask lies within L, the folds are disjoint and cover L, and one split serves every candidate.
+  for _, _, masks, labeled in calls:
+    assert np.array_equal(np.logical_or.reduce(masks), labeled) and sum(m.sum() for m in masks) == labeled.sum()
+  by_round = {}
+  for _, round_index, masks, _ in calls:
+    by_round.setdefault(round_index, masks)
+    assert all(np.array_equal(a, b) for a, b in zip(masks, by_round[round_index]))
+
+
+def test_out_of_fold_trains_and_scores_on_the_labelled_set_only(monkeypatch):
+  """Each fold trains on L minus the fold and predicts the fold's images: never an unlabelled item, never the
+  test split."""
+  splits = _tiny_splits()
+  seen = {'train': [], 'predict': []}
+  real_train, real_predict = nas.train, nas.predict
+
+  def spy_train(model, config, images, labels, rngs, labeled_mask, **kwargs):
+    seen['train'].append(labeled_mask.copy())
+    return real_train(model, config, images, labels, rngs, labeled_mask, **kwargs)
+
+  def spy_predict(model, variables, images, **kwargs):
+    seen['predict'].append(np.asarray(images))
+    return real_predict(model, variables, images, **kwargs)
+
+  monkeypatch.setattr(nas, 'train', spy_train)
+  monkeypatch.setattr(nas, 'predict', spy_predict)
+  labeled = np.zeros(len(splits.pool), bool)
+  labeled[:24] = True
+  labels = np.where(labeled, splits.pool.labels, -1)
+  inputs = loop.PolicyInputs(splits.pool, labeled, labels, None, None, None, 0, _loop_config().train,
+                             lambda arch: build_model(arch, 2, _loop_config().model))
+  masks = nas.fold_masks(labeled, 3, jax.random.key(0))
+  score = nas.out_of_fold(A(1, 1), inputs, inas.INASConfig(space=SPACE), masks, jax.random.key(1))
+  assert len(seen['train']) == 3 and all(not (m & ~labeled).any() for m in seen['train'])
+  assert all((m | f == labeled).all() and not (m & f).any() for m, f in zip(seen['train'], masks))
+  fold_images = [splits.pool.images[np.flatnonzero(f)] for f in masks]
+  assert all(np.array_equal(p, f) for p, f in zip(seen['predict'], fold_images))
+  assert sorted(score.items) == sorted(np.flatnonzero(labeled)) and score.losses.shape == (24,)
+  assert np.all(score.losses > 0) and 0.0 <= score.error <= 1.0 and score.loss_se > 0
+
+
+def test_the_safe_search_refuses_options_it_does_not_follow():
+  with pytest.raises(ValueError, match="options '\\+inherit', '\\+lineage' and '\\+pareto' do not apply"):
+    nas.safe_policy(inas.INASConfig(inherit='round_model'))
+  with pytest.raises(ValueError, match='evidence >= 0'):
+    nas.safe_policy(evidence=-1.0)
+  with pytest.raises(ValueError, match='2 <= folds <= '):
+    nas.fold_masks(np.ones(5, bool), 6, jax.random.key(0))
+
+
+def test_on_pure_noise_labels_the_safe_search_grows_at_most_once_and_runs_repeat_exactly():
+  """Labels that are coin flips: no architecture can be better, so a move is a false alarm. Over 5 rounds (real
+  training, 2 folds) the safe search may grow once at most; a second run on this machine gives the same rows."""
+  rng = np.random.default_rng(3)
+  images = rng.normal(size=(130, 8, 8, 1)).astype(np.float32)
+  labels = rng.integers(0, 2, 130).astype(np.int32)
+  splits = data.make_splits(data.from_arrays(images[:100], labels[:100]), data.from_arrays(images[100:], labels[100:]))
+  config = loop.LoopConfig(loop.BudgetSchedule(40, 10, 80), TrainConfig(epochs=2, examples_per_epoch=32, batch_size=16),
+                           ModelConfig(width=4))
+  policy = nas.safe_policy(inas.INASConfig(space=SearchSpace(2, 2), candidate_fraction=1.0), folds=2)
+  runs = [loop.run(splits, config, 'random', policy, seed=0).history for _ in range(2)]
+  depths = [A(*map(int, r['arch'][2:-1].split(','))).depth for r in runs[0]]
+  assert len(depths) == 5 and sum(b > a for a, b in zip(depths, depths[1:])) + (depths[0] > 4) <= 1
+  strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(('time/', 'compile/'))} for r in rows]  # noqa: E731
+  assert strip(runs[0]) == strip(runs[1])
+
+
+def test_a_safe_search_killed_after_its_choice_resumes_to_the_same_rows(monkeypatch, tmp_path):
+  from test_resume import _run_with_crashes, _without_times
+
+  table = {0: {A(2, 1): 0.3}, 1: {A(1, 1): 0.3}}
+  monkeypatch.setattr(nas, 'out_of_fold', _fake_out_of_fold(lambda arch, r: table.get(r, {}).get(arch, 0.8), []))
+  config = loop.LoopConfig(loop.BudgetSchedule(20, 10, 40), _loop_config().train, _loop_config().model)
+  policy = nas.safe_policy(inas.INASConfig(space=SPACE), folds=3)
+  whole = loop.run(_tiny_splits(), config, 'entropy', policy, seed=0)
+  resumed = _run_with_crashes(str(tmp_path), _tiny_splits(), config, 'entropy', policy, {'case': 'safe'},
+                              crashes=((0, 'policy'), (1, 'policy')))
+  assert _without_times(resumed.history) == _without_times(whole.history)

@@ -102,3 +102,44 @@ def test_parse_architecture(text):
 def test_parse_architecture_rejects_garbage():
   with pytest.raises(ValueError, match='Cannot parse'):
     parse_architecture('resnet18')
+
+
+@pytest.mark.parametrize('size, maps', [(28, (14, 7, 4, 2, 1)), (14, (7, 4, 2, 1, 1)), (8, (4, 2, 1, 1, 1)),
+                                        (32, (16, 8, 4, 2, 1))])
+def test_feature_map_halves_at_the_stem_and_every_later_stack(size, maps):
+  assert tuple(Architecture(1, j).feature_map((size, size))[0] for j in range(1, 6)) == maps
+  assert Architecture(3, 2).feature_map((size, size + 4)) == (maps[1], -(-(size + 4) // 4))
+
+
+def test_the_input_bound_drops_the_right_candidates_and_says_why():
+  space = SearchSpace(12, 5, min_feature_map=2).for_input((8, 8, 1))
+  assert space.candidates(Architecture(1, 2)) == (Architecture(1, 2), Architecture(2, 2))  # A(1,3) leaves 1x1.
+  assert space.dropped(Architecture(1, 2)) == {'A(1,3)': 'a 1x1 feature map on 8x8 inputs (the least is 2x2)'}
+  assert max(a.stacks for a in space.nodes()) == 2 and len(list(space.nodes())) == 24
+  with pytest.raises(ValueError, match=r'A\(2,3\) leaves a 1x1 feature map on 8x8 inputs.*use fewer stacks'):
+    space.check(Architecture(2, 3))
+  # The same space on Fashion-MNIST's 28x28 keeps four stacks (2x2) and drops the fifth (1x1).
+  full = SearchSpace(12, 5, min_feature_map=2).for_input((28, 28, 1))
+  assert Architecture(1, 4) in full and Architecture(1, 5) not in full
+  assert full.dropped(Architecture(1, 4)) == {'A(1,5)': 'a 1x1 feature map on 28x28 inputs (the least is 2x2)'}
+  # The paper's space (min_feature_map=1) keeps every architecture, and so does a space whose input is unknown.
+  assert Architecture(1, 5) in SearchSpace(12, 5).for_input((28, 28))
+  assert Architecture(1, 5) in SearchSpace(12, 5, min_feature_map=2)
+
+
+def test_an_input_too_small_for_the_root_is_refused():
+  with pytest.raises(ValueError, match=r'2x2 inputs leave A\(1,1\) a map under 2x2: use inputs of at least 4x4'):
+    SearchSpace(min_feature_map=2).for_input((2, 2, 3))
+
+
+@hypothesis.given(st.integers(2, 40), st.integers(1, 4), st.integers(1, 6), st.integers(1, 5))
+def test_a_fitted_space_offers_only_architectures_that_fit(size, least, blocks, stacks):
+  space = SearchSpace(6, 5, min_feature_map=least)
+  hypothesis.assume(-(-size // 2) >= least)
+  fitted = space.for_input((size, size))
+  for arch in fitted.nodes():
+    assert min(arch.feature_map((size, size))) >= least
+  arch = Architecture(blocks, stacks)
+  if arch in fitted:
+    for other in fitted.candidates(arch) + fitted.mutations(arch):
+      assert min(other.feature_map((size, size))) >= least
