@@ -239,10 +239,10 @@ def paired_evidence(current: OutOfFold, other: OutOfFold) -> tuple[float, float,
 def safe_policy(config: INASConfig | None = None, folds: int = 3, evidence: float = 2.0):
   """The safe search: each round the current architecture, its expansions (deeper, wider) and its reductions
   (shallower, narrower), within the space fitted to the input, are scored out of fold on L (`folds`-fold
-  cross-validation, `out_of_fold`); the architecture changes only to a candidate whose per-item loss is lower than
-  the current one's by more than `evidence` paired standard errors (the largest such advantage wins), else it
-  stays. Rows record every candidate's out-of-fold error and loss ± SE, its t against the current one, and the
-  decision ('nas/decision': 'stay' or 'move')."""
+  cross-validation, `out_of_fold`); the architecture changes only to a candidate whose out-of-fold accuracy beats
+  the current one's by more than `evidence` standard errors paired over the items (`paired_evidence`; the largest
+  such advantage wins), else it stays. Rows record every candidate's out-of-fold error and loss ± SE, its advantage,
+  SE and t against the current one, and the decision ('nas/decision': 'stay' or 'move')."""
   config = config or INASConfig()
   if evidence < 0:
     raise ValueError(f'safe_policy needs evidence >= 0 (a t threshold), got {evidence}.')
