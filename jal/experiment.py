@@ -291,8 +291,7 @@ POLICIES: dict[str, PolicyFactory] = {
     'random_search': lambda search, config, splits: nas_lib.random_policy(search, config.nas.random_candidates),
     'evolution': lambda search, config, splits: nas_lib.evolution_policy(search, config.nas.population,
                                                                           config.nas.cycles, config.nas.sample),
-    'safe': lambda search, config, splits: nas_lib.safe_policy(search, config.nas.get('folds', 3),
-                                                               config.nas.get('evidence', 2.0)),
+    'safe': lambda search, config, splits: nas_lib.safe_policy(search, config.nas.folds, config.nas.evidence),
 }
 SEARCH_OPTIONS = {'inherit': ('inherit', 'round_model'), 'lineage': ('inherit', 'lineage'),
                   'pareto': ('choose', 'pareto')}

@@ -140,13 +140,17 @@ class Ledger:
     """Calls the scorer, timing it and adding its cost."""
     start = time.perf_counter()
     evaluation = as_evaluation(scorer(*args))
-    self.seconds += time.perf_counter() - start
+    self.add(time.perf_counter() - start, evaluation.steps)
+    return evaluation
+
+  def add(self, seconds: float, steps: int | None) -> None:
+    """Counts one candidate that took `seconds` and `steps` SGD steps (None: unknown)."""
+    self.seconds += seconds
     self.candidates += 1
-    if evaluation.steps is None:
+    if steps is None:
       self.steps_known = False
     else:
-      self.steps += evaluation.steps
-    return evaluation
+      self.steps += steps
 
   def metrics(self) -> dict[str, float]:
     out = {'nas/candidates': self.candidates, 'time/candidates': self.seconds}
@@ -392,7 +396,7 @@ def for_input(config: INASConfig, pool) -> INASConfig:
 def dropped_metrics(space: SearchSpace, arch: Architecture) -> dict[str, str]:
   """{'nas/dropped': 'A(1,4): a 1x1 feature map on 8x8 inputs (...); ...'} for the neighbours of `arch` that the
   input bound leaves out, or {} when it leaves out none."""
-  dropped = space.dropped(arch) if space.image_size is not None else {}
+  dropped = space.dropped(arch)
   return {'nas/dropped': '; '.join(f'{a}: {why}' for a, why in dropped.items())} if dropped else {}
 
 

@@ -80,9 +80,9 @@ def grid_policy(config: INASConfig | None = None):
 def random_policy(config: INASConfig | None = None, num_candidates: int = 3):
   """`num_candidates` distinct architectures drawn uniformly from the space each round; the best on V'."""
   config = config or INASConfig()
-  if not 1 <= num_candidates <= len(list(config.space.nodes())):
-    raise ValueError(f'random_policy needs 1 <= num_candidates <= {len(list(config.space.nodes()))} (the space), '
-                     f'got {num_candidates}.')
+  size = len(list(config.space.nodes()))
+  if not 1 <= num_candidates <= size:
+    raise ValueError(f'random_policy needs 1 <= num_candidates <= {size} (the space), got {num_candidates}.')
 
   def policy(inputs, rng):
     search = inas_lib.for_input(config, inputs.pool)
@@ -211,17 +211,18 @@ def out_of_fold(arch: Architecture, inputs, config: INASConfig, masks: list[np.n
   model = inputs.model_fn(arch)
   candidate_config, schedule_fraction = inas_lib.candidate_schedule(inputs.train, config)
   labels = np.maximum(np.asarray(inputs.labels), 0)
-  labeled = np.flatnonzero(np.logical_or.reduce(masks))
+  labeled_mask = np.logical_or.reduce(masks)
   losses, correct = np.zeros(len(inputs.pool)), np.zeros(len(inputs.pool), bool)
   for k, held_out in enumerate(masks):
     with progress.task(f'candidate {arch} fold {k + 1}/{len(masks)}'):
       result = train(model, candidate_config, inputs.pool.images, labels, jax.random.fold_in(rng, k)[None],
-                     np.logical_or.reduce(masks) & ~held_out, schedule_fraction=schedule_fraction)
+                     labeled_mask & ~held_out, schedule_fraction=schedule_fraction)
     items = np.flatnonzero(held_out)
     probs = np.asarray(predict(model, result.state_for_seed(0).variables, inputs.pool.images[items]).probs)
     picked = np.clip(probs[np.arange(len(items)), labels[items]], 1e-12, 1.0)
     losses[items], correct[items] = -np.log(picked), probs.argmax(-1) == labels[items]
   steps = len(masks) * max(1, int(round(schedule_fraction * candidate_config.total_steps)))
+  labeled = np.flatnonzero(labeled_mask)
   return OutOfFold(labeled, losses[labeled], correct[labeled], steps)
 
 
@@ -264,9 +265,7 @@ def safe_policy(config: INASConfig | None = None, folds: int = 3, evidence: floa
       # One key for every candidate (common random numbers: the same batches per fold), so that the paired
       # differences carry the architectures' differences more than their draws'.
       scores[arch] = out_of_fold(arch, inputs, search, masks, train_rng)
-      ledger.seconds += time.perf_counter() - start
-      ledger.candidates += 1
-      ledger.steps += scores[arch].steps
+      ledger.add(time.perf_counter() - start, scores[arch].steps)
     record = {'nas/validation_size': int(len(scores[current].items)), 'nas/folds': folds, **ledger.metrics(),
               **inas_lib.dropped_metrics(search.space, current)}
     best, best_mean = current, 0.0
