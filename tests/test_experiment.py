@@ -153,9 +153,16 @@ def test_paper_configs_are_the_published_active_inas_protocol(name):
   assert (search.space.max_blocks, search.space.max_stacks) == (12, 5)
 
 
+@pytest.fixture
+def study_policies(monkeypatch):
+  """The study policies registered for one test only: the registry is global, and other tests list it."""
+  monkeypatch.setattr(experiment, 'POLICIES', dict(experiment.POLICIES))
+  inas_studies.register()
+
+
+@pytest.mark.usefixtures('study_policies')
 def test_the_inas_study_policy_records_v_prime_and_held_out_errors_per_seed(tmp_path, fashion_mnist):
   del fashion_mnist
-  inas_studies.register()
   config = smoke_config(policies='inas_study', seeds=(0,), study_seeds=2, **{'data.validation_size': 60})
   summary = experiment.run(config, str(tmp_path))
   rows = report.read_rows(str(tmp_path / 'rounds.jsonl'))
@@ -172,8 +179,8 @@ def test_the_inas_study_policy_records_v_prime_and_held_out_errors_per_seed(tmp_
   assert "held-out error" in summary['table'] and 'choice changes with the seed' in summary['table']
 
 
+@pytest.mark.usefixtures('study_policies')
 def test_inas_study_without_a_held_out_split_is_refused(tmp_path):
-  inas_studies.register()
   with pytest.raises(ValueError, match='validation_size'):
     experiment.run(smoke_config(policies='inas_study'), str(tmp_path))
 
