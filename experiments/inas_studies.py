@@ -4,12 +4,16 @@
                      (experiments/configs/inas_validation_study.py; docs/results/inas_study)
   inheritance_study  iNAS from scratch that also scores its candidates inherited at premature schedules
                      (experiments/configs/inheritance_study.py; docs/results/inheritance_study)
+  heldout_best       the analysis-only upper bound of the safe search: each round the current architecture and
+                     its four neighbours train on all of L and the one with the lowest error on a large held-out
+                     split is kept (experiments/configs/safe_grid.py; never a user option)
 
 Study-only: they record what a search cannot know (held-out errors, other seeds' choices), so they live here, not in
 the library.
 """
 
 import dataclasses
+import time
 
 import jax
 import numpy as np
@@ -104,16 +108,56 @@ def inheritance_study_policy(config: INASConfig, fractions: tuple[float, ...] = 
   return policy
 
 
-def _validation_study(search, config, splits):
+def heldout_policy(config: INASConfig, holdout: tuple[np.ndarray, np.ndarray]):
+  """What the safe search could reach with a perfect score: each round the current architecture and its
+  neighbours (deeper, wider, shallower, narrower, within the space fitted to the input: the safe search's
+  candidates) train on all of L with the round model's schedule (one key for all), and the one with the lowest error on
+  `holdout` (labelled images never queried, never the test split) is kept; ties keep the current one. It reads
+  labels no search has, so it is an analysis row that shows the headroom, not a policy a user can run.
+
+  Records 'nas/heldout/<arch>' (errors in [0, 1]), 'nas/step0/<arch>' (the same) and the decision.
+  """
+
+  def policy(inputs, rng):
+    search = inas_lib.for_input(config, inputs.pool)
+    current = inputs.previous_arch or search.space.root
+    search.space.check(current)
+    labels = np.maximum(np.asarray(inputs.labels), 0)
+    candidates = (current,) + tuple(a for a in search.space.mutations(current) if a != current)
+    ledger, errors = inas_lib.Ledger(), {}
+    for arch in candidates:
+      model = inputs.model_fn(arch)
+      start = time.perf_counter()
+      with progress.task(f'held-out candidate {arch}'):
+        result = train(model, inputs.train, inputs.pool.images, labels, rng[None], np.asarray(inputs.labeled_mask))
+      errors[arch] = 1.0 - float(evaluate(model, result.state_for_seed(0).variables, *holdout)['accuracy'])
+      ledger.add(time.perf_counter() - start, inputs.train.total_steps)
+    chosen = min(candidates, key=lambda a: (errors[a], a != current))
+    record = {'nas/chosen': str(chosen), 'nas/decision': 'stay' if chosen == current else 'move',
+              'nas/validation_size': len(holdout[1]), **ledger.metrics(),
+              **inas_lib.dropped_metrics(search.space, current)}
+    record.update({f'nas/heldout/{a}': e for a, e in errors.items()})
+    record.update({f'nas/step0/{a}': e for a, e in errors.items()})
+    return chosen, record
+
+  return policy
+
+
+def _holdout(splits, name):
   if splits is None or splits.validation is None:
-    raise ValueError("Policy 'inas_study' scores candidates on a held-out split: set "
+    raise ValueError(f"Policy {name!r} scores candidates on a held-out split: set "
                      '--config.data.validation_size (e.g. 2000).')
-  return validation_study_policy(search, (splits.validation.images, splits.validation.labels),
-                                 config.get('study_seeds', 3))
+  return splits.validation.images, splits.validation.labels
+
+
+def _validation_study(search, config, splits):
+  return validation_study_policy(search, _holdout(splits, 'inas_study'), config.get('study_seeds', 3))
 
 
 def register() -> None:
-  """Makes 'inas_study' and 'inheritance_study' policies a config can name (once per process)."""
+  """Makes the 'inas_study', 'inheritance_study' and 'heldout_best' policies a config can name (once per process)."""
   if 'inas_study' not in experiment.POLICIES:
     experiment.register_policy('inas_study', _validation_study)
     experiment.register_policy('inheritance_study', lambda search, config, splits: inheritance_study_policy(search))
+    experiment.register_policy('heldout_best',
+                               lambda search, config, splits: heldout_policy(search, _holdout(splits, 'heldout_best')))

@@ -528,6 +528,7 @@ def make_splits(
     pool_size: int | None = None,
     test_size: int | None = None,
     seed: int = 0,
+    imbalance: float = 1.0,
 ) -> Splits:
   """Seeded pool / validation / test splits, normalised with the pool's per-channel statistics.
 
@@ -538,6 +539,8 @@ def make_splits(
     pool_size: cap on the pool (default: all remaining training examples); CPU-scale configs shrink it.
     test_size: cap on the test split.
     seed: fixes every draw.
+    imbalance: > 1 makes the pool long-tailed (`long_tailed`): class c keeps a share imbalance^(-c/(K-1)) of the
+      most frequent class 0's, so class K-1 is `imbalance` times rarer; validation and test stay as drawn.
   """
   rng = np.random.default_rng(seed)
   if validation_size < 0 or validation_size >= len(train):
@@ -545,6 +548,8 @@ def make_splits(
         f'validation_size must be in [0, {len(train)}) for {train.name}, got {validation_size}.')
   order = rng.permutation(len(train))
   validation_idx, rest = order[:validation_size], order[validation_size:]
+  if imbalance != 1.0:
+    rest = long_tailed(rest, train.labels, train.num_classes, imbalance)
   pool_idx = rest[_sample(pool_size, len(rest), rng, 'pool_size')] if pool_size else rest
   test_idx = _sample(test_size, len(test), rng, 'test_size')
   pool = train.subset(np.sort(pool_idx), f'{train.name}:pool')
@@ -559,6 +564,22 @@ def make_splits(
       mean=mean,
       std=std,
   )
+
+
+def long_tailed(indices: np.ndarray, labels: np.ndarray, num_classes: int, imbalance: float) -> np.ndarray:
+  """The first items of `indices` (in their order) per class such that class c keeps n * imbalance^(-c/(K-1)),
+  n being the rarest class's count in `indices`: an exponential long tail (Cui et al., 2019), class K-1
+  `imbalance` times rarer than class 0, order kept."""
+  if imbalance < 1.0 or num_classes < 2:
+    raise ValueError(f'imbalance is the most over the least frequent class (>= 1, with >= 2 classes), got '
+                     f'{imbalance} with {num_classes} classes.')
+  item_labels = np.asarray(labels)[indices]
+  counts = np.bincount(item_labels, minlength=num_classes)
+  keep = np.floor(counts.min() * imbalance ** (-np.arange(num_classes) / (num_classes - 1))).astype(int)
+  rank = np.zeros(len(indices), int)
+  for c in range(num_classes):
+    rank[item_labels == c] = np.arange(counts[c])
+  return indices[rank < keep[item_labels]]
 
 
 def resize(dataset: Dataset, size: int) -> Dataset:
@@ -587,10 +608,11 @@ def load_splits(
     test_split: str = 'test',
     download: bool = False,
     image_size: int | None = None,
+    imbalance: float = 1.0,
 ) -> Splits:
   """`load` the train and test splits of `name`, then `make_splits` (`download`: prepare a missing TFDS dataset;
-  `image_size`: every image resized to that square size first, `resize`)."""
+  `image_size`: every image resized to that square size first, `resize`; `imbalance`: a long-tailed pool)."""
   train, test = load(name, 'train', data_dir, download), load(name, test_split, data_dir, download)
   if image_size:
     train, test = resize(train, image_size), resize(test, image_size)
-  return make_splits(train, test, validation_size, pool_size, test_size, seed)
+  return make_splits(train, test, validation_size, pool_size, test_size, seed, imbalance)

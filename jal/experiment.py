@@ -103,6 +103,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.split_seed = 0                # The pool/test split is shared by every seed.
   config.data.validation_size = 0           # Held out of the training data (never queried, never the test split).
   config.data.image_size = 0                # > 0: every image resized to this square size (area averaging).
+  config.data.imbalance = 1.0               # > 1: a long-tailed pool, class K-1 this many times rarer than class 0.
 
   config.budget = ml_collections.ConfigDict()
   config.budget.initial = 100
@@ -240,7 +241,8 @@ def load_data(config: ml_collections.ConfigDict, seed: int | None = None) -> dat
                           config.data.pool_size or None, config.data.test_size or None,
                           config.data.split_seed if seed is None else seed,
                           download=config.data.get('download', False),
-                          image_size=config.data.get('image_size', 0) or None)
+                          image_size=config.data.get('image_size', 0) or None,
+                          imbalance=config.data.get('imbalance', 1.0))
 
 
 def train_config(section: ml_collections.ConfigDict) -> TrainConfig:
@@ -701,6 +703,7 @@ def train_defaults() -> ml_collections.ConfigDict:
   config.data.num_labeled = 1000            # N random labelled examples from the pool.
   config.data.validation_size = 0
   config.data.image_size = 0                # > 0: every image resized to this square size (area averaging).
+  config.data.imbalance = 1.0               # > 1: a long-tailed pool, class K-1 this many times rarer than class 0.
   config.data.pool_size = 0                 # 0 = the whole training split.
   config.data.test_size = 0                 # 0 = the whole test split.
   config.model = ml_collections.ConfigDict()

@@ -187,6 +187,31 @@ def test_integer_class_folders_are_ordered_by_number_and_named_in_label_files(tm
   assert seed_of['labeled/10/x.png'] == 3 and seed_of['labeled/2/x.png'] == 2
 
 
+def test_a_long_tailed_pool_thins_each_class_geometrically_and_keeps_the_order():
+  labels = np.repeat(np.arange(4), 100)
+  order = np.random.default_rng(0).permutation(400)
+  kept = data.long_tailed(order, labels, 4, 8.0)
+  counts = np.bincount(labels[kept], minlength=4)
+  np.testing.assert_array_equal(counts, [100, 50, 25, 12])  # 100 * 8^(-c/3), floored.
+  np.testing.assert_array_equal(kept, order[np.isin(order, kept)])  # The first items of each class, in order.
+  for c in range(4):
+    np.testing.assert_array_equal(kept[labels[kept] == c], order[labels[order] == c][:counts[c]])
+  with pytest.raises(ValueError, match='>= 1'):
+    data.long_tailed(order, labels, 4, 0.5)
+
+
+def test_an_imbalanced_pool_leaves_the_test_split_and_the_held_out_split_as_drawn():
+  images = np.zeros((1200, 4, 4, 1), np.uint8)
+  labels = np.repeat(np.arange(3), 400)
+  train, test = data.from_arrays(images, labels), data.from_arrays(images[:300], np.tile(np.arange(3), 100))
+  balanced = data.make_splits(train, test, validation_size=150, seed=1)
+  tailed = data.make_splits(train, test, validation_size=150, seed=1, imbalance=4.0)
+  pool_counts = np.bincount(tailed.pool.labels, minlength=3)
+  assert pool_counts[0] / pool_counts[2] == pytest.approx(4.0, rel=0.05) and pool_counts[0] > pool_counts[1]
+  np.testing.assert_array_equal(tailed.validation.labels, balanced.validation.labels)
+  np.testing.assert_array_equal(tailed.test.labels, balanced.test.labels)
+
+
 def test_resize_averages_areas_and_keeps_uint8():
   images = np.zeros((3, 28, 28, 1), np.uint8)
   images[0] = 200

@@ -183,6 +183,26 @@ def test_the_inas_study_policy_records_v_prime_and_held_out_errors_per_seed(tmp_
 def test_inas_study_without_a_held_out_split_is_refused(tmp_path):
   with pytest.raises(ValueError, match='validation_size'):
     experiment.run(smoke_config(policies='inas_study'), str(tmp_path))
+  with pytest.raises(ValueError, match='validation_size'):
+    experiment.run(smoke_config(policies='heldout_best'), str(tmp_path))
+
+
+@pytest.mark.usefixtures('study_policies')
+def test_the_held_out_upper_bound_keeps_the_neighbour_with_the_lowest_held_out_error(tmp_path, fashion_mnist):
+  del fashion_mnist
+  config = smoke_config(policies='heldout_best', **{'data.validation_size': 60})
+  experiment.run(config, str(tmp_path))
+  rows = report.read_rows(str(tmp_path / 'rounds.jsonl'))
+  assert len(rows) == 3
+  current = 'A(1,1)'
+  for row in rows:
+    errors = {k.removeprefix('nas/heldout/'): v for k, v in row.items() if k.startswith('nas/heldout/')}
+    # The current architecture and its neighbours in the smoke space (at most 2 blocks, 2 stacks).
+    assert current in errors and len(errors) >= 2 and all(0.0 <= e <= 1.0 for e in errors.values())
+    assert row['nas/chosen'] == row['arch'] and errors[row['arch']] == min(errors.values())
+    assert row['nas/decision'] == ('stay' if row['arch'] == current else 'move')
+    assert row['nas/validation_size'] == 60
+    current = row['arch']
 
 
 def test_policy_specs_name_searches_and_their_options(monkeypatch):

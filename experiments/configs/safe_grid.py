@@ -1,0 +1,50 @@
+"""The safe search's proof grid (experiments/inas_study.py): on one dataset, least confidence, 5 paired seeds, the
+CPU protocol (100 -> 600 labels by 100, 640 SGD steps per round), rows that differ in the architecture policy only:
+
+  fixed:A(1,1)   the start architecture, never searched
+  fixed:A(1,2)   the paper's small fixed baseline
+  fixed:A(2,4)   ResNet-18 (where the input allows a 2x2 last map: not at 8x8)
+  inas           the paper's Algorithm 1 (V' = a random 20% of L, candidates compressed to half the epochs)
+  safe           the safe search (3-fold out-of-fold accuracy, a move at t > 2.0)
+  heldout_best   the analysis-only upper bound: each round the safe search's candidates trained on all of L and
+                 chosen by their error on 2,000 held-out training images (never queried, never the test split)
+
+Every row holds out the same 2,000 images (data.validation_size), so the pools are equal across rows.
+
+  ''            Fashion-MNIST at 28x28
+  'small'       Fashion-MNIST at 8x8 (every image area-averaged: a real small-image dataset made from it)
+  'imbalanced'  Fashion-MNIST at 28x28 with a long-tailed pool: class 9 ten times rarer than class 0
+                (test split as drawn, balanced)
+  '...:smoke'   seconds, for tests
+"""
+
+from jal import experiment
+
+DATASETS = ('', 'small', 'imbalanced')
+
+
+def get_config(arg: str = ''):
+  dataset, _, scale = arg.partition(':')
+  if dataset not in DATASETS:
+    raise ValueError(f'Unknown dataset {dataset!r} for the safe grid; use one of {DATASETS} (then :smoke).')
+  config = experiment.base_config()
+  config.policies = ('fixed:A(1,1)', 'fixed:A(1,2)', 'fixed:A(2,4)', 'inas', 'safe', 'heldout_best')
+  config.baseline_policy = 'fixed:A(1,1),fixed:A(1,2),fixed:A(2,4)'
+  config.strategies = ('least_confidence',)
+  config.seeds = (0, 1, 2, 3, 4)
+  config.data.validation_size = 2000
+  config.inas.schedule = 'compressed'
+  config.inas.candidate_fraction = 0.5
+  if dataset == 'small':
+    config.data.image_size = 8
+    config.policies = tuple(p for p in config.policies if p != 'fixed:A(2,4)')
+    config.baseline_policy = 'fixed:A(1,1),fixed:A(1,2)'
+  if dataset == 'imbalanced':
+    config.data.imbalance = 10.0
+  config = experiment.apply_scale(config, scale)
+  if scale == 'smoke':
+    config.data.validation_size = 60
+    config.policies = ('fixed:A(1,1)', 'safe', 'heldout_best')
+    config.baseline_policy = 'fixed:A(1,1)'
+    config.seeds = (0,)
+  return config
