@@ -1,4 +1,5 @@
-"""Learning-curve metrics (SPEC §6; active-iNAS §5.4): AUBC, AUC-GAIN, mean ± standard error, paired differences.
+"""Learning-curve metrics (SPEC §6; active-iNAS §5.4): AUBC, AUC-GAIN, mean ± standard error, paired differences
+and when they are differences (a t test over seeds).
 
 A learning curve is test accuracy a_r after training on n_r labels, r = 0..R. Everything here is NumPy on
 host values: curves are a few dozen numbers.
@@ -7,6 +8,7 @@ host values: curves are a few dozen numbers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,10 +57,36 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
   return float(v.mean()), se
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+def t_critical(df: int, level: float = 0.95) -> float:
+  """The two-sided t critical value for `df` degrees of freedom (4.30 at 2, 2.78 at 4): a paired mean over n seeds
+  is a difference at `level` only when |mean| > t_critical(n - 1) * SE; 2 SE is p ~ 0.18 at 3 seeds."""
+  if df < 1:
+    raise ValueError(f't_critical needs at least 1 degree of freedom (2 seeds), got {df}.')
+  from scipy import stats
+  return float(stats.t.ppf(0.5 + level / 2, df))
+
+
+class Paired(NamedTuple):
+  """A paired difference over `n` seeds: mean ± SE, and whether it clears the t critical value (`t_critical`)."""
+
+  mean: float
+  se: float
+  n: int
+
+  @property
+  def t(self) -> float:
+    return self.mean / self.se if self.se > 0 else (float(np.sign(self.mean)) * float('inf') if self.mean else 0.0)
+
+  @property
+  def distinguishable(self) -> bool:
+    """|t| above the two-sided 5% t critical value for n - 1 degrees of freedom (never with one seed)."""
+    return self.n > 1 and abs(self.t) > t_critical(self.n - 1)
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> Paired:
   """Mean ± standard error of a_s - b_s over paired seeds s (the same initial labelled set per seed)."""
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
   if a.shape != b.shape:
     raise ValueError(f'Paired values need one value per seed on both sides, got {a.shape} and {b.shape}.')
-  return mean_se(a - b)
+  return Paired(*mean_se(a - b), a.size)
 

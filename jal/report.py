@@ -96,9 +96,9 @@ def summarize(rows: Sequence[dict], baseline_policy: str | Sequence[str] | None 
       entry['aubc_minus_random'] = metrics.paired_difference(
           [aubc[s] for s in common],
           [metrics.aubc(passive[s]['num_labeled'], passive[s]['test/accuracy']) for s in common])
-      entry['auc_gain'] = metrics.mean_se([
+      entry['auc_gain'] = metrics.Paired(*metrics.mean_se([  # Paired with the passive learner by construction.
           metrics.auc_gain(runs[s]['num_labeled'], runs[s]['test/accuracy'], passive[s]['test/accuracy'])
-          for s in common])
+          for s in common]), len(common))
     entry['aubc_minus'] = {}
     for baseline in baselines(baseline_policy):
       base = by_method.get((baseline, strategy), {})
@@ -111,12 +111,19 @@ def summarize(rows: Sequence[dict], baseline_policy: str | Sequence[str] | None 
   return entries
 
 
+# Under every table that marks paired differences.
+DIFFERENCE_NOTE = ('\\* a paired difference whose |mean / SE| clears the two-sided 5% t critical value for n − 1 '
+                   'degrees of freedom (4.30 at 3 seeds, 2.78 at 5); unmarked differences are not distinguishable.\n')
+
+
 def format_pm(value, digits=4, signed=False) -> str:
-  """'mean ± se' for a (mean, se) pair; '—' for None."""
+  """'mean ± se' for a (mean, se) pair, with ' \\*' when it is a `metrics.Paired` that is distinguishable; '—' for
+  None."""
   if value is None:
     return '—'
   sign = '+' if signed else ''
-  return f'{value[0]:{sign}.{digits}f} ± {value[1]:.{digits}f}'
+  marker = ' \\*' if isinstance(value, metrics.Paired) and value.distinguishable else ''
+  return f'{value[0]:{sign}.{digits}f} ± {value[1]:.{digits}f}{marker}'
 
 
 def markdown_table(entries: Sequence[dict], baseline_policy: str | Sequence[str] | None = None) -> str:
@@ -426,6 +433,8 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str,
                           title='AutoAL: mean SearchNet weight per candidate', ylabel='weight')
   with open(os.path.join(workdir, 'summary.json'), 'w') as f:
     json.dump({'methods': entries}, f, indent=1)
+  if '\\*' in table:
+    table += '\n' + DIFFERENCE_NOTE
   with open(os.path.join(workdir, 'summary.md'), 'w') as f:
     f.write(table + '\n' + times)
   by_method = curves(rows)
@@ -595,9 +604,10 @@ def inheritance_study_table(rows: Sequence[dict]) -> str:
 
 def inherited_fraction_rule(rows: Sequence[dict]) -> tuple[float | None, str]:
   """The inherited schedule the study supports, and a sentence saying why. When the lowest-regret fraction's regret
-  is distinguishably (two paired SEs over seeds) below a uniform pick's, the shortest fraction whose regret is
-  within two paired SEs of it; when it is not, no schedule carries the from-scratch choice and the shortest
-  fraction measured (the cheapest) is taken. Validation errors only: the test split plays no part."""
+  is distinguishably below a uniform pick's (a paired t test over seeds, `metrics.Paired.distinguishable`), the
+  shortest fraction whose regret is not distinguishably above it; when it is not, no schedule carries the
+  from-scratch choice and the shortest fraction measured (the cheapest) is taken. Validation errors only: the test
+  split plays no part."""
   study = _inheritance_study(rows)
   if not study:
     return None, ''
@@ -606,13 +616,13 @@ def inherited_fraction_rule(rows: Sequence[dict]) -> tuple[float | None, str]:
   best = min(regret, key=lambda fraction: np.mean(regret[fraction]))
   kept = []
   for fraction in study:
-    difference, se = metrics.paired_difference(regret[fraction], regret[best])
-    if difference <= 2 * se:
+    worse = metrics.paired_difference(regret[fraction], regret[best])
+    if not (worse.mean > 0 and worse.distinguishable):
       kept.append(fraction)
   chosen = min(kept, key=float)
-  gain, se = metrics.paired_difference([study[best]['uniform'][run] for run in runs], regret[best])
-  if gain > 2 * se and len(runs) > 1:
-    sentence = (f'Rule (validation errors only): the shortest schedule whose regret is within two paired SEs of the '
+  gain, se, n = metrics.paired_difference([study[best]['uniform'][run] for run in runs], regret[best])
+  if gain > 0 and metrics.Paired(gain, se, n).distinguishable:
+    sentence = (f'Rule (validation errors only): the shortest schedule whose regret is not distinguishably above the '
                 f'lowest ({best}: {np.mean(regret[best]):.3f}, {gain:.3f} ± {se:.3f} below a uniform pick\'s) over '
                 f'{len(runs)} seeds: **{chosen}**.')
   else:

@@ -25,10 +25,22 @@ def test_mean_se_and_paired_difference():
   assert mean == pytest.approx(2.0) and se == pytest.approx(1.0 / np.sqrt(3))
   assert metrics.mean_se([0.5]) == (0.5, 0.0)
   # Paired: a constant offset has zero standard error even when the seeds vary a lot.
-  assert metrics.paired_difference([0.9, 0.5, 0.7], [0.8, 0.4, 0.6]) == pytest.approx((0.1, 0.0))
+  assert metrics.paired_difference([0.9, 0.5, 0.7], [0.8, 0.4, 0.6]) == pytest.approx((0.1, 0.0, 3))
   assert report.format_pm(metrics.mean_se([0.8, 0.8])) == '0.8000 ± 0.0000'
   assert report.format_pm((0.01, 0.002), signed=True) == '+0.0100 ± 0.0020'
   assert report.format_pm(None) == '—'
+
+
+def test_a_paired_difference_is_called_only_past_the_t_critical_value_for_its_seeds():
+  assert metrics.t_critical(2) == pytest.approx(4.303, abs=1e-3) and metrics.t_critical(4) == pytest.approx(2.776, abs=1e-3)
+  # t = 3.0: a difference at 5 seeds (2.78), not at 3 (4.30), where 2 SE would have called it.
+  assert metrics.Paired(0.03, 0.01, 5).distinguishable and not metrics.Paired(0.03, 0.01, 3).distinguishable
+  assert metrics.Paired(-0.05, 0.01, 3).distinguishable and not metrics.Paired(0.0, 0.0, 3).distinguishable
+  assert not metrics.Paired(0.5, 0.0, 1).distinguishable  # One seed is never evidence.
+  assert report.format_pm(metrics.Paired(0.03, 0.01, 5), signed=True) == r'+0.0300 ± 0.0100 \*'
+  assert report.format_pm(metrics.Paired(0.03, 0.01, 3), signed=True) == '+0.0300 ± 0.0100'
+  with pytest.raises(ValueError, match='degree of freedom'):
+    metrics.t_critical(0)
 
 
 @pytest.mark.parametrize('call, message', [
@@ -58,13 +70,14 @@ def test_paired_differences_against_several_baselines_per_run_and_per_round():
     rows += _rows('inas', 'lc', seed, [0.50 + shift, 0.64 + shift + seed * 0.02])
   entries = {e['policy']: e for e in report.summarize(rows, 'small,big')}
   assert set(entries['inas']['aubc_minus']) == {'small', 'big'} and entries['small']['aubc_minus'].keys() == {'big'}
-  mean, se = entries['inas']['aubc_minus']['big']  # AUBC = mean of the two accuracies here.
+  mean, se, _ = entries['inas']['aubc_minus']['big']  # AUBC = mean of the two accuracies here.
   assert mean == pytest.approx(((0.50 - 0.55) + (0.64 - 0.60) + 0.01) / 2) and se == pytest.approx(0.005)
   table = report.round_differences_table(rows, 'small,big')
   lines = table.splitlines()
   assert lines[0] == '| strategy | difference | seeds | 100 labels | 200 labels |'
-  assert '| lc | big − small | 2 | +0.050 ± 0.000 | +0.000 ± 0.000 |' in lines
-  assert '| lc | inas − big | 2 | -0.050 ± 0.000 | +0.050 ± 0.010 |' in lines
+  # Equal differences on every seed (SE 0) are marked; +0.050 ± 0.010 is t = 5 < 12.7 at 2 seeds.
+  assert r'| lc | big − small | 2 | +0.050 ± 0.000 \* | +0.000 ± 0.000 |' in lines
+  assert r'| lc | inas − big | 2 | -0.050 ± 0.000 \* | +0.050 ± 0.010 |' in lines
   assert not any('small − big' in line for line in lines)  # Each pair of baselines once.
   assert report.round_differences_table(rows, '') == ''
 
@@ -76,7 +89,7 @@ def test_best_strategy_and_architecture_tables():
     rows += _rows('p', 'coreset', seed, [0.6, 0.6])
     rows += _rows('p', 'random', seed, [0.9, 0.9])  # The passive learner is no candidate for "best".
   lines = report.best_strategy_table(rows).splitlines()
-  assert lines[2:] == ['| p | lc − coreset | 2 | +0.0525 ± 0.0025 |']
+  assert lines[2:] == [r'| p | lc − coreset | 2 | +0.0525 ± 0.0025 \* |']  # t = 21 > 12.7 (1 degree of freedom).
   assert report.architecture_table(rows) == ''  # One architecture throughout: nothing to show.
   grown = [dict(r, arch=f'A(1,{r["round"] + 1})', **{'arch/params': 1000 * (r['round'] + 1)}) for r in rows]
   table = report.architecture_table([r for r in grown if r['strategy'] == 'lc'])
@@ -112,10 +125,10 @@ def test_ablation_table_pairs_each_variant_with_the_reference_by_seed():
   assert changes == ['autoal.head_init: uniform → random', 'extra: — → 1']
   assert report.config_changes({'a': {}}, {'a': {'new': 0}}, absent={'a.new': 0}) == []  # Added at its neutral value.
   lines = report.ablation_table(reference, {'head_random': variant}, changes={'head_random': changes[:1]}).splitlines()
-  assert lines[2] == ('| p | as is | — | 2 | 0.6500 ± 0.0000 | — | -0.1000 ± 0.0000 | -0.0550 ± 0.0050 (bald) '
+  assert lines[2] == (r'| p | as is | — | 2 | 0.6500 ± 0.0000 | — | -0.1000 ± 0.0000 \* | -0.0550 ± 0.0050 (bald) '
                       '| 0.7000 ± 0.0000 | — | — |')
-  assert lines[3] == ('| p | head_random | autoal.head_init: uniform → random | 2 | 0.6650 ± 0.0050 | '
-                      '+0.0150 ± 0.0050 | -0.0850 ± 0.0050 | -0.0400 ± 0.0000 (bald) | 0.7300 ± 0.0100 | — | — |')
+  assert lines[3] == (r'| p | head_random | autoal.head_init: uniform → random | 2 | 0.6650 ± 0.0050 | '
+                      r'+0.0150 ± 0.0050 | -0.0850 ± 0.0050 \* | -0.0400 ± 0.0000 \* (bald) | 0.7300 ± 0.0100 | — | — |')
   for r in variant:  # Weights 0.5/0.5 then 0.8/0.2: leading 0.65, a move of 0.3 per query.
     r.update({'autoal/weight/a': 0.5 + 0.3 * r['round'], 'autoal/weight/b': 0.5 - 0.3 * r['round']})
   line = report.ablation_table(reference, {'v': variant}).splitlines()[3]
@@ -147,10 +160,14 @@ def test_inherited_fraction_rule_takes_the_shortest_schedule_as_good_as_the_best
         r[f'inherit_study/{fraction}/steps'] = 10
       out.append(r)
     return out
-  # Uniform pick's regret 0.133. 1/4 and 1/8 always pick 'a' (regret 0); 1/16's regret 0.233 ± 0.067: 1/8.
-  fraction, sentence = report.inherited_fraction_rule(rows({0.0625: [0.3, 0.3, 0.1], 0.125: [0.0, 0.0, 0.0],
+  # Uniform pick's regret 0.133. 1/4 and 1/8 always pick 'a' (regret 0); 1/16's regret 0.3 on every seed is
+  # distinguishably worse: 1/8.
+  fraction, sentence = report.inherited_fraction_rule(rows({0.0625: [0.3, 0.3, 0.3], 0.125: [0.0, 0.0, 0.0],
                                                             0.25: [0.0, 0.0, 0.0]}))
   assert fraction == 0.125 and '**0.125**' in sentence
+  # 0.233 ± 0.067 worse (t = 3.5) is short of 4.30 at 3 seeds, where 2 SE would have dropped it: the shortest.
+  fraction, _ = report.inherited_fraction_rule(rows({0.0625: [0.3, 0.3, 0.1], 0.125: [0.0, 0.0, 0.0]}))
+  assert fraction == 0.0625
   fraction, sentence = report.inherited_fraction_rule(rows({0.0625: [0.3, 0.0, 0.1], 0.25: [0.1, 0.3, 0.0]}))
   assert fraction == 0.0625 and 'cost decides' in sentence   # No better than a uniform pick: the cheapest.
 
