@@ -32,7 +32,8 @@ def test_mean_se_and_paired_difference():
 
 
 def test_a_paired_difference_is_called_only_past_the_t_critical_value_for_its_seeds():
-  assert metrics.t_critical(2) == pytest.approx(4.303, abs=1e-3) and metrics.t_critical(4) == pytest.approx(2.776, abs=1e-3)
+  assert metrics.t_critical(2) == pytest.approx(4.303, abs=1e-3)
+  assert metrics.t_critical(4) == pytest.approx(2.776, abs=1e-3)
   # t = 3.0: a difference at 5 seeds (2.78), not at 3 (4.30), where 2 SE would have called it.
   assert metrics.Paired(0.03, 0.01, 5).distinguishable and not metrics.Paired(0.03, 0.01, 3).distinguishable
   assert metrics.Paired(-0.05, 0.01, 3).distinguishable and not metrics.Paired(0.0, 0.0, 3).distinguishable
@@ -128,7 +129,8 @@ def test_ablation_table_pairs_each_variant_with_the_reference_by_seed():
   assert lines[2] == (r'| p | as is | — | 2 | 0.6500 ± 0.0000 | — | -0.1000 ± 0.0000 \* | -0.0550 ± 0.0050 (bald) '
                       '| 0.7000 ± 0.0000 | — | — |')
   assert lines[3] == (r'| p | head_random | autoal.head_init: uniform → random | 2 | 0.6650 ± 0.0050 | '
-                      r'+0.0150 ± 0.0050 | -0.0850 ± 0.0050 \* | -0.0400 ± 0.0000 \* (bald) | 0.7300 ± 0.0100 | — | — |')
+                      r'+0.0150 ± 0.0050 | -0.0850 ± 0.0050 \* | -0.0400 ± 0.0000 \* (bald) | 0.7300 ± 0.0100 | '
+                      '— | — |')
   for r in variant:  # Weights 0.5/0.5 then 0.8/0.2: leading 0.65, a move of 0.3 per query.
     r.update({'autoal/weight/a': 0.5 + 0.3 * r['round'], 'autoal/weight/b': 0.5 - 0.3 * r['round']})
   line = report.ablation_table(reference, {'v': variant}).splitlines()[3]
