@@ -48,12 +48,19 @@ def read_rows(path: str) -> list[dict]:
 
 
 def round_line(row: dict, elapsed: float | None = None) -> str:
-  """One line per round for people: the architecture, iNAS's candidate errors, accuracy and the phase times."""
+  """One line per round for people: the architecture, the search's candidate errors (on V', out of fold for the
+  safe search, with its decision and largest t), accuracy and the phase times."""
   candidates = ', '.join(f"{k.split('/')[-1]} {v:.3f}" for k, v in row.items()
                          if k.startswith('nas/step') and isinstance(v, float))
+  if candidates and 'nas/decision' in row:
+    ts = [v for k, v in row.items() if k.startswith('nas/oof/') and k.endswith('/t')]
+    candidates = (f'out-of-fold errors: {candidates}; {row["nas/decision"]}'
+                  + (f' (largest t {max(ts):.2f})' if ts else ''))
+  elif candidates:
+    candidates = f'validation errors: {candidates}'
   return (f"{row['policy']} {row['strategy']} seed {row['seed']} round {row['round']}: {row['num_labeled']} "
           f"labels, {row['arch']} ({row['arch/params']} params), test accuracy {row['test/accuracy']:.4f}"
-          + (f' | iNAS validation errors: {candidates}' if candidates else '')
+          + (f' | {candidates}' if candidates else '')
           + f" | nas {row['time/nas']:.1f}s train {row['time/train']:.1f}s"
           + (f" search {row['time/search']:.1f}s" if 'time/search' in row else '')
           + f" score {row['time/score']:.1f}s select {row['time/select']:.2f}s"

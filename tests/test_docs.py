@@ -67,7 +67,8 @@ def test_every_committed_table_and_figure_is_linked_from_the_results_guide():
     for name in files:
       if name.endswith(('.md', '.png')):
         relative = os.path.relpath(os.path.join(directory, name), os.path.join(ROOT, 'docs'))
-        assert f']({relative})' in text, f'docs/results.md does not link {relative}'
+        assert f']({relative})' in text, (f'docs/results.md does not link {relative}: run '
+                                          'python experiments/results_index.py')
 
 
 def _commands(block):
