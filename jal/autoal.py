@@ -7,8 +7,8 @@ Two networks and a loss-prediction module, trained by bilevel optimisation on th
 Each round L is split 50/50: FitNet is pre-trained on the half that plays "labelled"; the other half plays
 "unlabelled" and is cut into fixed batches. Each candidate strategy marks its top-q items of a batch
 (I[j, k] ∈ {0, 1}, q = ceil(t·B), t = b / |U|); the score is s = softmax_j(Σ_k I[j, k] W[j, k]); a 5-component
-1-D Gaussian mixture fitted to s by EM and sampled gives the threshold ϑ at the 100(1 - t) percentile; the relaxed
-selection is s̄ = sigmoid((s - ϑ) / τ). Then three pure, jitted steps alternate, each over its own optax state:
+1-D Gaussian mixture (`jal.mixture`) fitted to s by EM and sampled gives the threshold ϑ at the 100(1 - t)
+percentile; the relaxed selection is s̄ = sigmoid((s - ϑ) / τ). Then three pure, jitted steps alternate, each over its own optax state:
   fit_step          min mean(stop_grad(s̄)·ℓ) + λ·L_re
   search_step       min -mean(s̄·stop_grad(ℓ)) - λ·L_re,   L_re = 1/(1 + exp(0.5·|Σ s̄ - t·B|)) - 0.5
   loss_module_step  margin ranking loss of the predicted loss against stop_grad(ℓ) (also trains SearchNet's
@@ -39,7 +39,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from jal import progress
+from jal import mixture, progress
 from jal import query as query_lib
 from jal.augment import AugmentConfig
 from jal.data import Dataset
@@ -157,92 +157,6 @@ class AutoALConfig:
 
 # --- The 1-D Gaussian mixture (EM), its samples, and the threshold. ---
 
-@struct.dataclass
-class GaussianMixture1D:
-  """A 1-D mixture: [M] weights, means and variances."""
-
-  weights: jax.Array
-  means: jax.Array
-  variances: jax.Array
-
-  def log_prob_components(self, x: jax.Array) -> jax.Array:
-    """[N, M] log(w_m N(x_n | mu_m, var_m))."""
-    diff = x[:, None] - self.means[None, :]
-    return (jnp.log(self.weights)[None, :] - 0.5 * jnp.log(2 * jnp.pi * self.variances)[None, :]
-            - 0.5 * diff**2 / self.variances[None, :])
-
-  def sample(self, rng: jax.Array, num: int) -> jax.Array:
-    """[num] draws."""
-    component_rng, normal_rng = jax.random.split(rng)
-    component = jax.random.categorical(component_rng, jnp.log(self.weights), shape=(num,))
-    return self.means[component] + jnp.sqrt(self.variances[component]) * jax.random.normal(normal_rng, (num,))
-
-
-@functools.partial(jax.jit, static_argnames=('num_components', 'lloyd_iterations'))
-def init_mixture(x: jax.Array, num_components: int, rng: jax.Array, lloyd_iterations: int = 10,
-                 reg_covar: float = 1e-6) -> GaussianMixture1D:
-  """A start spread over the data, as scikit-learn's k-means init: k-means++ seeds drawn with `rng` (each next
-  seed with probability proportional to its squared distance from the chosen ones), a few Lloyd steps, then
-  weights, means and variances of the hard clusters.
-
-  On tied data (most batch rows unmarked share one score) quantile starts put every mean on the tied value and EM
-  never separates them; k-means++ never picks a value already chosen while another is left. With fewer distinct
-  values than components the extra components duplicate a centre with a tiny weight.
-  """
-  x = x.astype(jnp.float32)
-  keys = jax.random.split(rng, num_components)
-  first = x[jax.random.randint(keys[0], (), 0, x.shape[0])]
-  centres = jnp.full(num_components, first)
-
-  def pick(m, centres):
-    distance = jnp.min((x[:, None] - centres[None, :]) ** 2 + jnp.where(jnp.arange(num_components) < m, 0.0,
-                                                                         jnp.inf)[None, :], axis=1)
-    logits = jnp.where(distance > 0, jnp.log(jnp.maximum(distance, 1e-30)), -jnp.inf)
-    logits = jnp.where(jnp.all(distance <= 0), 0.0, logits)  # Nothing left to spread to: any point.
-    return centres.at[m].set(x[jax.random.categorical(keys[m], logits)])
-
-  centres = jax.lax.fori_loop(1, num_components, pick, centres)
-
-  def lloyd(_, centres):
-    assign = jax.nn.one_hot(jnp.argmin((x[:, None] - centres[None, :]) ** 2, axis=1), num_components)
-    counts = assign.sum(0)
-    return jnp.where(counts > 0, assign.T @ x / jnp.maximum(counts, 1.0), centres)
-
-  centres = jax.lax.fori_loop(0, lloyd_iterations, lloyd, centres)
-  assign = jax.nn.one_hot(jnp.argmin((x[:, None] - centres[None, :]) ** 2, axis=1), num_components)
-  counts = assign.sum(0)
-  spread = jnp.sum(assign * (x[:, None] - centres[None, :]) ** 2, axis=0) / jnp.maximum(counts, 1.0)
-  variances = jnp.where(counts > 1, spread, jnp.var(x)) + reg_covar
-  weights = (counts + 10 * jnp.finfo(jnp.float32).eps) / (x.shape[0] + 10 * jnp.finfo(jnp.float32).eps * num_components)
-  return GaussianMixture1D(weights, centres, variances)
-
-
-def quantile_mixture(x: jax.Array, num_components: int) -> GaussianMixture1D:
-  """The previous start, kept for the ablation: means at evenly spaced quantiles of x, equal weights, x's variance.
-  On tied data every mean lands on the tied value and EM cannot separate them."""
-  quantiles = (jnp.arange(num_components) + 0.5) / num_components
-  return GaussianMixture1D(jnp.full(num_components, 1.0 / num_components), jnp.quantile(x, quantiles),
-                           jnp.full(num_components, jnp.var(x) + 1e-6))
-
-
-@functools.partial(jax.jit, static_argnames=('iterations',))
-def fit_mixture(x: jax.Array, init: GaussianMixture1D, iterations: int, reg_covar: float = 1e-6
-                ) -> GaussianMixture1D:
-  """EM for a 1-D Gaussian mixture on [N] data from `init`, `iterations` E+M steps (scikit-learn's updates:
-  responsibilities, then weights, means and variances + reg_covar)."""
-  x = x.astype(jnp.float32)
-  eps = 10 * jnp.finfo(jnp.float32).eps
-
-  def em(_, gmm):
-    resp = jax.nn.softmax(gmm.log_prob_components(x), axis=1)            # E-step: [N, M].
-    counts = resp.sum(0) + eps
-    means = resp.T @ x / counts
-    variances = jnp.sum(resp * (x[:, None] - means[None, :])**2, axis=0) / counts + reg_covar
-    return GaussianMixture1D(counts / x.shape[0], means, variances)
-
-  return jax.lax.fori_loop(0, iterations, em, init)
-
-
 def mixture_threshold(scores: jax.Array, query_fraction: float, rng: jax.Array, config: AutoALConfig) -> jax.Array:
   """ϑ: the 100(1 - query_fraction) percentile of draws from a mixture fitted to the [B] scores (no gradient).
 
@@ -250,12 +164,12 @@ def mixture_threshold(scores: jax.Array, query_fraction: float, rng: jax.Array, 
   """
   scores = jax.lax.stop_gradient(scores)
   mean, std = jnp.mean(scores), jnp.std(scores) + 1e-12
-  z = (scores - mean) / std
+  z = ((scores - mean) / std)[:, None]
   init_rng, sample_rng = jax.random.split(rng)
-  init = (init_mixture(z, config.num_components, init_rng) if config.mixture_init == 'kmeans++'
-          else quantile_mixture(z, config.num_components))
-  gmm = fit_mixture(z, init, config.em_iterations)
-  draws = gmm.sample(sample_rng, config.num_threshold_samples)
+  init = (mixture.init_mixture(z, config.num_components, init_rng) if config.mixture_init == 'kmeans++'
+          else mixture.quantile_mixture(z, config.num_components))
+  gmm = mixture.fit_mixture(z, init, config.em_iterations)
+  draws = gmm.sample(sample_rng, config.num_threshold_samples)[:, 0]
   return jnp.percentile(draws, 100.0 * (1.0 - query_fraction)) * std + mean
 
 
