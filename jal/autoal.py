@@ -8,7 +8,8 @@ Each round L is split 50/50: FitNet is pre-trained on the half that plays "label
 "unlabelled" and is cut into fixed batches. Each candidate strategy marks its top-q items of a batch
 (I[j, k] ∈ {0, 1}, q = ceil(t·B), t = b / |U|); the score is s = softmax_j(Σ_k I[j, k] W[j, k]); a 5-component
 1-D Gaussian mixture (`jal.mixture`) fitted to s by EM and sampled gives the threshold ϑ at the 100(1 - t)
-percentile; the relaxed selection is s̄ = sigmoid((s - ϑ) / τ). Then three pure, jitted steps alternate, each over its own optax state:
+percentile; the relaxed selection is s̄ = sigmoid((s - ϑ) / τ). Then three pure, jitted steps alternate, each over
+its own optax state:
   fit_step          min mean(stop_grad(s̄)·ℓ) + λ·L_re
   search_step       min -mean(s̄·stop_grad(ℓ)) - λ·L_re,   L_re = 1/(1 + exp(0.5·|Σ s̄ - t·B|)) - 0.5
   loss_module_step  margin ranking loss of the predicted loss against stop_grad(ℓ) (also trains SearchNet's
