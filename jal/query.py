@@ -14,6 +14,10 @@ Strategies (registry `QUERIES`):
   mc_variance (active-iNAS), bald, variation_ratio, mean_std           from T stochastic passes (MC-dropout)
   coreset (greedy k-center), kmeans, badge                             from embeddings (+ probabilities)
 A user strategy is a plain function with the same signature, registered with `register_query`.
+
+Every built-in strategy also has a per-item score, `score(name, inputs, budget, rng) -> [N]` (higher: wanted more):
+the score-based ones select its top `budget`; for coreset, k-means and BADGE, which select in order, it is the
+criterion of their first pick. Methods that weigh strategies per item (AutoAL) read these.
 """
 
 from __future__ import annotations
@@ -67,30 +71,40 @@ class QueryInputs:
 
 
 QueryFn = Callable[[QueryInputs, int, jax.Array], jax.Array]
+# (inputs, budget, rng) -> [N] float32: how much a strategy wants each item, higher first.
+ScoreFn = Callable[[QueryInputs, int, jax.Array], jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
 class QueryStrategy:
-  """A registered strategy: its kernel and which `QueryInputs` fields it reads."""
+  """A registered strategy: its kernel, which `QueryInputs` fields it reads, and its per-item score (a continuous
+  informativeness for methods that weigh strategies per item, AutoAL's mixture; None when it has none)."""
 
   name: str
   fn: QueryFn
   needs: frozenset[str]
   description: str
+  score: ScoreFn | None = None
 
 
 QUERIES: dict[str, QueryStrategy] = {}
 
 
-def register_query(name: str, fn: QueryFn, needs: tuple[str, ...] = (), description: str = '') -> None:
+def register_query(name: str, fn: QueryFn | None, needs: tuple[str, ...] = (), description: str = '',
+                   score: ScoreFn | None = None) -> None:
   """Registers a user strategy `fn(inputs, budget, rng) -> [budget] int32 indices` under `name`.
 
   `needs` lists the QueryInputs fields it reads ('probs', 'embeddings', 'mc'), so the loop computes only those.
+  `score(inputs, budget, rng) -> [N]` is its per-item score; with `fn` None the query is the top `budget` of it.
   """
   unknown = set(needs) - {'probs', 'embeddings', 'mc'}
   if unknown:
     raise ValueError(f"Unknown needs {sorted(unknown)}; valid: 'probs', 'embeddings', 'mc'.")
-  QUERIES[name] = QueryStrategy(name, fn, frozenset(needs), description or (fn.__doc__ or '').split('\n')[0])
+  if fn is None and score is None:
+    raise ValueError(f'Strategy {name!r} needs a query function or a score.')
+  fn = fn or top_of(score)
+  QUERIES[name] = QueryStrategy(name, fn, frozenset(needs), description or (fn.__doc__ or '').split('\n')[0],
+                                score)
 
 
 def get_query(name: str) -> QueryStrategy:
@@ -106,65 +120,76 @@ def top_scores(scores: jax.Array, unlabeled_mask: jax.Array, budget: int) -> jax
   return jax.lax.top_k(masked, budget)[1].astype(jnp.int32)
 
 
+def top_of(score: ScoreFn) -> QueryFn:
+  """The query that takes the `budget` highest of `score` among unlabelled items."""
+
+  def query(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+    return top_scores(score(inputs, budget, rng), inputs.unlabeled_mask, budget)
+
+  query.__doc__, query.__name__ = score.__doc__, score.__name__
+  return query
+
+
 def entropy(probs: jax.Array) -> jax.Array:
   """Shannon entropy (nats) over the last axis."""
   return -jnp.sum(probs * jnp.log(probs + _EPS), axis=-1)
 
 
-# --- Scores from one deterministic pass. ---
+# --- Scores from one deterministic pass (each strategy is the top `budget` of its score). ---
 
-def random_query(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+def random_score(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
   """Uniformly random unlabelled items (the passive baseline)."""
-  return top_scores(jax.random.uniform(rng, inputs.unlabeled_mask.shape), inputs.unlabeled_mask, budget)
+  del budget
+  return jax.random.uniform(rng, inputs.unlabeled_mask.shape)
 
 
 def least_confidence(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
   """Softmax response: the lowest max_c p_c."""
-  del rng
-  return top_scores(-jnp.max(inputs.probs, axis=-1), inputs.unlabeled_mask, budget)
+  del budget, rng
+  return -jnp.max(inputs.probs, axis=-1)
 
 
 def margin(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
   """The smallest gap between the two most probable classes, p(1) - p(2)."""
-  del rng
+  del budget, rng
   top2 = jax.lax.top_k(inputs.probs, 2)[0]
-  return top_scores(-(top2[:, 0] - top2[:, 1]), inputs.unlabeled_mask, budget)
+  return -(top2[:, 0] - top2[:, 1])
 
 
 def entropy_query(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
   """The highest predictive entropy H(p)."""
-  del rng
-  return top_scores(entropy(inputs.probs), inputs.unlabeled_mask, budget)
+  del budget, rng
+  return entropy(inputs.probs)
 
 
 # --- MC-dropout scores (T stochastic passes through the dropout slot). ---
 
 def mc_variance(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
   """active-iNAS's MC-dropout: the highest variance over passes of p_t(ĉ), ĉ the deterministic prediction."""
-  del rng
+  del budget, rng
   predicted = jnp.argmax(inputs.probs, axis=-1)[:, None]
   mean = jnp.take_along_axis(inputs.mc.mean_probs, predicted, axis=-1)[:, 0]
   mean_sq = jnp.take_along_axis(inputs.mc.mean_sq_probs, predicted, axis=-1)[:, 0]
-  return top_scores(mean_sq - mean**2, inputs.unlabeled_mask, budget)
+  return mean_sq - mean**2
 
 
 def bald(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
   """BALD: the highest mutual information H(E_t p_t) - E_t H(p_t)."""
-  del rng
-  return top_scores(entropy(inputs.mc.mean_probs) - inputs.mc.mean_entropy, inputs.unlabeled_mask, budget)
+  del budget, rng
+  return entropy(inputs.mc.mean_probs) - inputs.mc.mean_entropy
 
 
 def variation_ratio(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
   """Variation ratio: the highest 1 - max_c E_t p_t,c."""
-  del rng
-  return top_scores(1.0 - jnp.max(inputs.mc.mean_probs, axis=-1), inputs.unlabeled_mask, budget)
+  del budget, rng
+  return 1.0 - jnp.max(inputs.mc.mean_probs, axis=-1)
 
 
 def mean_std(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
   """Mean-STD: the highest mean_c std_t p_t,c."""
-  del rng
+  del budget, rng
   variance = jnp.maximum(inputs.mc.mean_sq_probs - inputs.mc.mean_probs**2, 0.0)
-  return top_scores(jnp.mean(jnp.sqrt(variance), axis=-1), inputs.unlabeled_mask, budget)
+  return jnp.mean(jnp.sqrt(variance), axis=-1)
 
 
 # --- Embedding-space strategies. ---
@@ -226,6 +251,12 @@ def coreset(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
   return jax.lax.fori_loop(0, budget, pick, (distances, jnp.zeros(budget, jnp.int32)))[1]
 
 
+def coreset_score(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """k-center's criterion before its first pick: the squared embedding distance to the nearest labelled item."""
+  del budget, rng
+  return min_squared_distances(inputs.embeddings.astype(jnp.float32), inputs.labeled_mask)
+
+
 def _kmeans_pp_seeds(
     rng: jax.Array, num_centres: int, candidates: jax.Array, sq_norm_fn, first: jax.Array | None = None
 ) -> jax.Array:
@@ -267,9 +298,8 @@ def _nearest_centres(points: jax.Array, centres: jax.Array, block_size: int = 40
   return jax.lax.map(assign, padded.reshape(-1, block_size, points.shape[1])).reshape(-1)[:n]
 
 
-def kmeans(inputs: QueryInputs, budget: int, rng: jax.Array, iterations: int = 10) -> jax.Array:
-  """k-means with `budget` centres over the unlabelled embeddings (k-means++ seeding, Lloyd iterations);
-  for each centre in turn, the nearest unlabelled point not yet chosen."""
+def _kmeans_centres(inputs: QueryInputs, budget: int, rng: jax.Array, iterations: int) -> jax.Array:
+  """[budget, D] k-means centres of the unlabelled embeddings (k-means++ seeding, Lloyd iterations)."""
   points = inputs.embeddings.astype(jnp.float32)
   sq_norms = jnp.sum(points**2, axis=-1)
   mask = inputs.unlabeled_mask
@@ -283,7 +313,15 @@ def kmeans(inputs: QueryInputs, budget: int, rng: jax.Array, iterations: int = 1
                                  num_segments=budget + 1)[:budget]
     return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1.0)[:, None], centres)
 
-  centres = jax.lax.fori_loop(0, iterations, lloyd, centres)
+  return jax.lax.fori_loop(0, iterations, lloyd, centres)
+
+
+def kmeans(inputs: QueryInputs, budget: int, rng: jax.Array, iterations: int = 10) -> jax.Array:
+  """k-means with `budget` centres over the unlabelled embeddings (k-means++ seeding, Lloyd iterations);
+  for each centre in turn, the nearest unlabelled point not yet chosen."""
+  points = inputs.embeddings.astype(jnp.float32)
+  sq_norms = jnp.sum(points**2, axis=-1)
+  centres = _kmeans_centres(inputs, budget, rng, iterations)
 
   def pick(i, state):
     available, chosen = state
@@ -291,7 +329,16 @@ def kmeans(inputs: QueryInputs, budget: int, rng: jax.Array, iterations: int = 1
     index = jnp.argmin(d).astype(jnp.int32)
     return available.at[index].set(False), chosen.at[i].set(index)
 
-  return jax.lax.fori_loop(0, budget, pick, (mask, jnp.zeros(budget, jnp.int32)))[1]
+  return jax.lax.fori_loop(0, budget, pick, (inputs.unlabeled_mask, jnp.zeros(budget, jnp.int32)))[1]
+
+
+def kmeans_score(inputs: QueryInputs, budget: int, rng: jax.Array, iterations: int = 10) -> jax.Array:
+  """How typical an item is of what k-means picks: minus its squared distance to the nearest of the `budget`
+  centres (the same centres as `kmeans` with the same key)."""
+  points = inputs.embeddings.astype(jnp.float32)
+  centres = _kmeans_centres(inputs, budget, rng, iterations)
+  nearest = _nearest_centres(points, centres)
+  return -jnp.sum((points - centres[nearest]) ** 2, axis=-1)
 
 
 def badge(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
@@ -300,9 +347,7 @@ def badge(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
   The N x (C*D) matrix is never built: ||g_i - g_j||^2 = |a_i|^2 |h_i|^2 + |a_j|^2 |h_j|^2 - 2 <a_i,a_j><h_i,h_j>
   with a = p - onehot(ŷ). The first seed is the largest gradient norm, as in the authors' code.
   """
-  probs = inputs.probs.astype(jnp.float32)
-  h = inputs.embeddings.astype(jnp.float32)
-  a = probs - jax.nn.one_hot(jnp.argmax(probs, -1), probs.shape[-1])
+  a, h = _gradient_embedding(inputs)
   a_sq, h_sq = jnp.sum(a**2, -1), jnp.sum(h**2, -1)
   norms = a_sq * h_sq
 
@@ -313,8 +358,21 @@ def badge(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
   return _kmeans_pp_seeds(rng, budget, inputs.unlabeled_mask, sq_distances, first=first)
 
 
-for _name, _fn, _needs in (
-    ('random', random_query, ()),
+def _gradient_embedding(inputs: QueryInputs) -> tuple[jax.Array, jax.Array]:
+  """(a, h): BADGE's gradient embedding g = a ⊗ h, a = p - onehot(ŷ), h the embedding, never formed."""
+  probs = inputs.probs.astype(jnp.float32)
+  return probs - jax.nn.one_hot(jnp.argmax(probs, -1), probs.shape[-1]), inputs.embeddings.astype(jnp.float32)
+
+
+def badge_score(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """BADGE's seed weight: the squared norm of the gradient embedding, |a|^2 |h|^2 (its first pick is the largest)."""
+  del budget, rng
+  a, h = _gradient_embedding(inputs)
+  return jnp.sum(a**2, -1) * jnp.sum(h**2, -1)
+
+
+for _name, _score, _needs in (
+    ('random', random_score, ()),
     ('least_confidence', least_confidence, ('probs',)),
     ('margin', margin, ('probs',)),
     ('entropy', entropy_query, ('probs',)),
@@ -322,11 +380,14 @@ for _name, _fn, _needs in (
     ('bald', bald, ('mc',)),
     ('variation_ratio', variation_ratio, ('mc',)),
     ('mean_std', mean_std, ('mc',)),
-    ('coreset', coreset, ('embeddings',)),
-    ('kmeans', kmeans, ('embeddings',)),
-    ('badge', badge, ('probs', 'embeddings')),
 ):
-  register_query(_name, _fn, _needs)
+  register_query(_name, None, _needs, score=_score)
+for _name, _fn, _score, _needs in (
+    ('coreset', coreset, coreset_score, ('embeddings',)),
+    ('kmeans', kmeans, kmeans_score, ('embeddings',)),
+    ('badge', badge, badge_score, ('probs', 'embeddings')),
+):
+  register_query(_name, _fn, _needs, score=_score)
 QUERIES['softmax_response'] = dataclasses.replace(QUERIES['least_confidence'], name='softmax_response')
 
 
@@ -335,20 +396,8 @@ def _run(fn, inputs, budget, rng):
   return fn(inputs, budget, rng)
 
 
-def select(
-    strategy: str | QueryFn, inputs: QueryInputs, budget: int, rng: jax.Array
-) -> np.ndarray:
-  """Runs a strategy (a registered name or a function) after checking its inputs; returns [budget] indices.
-
-  Raises:
-    ValueError: on an unknown strategy, a missing input it needs, masks of the wrong shape or overlapping,
-      a non-positive budget, or a budget larger than the unlabelled pool.
-  """
-  if isinstance(strategy, str):
-    spec = get_query(strategy)
-    fn, needs, name = spec.fn, spec.needs, spec.name
-  else:
-    fn, needs, name = strategy, frozenset(), getattr(strategy, '__name__', 'custom')
+def _check(inputs: QueryInputs, needs: frozenset[str], name: str, budget: int) -> None:
+  """The checks `select` and `score` share (see `select`)."""
   unlabeled = np.asarray(inputs.unlabeled_mask)
   labeled = np.asarray(inputs.labeled_mask)
   if unlabeled.dtype != bool or labeled.dtype != bool or unlabeled.ndim != 1 or labeled.shape != unlabeled.shape:
@@ -367,7 +416,39 @@ def select(
     raise ValueError(
         f'Cannot select {budget} items: only {available} unlabelled items remain in the pool. Lower the '
         'per-round budget or the total budget to at most the pool size.')
+
+
+def select(
+    strategy: str | QueryFn, inputs: QueryInputs, budget: int, rng: jax.Array
+) -> np.ndarray:
+  """Runs a strategy (a registered name or a function) after checking its inputs; returns [budget] indices.
+
+  Raises:
+    ValueError: on an unknown strategy, a missing input it needs, masks of the wrong shape or overlapping,
+      a non-positive budget, or a budget larger than the unlabelled pool.
+  """
+  if isinstance(strategy, str):
+    spec = get_query(strategy)
+    fn, needs, name = spec.fn, spec.needs, spec.name
+  else:
+    fn, needs, name = strategy, frozenset(), getattr(strategy, '__name__', 'custom')
+  _check(inputs, needs, name, budget)
   return np.asarray(_run(fn, inputs, int(budget), rng))
+
+
+def score(strategy: str, inputs: QueryInputs, budget: int, rng: jax.Array) -> np.ndarray:
+  """A registered strategy's [N] per-item score (higher: wanted more; `budget` sets the k-means centres), after
+  `select`'s checks. Score-based strategies select the top `budget` of it; for coreset, k-means and BADGE, which
+  select in order, it is the criterion of their first pick (distance to L, typicality, gradient norm).
+
+  Raises:
+    ValueError: as `select`, or for a strategy registered without a score.
+  """
+  spec = get_query(strategy)
+  if spec.score is None:
+    raise ValueError(f'Query strategy {strategy!r} has no per-item score; register it with score=.')
+  _check(inputs, spec.needs, spec.name, budget)
+  return np.asarray(_run(spec.score, inputs, int(budget), rng))
 
 
 def mc_dropout_stats(

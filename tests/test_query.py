@@ -50,6 +50,41 @@ def test_score_strategies_match_numpy(name, score):
                   np.asarray(inputs.unlabeled_mask), 12)
   selected = query.select(name, inputs, 12, jax.random.key(0))
   np.testing.assert_array_equal(selected, expected)
+  # The per-item score is the same function: the query is its top 12.
+  np.testing.assert_allclose(query.score(name, inputs, 12, jax.random.key(0)),
+                             score(np.asarray(inputs.probs), inputs.mc, np.asarray(passes)), rtol=1e-5, atol=1e-6)
+
+
+def test_order_strategies_score_items_by_the_criterion_of_their_first_pick():
+  inputs, _ = _inputs(n=80)
+  unlabeled, points = np.asarray(inputs.unlabeled_mask), np.asarray(inputs.embeddings)
+  key = jax.random.key(3)
+  # coreset: squared distance to the nearest labelled item; its first pick is the farthest.
+  distances = ((points[:, None] - points[np.asarray(inputs.labeled_mask)][None]) ** 2).sum(-1).min(1)
+  coreset_score = query.score('coreset', inputs, 5, key)
+  np.testing.assert_allclose(coreset_score, distances, rtol=1e-4, atol=1e-4)
+  assert query.select('coreset', inputs, 5, key)[0] == np.flatnonzero(unlabeled)[coreset_score[unlabeled].argmax()]
+  # BADGE: the gradient embedding's squared norm; its first seed is the largest.
+  probs = np.asarray(inputs.probs)
+  a = probs - np.eye(probs.shape[1])[probs.argmax(1)]
+  badge_score = query.score('badge', inputs, 5, key)
+  np.testing.assert_allclose(badge_score, (a**2).sum(1) * (points**2).sum(1), rtol=1e-4)
+  assert query.select('badge', inputs, 5, key)[0] == np.flatnonzero(unlabeled)[badge_score[unlabeled].argmax()]
+  # k-means: items near the centres (the same centres as the query's, same key) score highest, and the query
+  # takes one such item per centre.
+  kmeans_score = query.score('kmeans', inputs, 5, key)
+  picks = query.select('kmeans', inputs, 5, key)
+  assert np.all(kmeans_score <= 0) and np.all(kmeans_score[picks] >= np.quantile(kmeans_score[unlabeled], 0.8))
+
+
+def test_a_strategy_without_a_score_says_so():
+  query.register_query('_no_score', lambda inputs, budget, rng: jnp.arange(budget), ())
+  try:
+    inputs, _ = _inputs()
+    with pytest.raises(ValueError, match='no per-item score'):
+      query.score('_no_score', inputs, 3, jax.random.key(0))
+  finally:
+    del query.QUERIES['_no_score']
 
 
 def test_hand_computed_orderings():
