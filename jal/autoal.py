@@ -4,24 +4,26 @@ Two networks and a loss-prediction module, trained by bilevel optimisation on th
   FitNet     a classifier; gives the per-sample loss ℓ of the items SearchNet would select.
   SearchNet  the same backbone family with K outputs per sample: softmax weights W[j, k] of the K candidates.
   LossModule Learning-Loss head on SearchNet's stage features, trained to rank ℓ (margin ranking loss).
-Each round L is split 50/50: FitNet is pre-trained on the half that plays "labelled"; the other half plays
-"unlabelled" and is cut into fixed batches. Each candidate strategy marks its top-q items of a batch
-(I[j, k] ∈ {0, 1}, q = ceil(t·B), t = b / |U|); the score is s = softmax_j(Σ_k I[j, k] W[j, k]); a 5-component
-1-D Gaussian mixture (`jal.mixture`) fitted to s by EM and sampled gives the threshold ϑ at the 100(1 - t)
-percentile; the relaxed selection is s̄ = sigmoid((s - ϑ) / τ). Then three pure, jitted steps alternate, each over
-its own optax state:
+Each round L is split 50/50: a fresh FitNet is pre-trained on the half that plays "labelled"; the other half plays
+"unlabelled" and is cut into fixed batches. Each candidate strategy scores every item of a batch (s[j, k], its
+continuous informativeness, `jal.query.score`, standardised per candidate). A 5-component Gaussian mixture
+(`jal.mixture`) is fitted by EM to the joint K-dimensional score vectors and sampled; ϑ_k is the 100(1 - t)
+percentile of candidate k's coordinate (t = q / B, the simulated query's share). The relaxed selection of item j
+is s̄_j = Σ_k W[j, k] sigmoid((s[j, k] - ϑ_k) / τ): the candidates' relaxed selections weighted per item by
+SearchNet. Then three pure, jitted steps alternate, each over its own optax state:
   fit_step          min mean(stop_grad(s̄)·ℓ) + λ·L_re
   search_step       min -mean(s̄·stop_grad(ℓ)) - λ·L_re,   L_re = 1/(1 + exp(0.5·|Σ s̄ - t·B|)) - 0.5
   loss_module_step  margin ranking loss of the predicted loss against stop_grad(ℓ) (also trains SearchNet's
                     backbone, as Learning Loss trains the network whose features it reads)
 `search` is the small driver (pre-train, then fit/search/loss-module cycles); `AutoAL` plugs it into the loop as a
-`jal.loop.Querier`: at query time the candidates mark b items each over the pool (from the task model's outputs),
-SearchNet weighs them, and the top-b of Σ_k I·W are labelled.
+`jal.loop.Querier`: at query time every candidate scores the pool (from the task model's outputs), SearchNet
+weighs the candidates per item, and the top b of the integrated score Σ_k W_k sigmoid((s_k - ϑ_k) / τ) are
+labelled, so two items may be chosen for two different candidates' reasons.
 
 Where the official code is broken jal follows the paper (SPEC §5): τ is finite (default: calibrated so that the
 relaxed count comes close to the simulated query's size; the code's 1e-11 gives SearchNet exactly zero
 gradient), L_re is differentiable through α = Σ s̄ (`differentiable_reg=False` gives the code's constant count),
-and every row of W, I and ℓ refers to the same example. The bilevel problem is solved first-order: the three
+and every row of W, s and ℓ refers to the same example. The bilevel problem is solved first-order: the three
 steps alternate, each seeing the others' outputs detached.
 """
 
@@ -64,10 +66,10 @@ class AutoALConfig:
     width: base width of both networks.
     batch_size: B, the batch of the simulated unlabelled half each step sees; None: the real query's size b, as
       the official code (capped at the half's size either way).
-    min_marks: q, the items each candidate marks per batch, is max(min_marks, ceil(t·B)): with t ~ 0.01 and B
-      ~ 100, ceil(t·B) is 1, too thin a signal, and k-means with one centre marks the item nearest the batch
-      mean, the opposite of diversity (the official code also marks at least 2). The simulated query then
-      selects q of B: the threshold's percentile and L_re's target use q/B.
+    min_marks: q, the simulated query's size per batch, is max(min_marks, ceil(t·B)): with t ~ 0.01 and B ~ 100,
+      ceil(t·B) is 1, too thin a signal, and k-means with one centre scores by nearness to the batch mean, the
+      opposite of diversity (the official code also marks at least 2). The simulated query selects q of B: the
+      thresholds' percentile and L_re's target use q/B.
     pretrain_steps: FitNet's supervised steps on the simulated labelled half, each round (the paper: 200 epochs).
     cycles: fit/search/loss-module cycles each round (the paper: 400 epochs of alternation).
     fit_lr: FitNet's Adam learning rate (paper: 0.005).
@@ -80,7 +82,9 @@ class AutoALConfig:
       spaced quantiles, equal weights, the data's variance: the previous code's, which on tied scores puts every
       mean on the tied value; kept for the ablation).
     em_iterations: EM iterations of the mixture fit.
-    num_threshold_samples: draws from the mixture whose 100(1 - t) percentile is ϑ.
+    num_threshold_samples: draws from the mixture whose 100(1 - t) percentiles are the thresholds ϑ_k.
+    threshold_items: at query time the mixture and τ are fitted to at most this many unlabelled items (at random),
+      so a large pool costs what this many do; the integrated score is then computed for every item.
     temperature: τ of the relaxed selection. 'calibrated' (default): per batch, the τ in [std(s)/4, 10·std(s)]
       at which the relaxed count α = Σ s̄ comes closest to q (bisection, no gradient); with τ = std(s) ('std')
       every unmarked row keeps s̄ ~ 0.07 and α overshoots q (2-10x), so L_re's gradient outweighs the main
@@ -112,6 +116,7 @@ class AutoALConfig:
   mixture_init: str = 'kmeans++'
   em_iterations: int = 50
   num_threshold_samples: int = 4096
+  threshold_items: int = 4096
   temperature: float | str = 'calibrated'
   head_init: str = 'uniform'
   differentiable_reg: bool = True
@@ -158,36 +163,49 @@ class AutoALConfig:
 
 # --- The 1-D Gaussian mixture (EM), its samples, and the threshold. ---
 
-def mixture_threshold(scores: jax.Array, query_fraction: float, rng: jax.Array, config: AutoALConfig) -> jax.Array:
-  """ϑ: the 100(1 - query_fraction) percentile of draws from a mixture fitted to the [B] scores (no gradient).
+def mixture_thresholds(scores: jax.Array, query_fraction: float, rng: jax.Array, config: AutoALConfig) -> jax.Array:
+  """ϑ [K]: per candidate, the 100(1 - query_fraction) percentile of its coordinate in draws from a mixture fitted
+  to the joint [B, K] score vectors (the paper's GMM over all strategies' scores; no gradient).
 
-  The scores are standardised first: softmax scores are O(1/B), below any sensible variance floor.
+  Each coordinate is standardised first, so one variance floor suits every candidate's scale.
   """
   scores = jax.lax.stop_gradient(scores)
-  mean, std = jnp.mean(scores), jnp.std(scores) + 1e-12
-  z = ((scores - mean) / std)[:, None]
+  mean, std = jnp.mean(scores, axis=0), jnp.std(scores, axis=0) + 1e-6
+  z = (scores - mean) / std
   init_rng, sample_rng = jax.random.split(rng)
   init = (mixture.init_mixture(z, config.num_components, init_rng) if config.mixture_init == 'kmeans++'
           else mixture.quantile_mixture(z, config.num_components))
   gmm = mixture.fit_mixture(z, init, config.em_iterations)
-  draws = gmm.sample(sample_rng, config.num_threshold_samples)[:, 0]
-  return jnp.percentile(draws, 100.0 * (1.0 - query_fraction)) * std + mean
+  draws = gmm.sample(sample_rng, config.num_threshold_samples)
+  return jnp.percentile(draws, 100.0 * (1.0 - query_fraction), axis=0) * std + mean
+
+
+def standardise(scores: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """[N, K] scores with each column at mean 0 and std 1 over the rows `mask` holds (all rows by default): the
+  per-round normalisation that puts the candidates' scores on one scale."""
+  weight = jnp.ones(scores.shape[0]) if mask is None else mask.astype(jnp.float32)
+  count = jnp.maximum(jnp.sum(weight), 1.0)
+  mean = jnp.sum(scores * weight[:, None], axis=0) / count
+  std = jnp.sqrt(jnp.sum((scores - mean) ** 2 * weight[:, None], axis=0) / count)
+  return (scores - mean) / (std + 1e-6)
 
 
 # --- Scores, relaxed selection and the losses. ---
 
-def calibrated_temperature(scores: jax.Array, threshold: jax.Array, target: jax.Array, iterations: int = 30,
-                           sharpest: float = 0.25) -> jax.Array:
-  """τ in [sharpest·std(s), 10·std(s)] at which Σ sigmoid((s - ϑ) / τ) comes closest to target, by bisection on
-  log τ (no gradient).
+def calibrated_temperature(scores: jax.Array, thresholds: jax.Array, weights: jax.Array, target: jax.Array,
+                           iterations: int = 30, sharpest: float = 0.25) -> jax.Array:
+  """τ in [sharpest·σ, 10·σ] (σ: the scores' mean std over candidates) at which the relaxed count
+  Σ_j Σ_k W_jk sigmoid((s_jk - ϑ_k) / τ) comes closest to target, by bisection on log τ (no gradient).
 
-  As τ shrinks the sum tends to the hard count of s > ϑ; as τ grows, to B/2. The floor keeps SearchNet's gradient
-  (∝ 1/τ) in scale: an unbounded calibration drove τ to ~0 whenever the hard count already met the target, and
-  SearchNet collapsed onto one candidate within 10 cycles (benchmarks/studies/autoal_search.py in the repository).
+  As τ shrinks the count tends to the hard count of weighted scores above their thresholds; as τ grows, to B/2. The
+  floor keeps SearchNet's gradient (∝ 1/τ) in scale: an unbounded calibration drove τ to ~0 whenever the hard count
+  already met the target, and SearchNet collapsed onto one candidate within 10 cycles.
   """
-  scores, threshold = jax.lax.stop_gradient(scores), jax.lax.stop_gradient(threshold)
-  spread = jnp.std(scores) + 1e-12
-  count = lambda log_tau: jnp.sum(jax.nn.sigmoid((scores - threshold) / jnp.exp(log_tau)))  # noqa: E731
+  scores, thresholds, weights = (jax.lax.stop_gradient(x) for x in (scores, thresholds, weights))
+  spread = jnp.mean(jnp.std(scores, axis=0)) + 1e-12
+
+  def count(log_tau):
+    return jnp.sum(weights * jax.nn.sigmoid((scores - thresholds) / jnp.exp(log_tau)))
 
   def bisect(_, bracket):
     low, high = bracket
@@ -199,23 +217,26 @@ def calibrated_temperature(scores: jax.Array, threshold: jax.Array, target: jax.
   return jnp.exp(0.5 * (low + high))
 
 
-def relaxed_selection(weight_logits: jax.Array, marks: jax.Array, query_fraction: float, rng: jax.Array,
+def relaxed_selection(weight_logits: jax.Array, scores: jax.Array, query_fraction: float, rng: jax.Array,
                       config: AutoALConfig) -> tuple[jax.Array, jax.Array]:
-  """s̄ [B] and s [B] from SearchNet's [B, K] outputs and the candidates' [B, K] marks.
+  """s̄ [B] and the per-candidate relaxed selections [B, K] from SearchNet's [B, K] outputs and the candidates'
+  [B, K] scores (standardised per candidate).
 
-  W = softmax over the K candidates; s = softmax over the B samples of Σ_k I·W; s̄ = sigmoid((s - ϑ) / τ), with
-  τ per `config.temperature` (calibrated: Σ s̄ as close to t·B as τ >= std(s)/4 allows).
+  W = softmax over the K candidates; ϑ_k from the joint mixture (`mixture_thresholds`); per candidate the relaxed
+  selection sigmoid((s_k - ϑ_k) / τ); s̄ = Σ_k W_k sigmoid((s_k - ϑ_k) / τ), the weighted, integrated score: an item
+  is selected as far as the candidates it is weighted towards would select it. τ per `config.temperature`
+  (calibrated: Σ s̄ as close to t·B as τ >= σ/4 allows).
   """
   weights = jax.nn.softmax(weight_logits, axis=-1)
-  scores = jax.nn.softmax(jnp.sum(marks * weights, axis=-1))
-  threshold = mixture_threshold(scores, query_fraction, rng, config)
+  thresholds = mixture_thresholds(scores, query_fraction, rng, config)
   if config.temperature == 'calibrated':
-    temperature = calibrated_temperature(scores, threshold, query_fraction * scores.shape[0])
+    temperature = calibrated_temperature(scores, thresholds, weights, query_fraction * scores.shape[0])
   elif config.temperature == 'std':
-    temperature = jax.lax.stop_gradient(jnp.std(scores)) + 1e-12
+    temperature = jax.lax.stop_gradient(jnp.mean(jnp.std(scores, axis=0))) + 1e-12
   else:
     temperature = config.temperature
-  return jax.nn.sigmoid((scores - threshold) / temperature), scores
+  per_candidate = jax.nn.sigmoid((scores - thresholds) / temperature)
+  return jnp.sum(weights * per_candidate, axis=-1), per_candidate
 
 
 def selection_regulariser(selection: jax.Array, query_fraction: float, differentiable: bool = True) -> jax.Array:
@@ -254,12 +275,13 @@ class SearchBatch:
   Attributes:
     images: [B, H, W, C].
     labels: [B] int32.
-    marks: [B, K] float32, 1 where candidate k marks the example among this batch's top q.
+    scores: [B, K] float32, candidate k's score of the example (`jal.query.score`), standardised per candidate
+      over the batch.
   """
 
   images: jax.Array
   labels: jax.Array
-  marks: jax.Array
+  scores: jax.Array
 
 
 @struct.dataclass
@@ -307,6 +329,13 @@ def make_networks(config: AutoALConfig, num_classes: int) -> Networks:
   )
 
 
+def fresh_fitnet(networks: Networks, rng: jax.Array, image_shape: tuple[int, ...]) -> TrainState:
+  """A freshly initialised FitNet with a fresh Adam state."""
+  variables = init_variables(networks.fitnet, rng, tuple(image_shape))
+  return TrainState(jnp.zeros((), jnp.int32), variables['params'], variables['batch_stats'],
+                    networks.fit_tx.init(variables['params']))
+
+
 def init_networks(networks: Networks, rng: jax.Array, image_shape: tuple[int, int, int]) -> AutoALState:
   """Fresh FitNet, SearchNet (its head at zero: uniform candidate weights) and loss module for images of shape
   [H, W, C]."""
@@ -317,7 +346,7 @@ def init_networks(networks: Networks, rng: jax.Array, image_shape: tuple[int, in
     return TrainState(jnp.zeros((), jnp.int32), variables['params'], variables['batch_stats'],
                       tx.init(variables['params']))
 
-  fit = fresh(networks.fitnet, networks.fit_tx, fit_rng)
+  fit = fresh_fitnet(networks, fit_rng, image_shape)
   search = fresh(networks.searchnet, networks.search_tx, search_rng)
   # SearchNet's K-way head starts at zero: every candidate weighs 1/K for every sample, so what the query does
   # is what SearchNet learned, not a random, seed-dependent weighted vote of its initial head.
@@ -344,7 +373,7 @@ def fit_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, query_fract
   """FitNet: min mean(stop_grad(s̄)·ℓ) + λ·L_re (L_re is constant in FitNet's parameters)."""
   config = networks.config
   logits = networks.searchnet.apply(state.search.variables, batch.images, train=False).logits
-  selection, _ = relaxed_selection(logits, batch.marks, query_fraction, rng, config)
+  selection, _ = relaxed_selection(logits, batch.scores, query_fraction, rng, config)
   selection = jax.lax.stop_gradient(selection)
   reg = selection_regulariser(selection, query_fraction, config.differentiable_reg)
 
@@ -370,7 +399,7 @@ def search_loss(search_params, search_batch_stats, fit: TrainState, module_param
   output, updates = networks.searchnet.apply(
       {'params': search_params, 'batch_stats': search_batch_stats}, batch.images, train=True,
       return_stages=True, mutable=['batch_stats'])
-  selection, _ = relaxed_selection(output.logits, batch.marks, query_fraction, rng, config)
+  selection, _ = relaxed_selection(output.logits, batch.scores, query_fraction, rng, config)
   reg = selection_regulariser(selection, query_fraction, config.differentiable_reg)
   informativeness = -jnp.mean(selection * losses) - config.reg_weight * reg
   ranking = 0.0
@@ -417,13 +446,20 @@ _pretrain_step = jax.jit(train_step, static_argnames=('model', 'tx', 'augment_co
 
 # --- Candidate marks, the per-round driver, and the query. ---
 
-def candidate_marks(inputs: query_lib.QueryInputs, candidates: Sequence[str], count: int, rng: jax.Array
-                    ) -> np.ndarray:
-  """[N, K] float32: 1 where candidate k picks the item among its `count` selections from `inputs`."""
-  marks = np.zeros((inputs.unlabeled_mask.shape[0], len(candidates)), np.float32)
-  for k, name in enumerate(candidates):
-    marks[query_lib.select(name, inputs, count, jax.random.fold_in(rng, k)), k] = 1.0
-  return marks
+def candidate_scores(inputs: query_lib.QueryInputs, candidates: Sequence[str], budget: int, rng: jax.Array
+                     ) -> np.ndarray:
+  """[N, K] float32: each candidate's per-item score (`jal.query.score`; `budget` sets k-means' centres),
+  standardised over the unlabelled items (`standardise`)."""
+  columns = [query_lib.score(name, inputs, budget, jax.random.fold_in(rng, k)) for k, name in enumerate(candidates)]
+  return np.asarray(standardise(jnp.stack(columns, axis=1).astype(jnp.float32), inputs.unlabeled_mask))
+
+
+def top_sets(scores: np.ndarray, unlabeled_mask: np.ndarray, budget: int) -> np.ndarray:
+  """[N, K] bool: each candidate's own query, the top `budget` unlabelled items of its score."""
+  picked = np.zeros(scores.shape, bool)
+  for k in range(scores.shape[1]):
+    picked[np.asarray(query_lib.top_scores(jnp.asarray(scores[:, k]), jnp.asarray(unlabeled_mask), budget)), k] = True
+  return picked
 
 
 def candidate_inputs(config: AutoALConfig, model: ResNet, variables: dict, images: np.ndarray,
@@ -442,8 +478,9 @@ def candidate_inputs(config: AutoALConfig, model: ResNet, variables: dict, image
 
 def make_batches(networks: Networks, state: AutoALState, images: np.ndarray, labels: np.ndarray,
                  indices: np.ndarray, size: int, count: int, rng: jax.Array) -> list[SearchBatch]:
-  """Cuts the simulated unlabelled items into fixed batches of `size` (the last one topped up from the start)
-  and marks each batch's top `count` per candidate from FitNet's outputs on that batch (`AutoALConfig.batch_shape`)."""
+  """Cuts the simulated unlabelled items into fixed batches of `size` (the last one topped up from the start) and
+  scores each batch per candidate from FitNet's outputs on that batch (`count`, the simulated query's size,
+  sets k-means' centres; `AutoALConfig.batch_shape`)."""
   config = networks.config
   order = np.asarray(jax.random.permutation(rng, indices))
   num_batches = -(-len(order) // size)
@@ -453,17 +490,22 @@ def make_batches(networks: Networks, state: AutoALState, images: np.ndarray, lab
     key = jax.random.fold_in(rng, i)
     inputs = candidate_inputs(config, networks.fitnet, state.fit.variables, images[rows], np.ones(size, bool),
                               np.zeros(size, bool), key)
-    marks = candidate_marks(inputs, config.candidates, count, jax.random.fold_in(key, 1))
+    scores = candidate_scores(inputs, config.candidates, count, jax.random.fold_in(key, 1))
     batches.append(SearchBatch(jnp.asarray(images[rows]), jnp.asarray(labels[rows], jnp.int32),
-                               jnp.asarray(marks)))
+                               jnp.asarray(scores)))
   return batches
 
 
 def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: np.ndarray,
            labeled_mask: np.ndarray, query_fraction: float, rng: jax.Array, query_size: int
            ) -> tuple[AutoALState, dict]:
-  """One round of AutoAL's search on the labelled set: split L 50/50, pre-train FitNet on one half, then cycle
-  fit_step, search_step and loss_module_step over fixed batches of the other half.
+  """One round of AutoAL's search on the labelled set: split L 50/50, pre-train a fresh FitNet on one half, then
+  cycle fit_step, search_step and loss_module_step over fixed batches of the other half.
+
+  FitNet starts fresh each round (SearchNet and the loss module persist): the split is redrawn every round, and a
+  FitNet kept from the last round would have trained on items that now play "unlabelled", so its losses there, the
+  reward, would be those of items it fitted. Scores and losses of the simulated unlabelled half are those of a
+  FitNet that never saw it.
 
   Args:
     images: [N, H, W, C] pool images; labels: [N] int (only labelled entries are read).
@@ -477,14 +519,14 @@ def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: n
   labeled = np.flatnonzero(labeled_mask)
   if len(labeled) < 4:
     raise ValueError(f'AutoAL splits the labelled set in two and needs at least 4 labels, got {len(labeled)}.')
-  split_rng, pretrain_rng, batch_rng, cycle_rng = jax.random.split(rng, 4)
+  split_rng, pretrain_rng, batch_rng, cycle_rng, init_rng = jax.random.split(rng, 5)
   shuffled = np.asarray(jax.random.permutation(split_rng, labeled))
   fit_half, search_half = shuffled[:len(shuffled) // 2], shuffled[len(shuffled) // 2:]
 
   size, count = config.batch_shape(len(search_half), query_size, query_fraction)
   fit_images, fit_labels = jnp.asarray(images[fit_half]), jnp.asarray(labels[fit_half], jnp.int32)
   pretrain_size = min(size, len(fit_half))
-  fit = state.fit
+  fit = fresh_fitnet(networks, init_rng, images.shape[1:])
   for step in range(config.pretrain_steps):
     key = jax.random.fold_in(pretrain_rng, step)
     rows = jax.random.choice(key, len(fit_half), (pretrain_size,), replace=False)
@@ -507,7 +549,10 @@ def search(networks: Networks, state: AutoALState, images: np.ndarray, labels: n
         progress.update(cycle + 1, config.cycles, {k.split('/')[-1]: float(v) for k, v in metrics.items()},
                         'cycle', time.perf_counter() - started)
   metrics.update({'autoal/batch_size': size, 'autoal/marks': count})
-  return state, {k: float(v) for k, v in metrics.items()}
+  metrics = {k: float(v) for k, v in metrics.items()}
+  if 'autoal/alpha' in metrics:  # The relaxed count over the simulated query's size: 1 when calibrated.
+    metrics['autoal/alpha_over_q'] = metrics['autoal/alpha'] / count
+  return state, metrics
 
 
 def strategy_weights(networks: Networks, state: AutoALState, images: np.ndarray, batch_size: int = 1024
@@ -517,10 +562,42 @@ def strategy_weights(networks: Networks, state: AutoALState, images: np.ndarray,
   return np.asarray(jax.nn.softmax(logits, axis=-1))
 
 
-def combine(weights: np.ndarray, marks: np.ndarray, unlabeled_mask: np.ndarray, budget: int) -> np.ndarray:
-  """The top-`budget` unlabelled items of Σ_k I·W (softmax over items is monotone, so it is skipped)."""
-  scores = jnp.sum(jnp.asarray(marks) * jnp.asarray(weights), axis=-1)
-  return np.asarray(query_lib.top_scores(scores, jnp.asarray(unlabeled_mask), budget))
+def integrated_scores(weights: np.ndarray, scores: np.ndarray, unlabeled_mask: np.ndarray, budget: int,
+                      rng: jax.Array, config: AutoALConfig) -> np.ndarray:
+  """[N] Σ_k W_k sigmoid((s_k - ϑ_k) / τ) over the pool: the relaxed selection of the search, with the thresholds
+  and τ fitted to (up to `config.threshold_items` of) the unlabelled items at the real query's fraction."""
+  unlabeled = np.flatnonzero(unlabeled_mask)
+  fit_rng, threshold_rng = jax.random.split(rng)
+  rows = unlabeled
+  if len(rows) > config.threshold_items:
+    rows = np.sort(np.asarray(jax.random.choice(fit_rng, rows, (config.threshold_items,), replace=False)))
+  fraction = budget / len(unlabeled)
+  sample_scores, sample_weights = jnp.asarray(scores[rows]), jnp.asarray(weights[rows])
+  thresholds = mixture_thresholds(sample_scores, fraction, threshold_rng, config)
+  if config.temperature == 'calibrated':
+    temperature = calibrated_temperature(sample_scores, thresholds, sample_weights, fraction * len(rows))
+  elif config.temperature == 'std':
+    temperature = jnp.mean(jnp.std(sample_scores, axis=0)) + 1e-12
+  else:
+    temperature = config.temperature
+  per_candidate = jax.nn.sigmoid((jnp.asarray(scores) - thresholds) / temperature)
+  return np.asarray(jnp.sum(jnp.asarray(weights) * per_candidate, axis=-1))
+
+
+def query_metrics(weights: np.ndarray, scores: np.ndarray, unlabeled_mask: np.ndarray, picks: np.ndarray,
+                  budget: int, candidates: Sequence[str]) -> dict[str, float]:
+  """What a query shows of per-sample choice: per candidate its mean weight ('autoal/weight/<k>'), the share of
+  the picks in its own query ('autoal/chosen_by/<k>'); the weights' spread over items ('autoal/weight_spread':
+  the std over unlabelled items, mean over candidates); the share of picks outside the leading candidate's own
+  query ('autoal/outside_leader'; the leader has the largest mean weight)."""
+  own = top_sets(scores, unlabeled_mask, budget)
+  mean_weights = weights[unlabeled_mask].mean(0)
+  out = {'autoal/weight_spread': float(weights[unlabeled_mask].std(0).mean()),
+         'autoal/outside_leader': float(1.0 - own[picks, int(np.argmax(mean_weights))].mean())}
+  for k, name in enumerate(candidates):
+    out[f'autoal/weight/{name}'] = float(mean_weights[k])
+    out[f'autoal/chosen_by/{name}'] = float(own[picks, k].mean())
+  return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -540,8 +617,8 @@ class AutoAL:
     return jax.eval_shape(lambda: init_networks(networks, jax.random.key(0), pool.image_shape))
 
   def query(self, context: query_lib.QueryContext, rng: jax.Array) -> tuple[np.ndarray, dict, AutoALState]:
-    """Searches on the labelled set, marks `budget` items per candidate over the unlabelled pool with the task
-    model's outputs, and labels the top-`budget` of SearchNet's weighted marks."""
+    """Searches on the labelled set, scores the unlabelled pool per candidate from the task model's outputs, and
+    labels the top `budget` of the integrated score (`integrated_scores`) under SearchNet's per-item weights."""
     config = self.config
     pool, budget = context.pool, context.budget
     networks = make_networks(config, pool.num_classes)
@@ -561,16 +638,15 @@ class AutoAL:
     start = time.perf_counter()
     inputs = candidate_inputs(config, context.model, context.variables, pool.images, unlabeled,
                               context.labeled_mask, score_rng)
-    marks = candidate_marks(inputs, config.candidates, budget, select_rng)
+    scores = candidate_scores(inputs, config.candidates, budget, select_rng)
     weights = strategy_weights(networks, autoal_state, pool.images)
     score_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    indices = combine(weights, marks, unlabeled, budget)
+    integrated = integrated_scores(weights, scores, unlabeled, budget, jax.random.fold_in(select_rng, 1), config)
+    indices = np.asarray(query_lib.top_scores(jnp.asarray(integrated), jnp.asarray(unlabeled), budget))
     select_seconds = time.perf_counter() - start
 
     metrics.update({'time/search': search_seconds, 'time/score': score_seconds, 'time/select': select_seconds})
-    for k, name in enumerate(config.candidates):
-      metrics[f'autoal/weight/{name}'] = float(weights[unlabeled, k].mean())
-      metrics[f'autoal/chosen_by/{name}'] = float(marks[indices, k].mean())
+    metrics.update(query_metrics(weights, scores, unlabeled, indices, budget, config.candidates))
     return indices, metrics, autoal_state

@@ -86,7 +86,7 @@ def main():
   state = autoal.init_networks(networks, jax.random.key(args.seed), pool.image_shape)
   state, _ = autoal.search(networks, state, pool.images, pool.labels, labeled, fraction,
                            jax.random.key(args.seed + 1), budget)  # FitNet pre-trained as in a round.
-  split_rng = jax.random.split(jax.random.key(args.seed + 1), 4)[0]  # The split `search` made: FitNet never saw
+  split_rng = jax.random.split(jax.random.key(args.seed + 1), 5)[0]  # The split `search` made: FitNet never saw
   halves = np.asarray(jax.random.permutation(split_rng, np.flatnonzero(labeled)))  # this half.
   search_half = halves[len(halves) // 2:]
   size, count = base.batch_shape(len(search_half), budget, fraction)
@@ -100,7 +100,8 @@ def main():
       rows = search_half[start:start + size]
       inputs = autoal.candidate_inputs(base, marker, variables, pool.images[rows], np.ones(size, bool),
                                        np.zeros(size, bool), jax.random.key(start))
-      marks = autoal.candidate_marks(inputs, base.candidates, count, jax.random.key(start + 1))
+      scores = autoal.candidate_scores(inputs, base.candidates, count, jax.random.key(start + 1))
+      marks = autoal.top_sets(scores, np.ones(size, bool), count)  # Each candidate's own top q.
       losses = np.asarray(autoal._per_sample_loss(networks, state.fit, pool.images[rows],
                                                   pool.labels[rows].astype(np.int32)))
       per_candidate.append([losses[marks[:, k] > 0].mean() for k in range(marks.shape[1])])

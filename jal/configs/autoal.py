@@ -27,7 +27,7 @@ def get_config(arg: str = ''):
   autoal.arch = 'A(1,1)'                       # FitNet and SearchNet backbone (the paper: ResNet-18, A(2,4)).
   autoal.width = 16
   autoal.batch_size = 0                        # B; 0: the query's size (the official code), capped at |L|/2.
-  autoal.min_marks = 2                         # Marks per candidate per batch at least (the official code: 2).
+  autoal.min_marks = 2                         # The simulated query per batch at least (the official code: 2).
   autoal.pretrain_steps = 100                  # FitNet on the simulated labelled half, every round.
   autoal.cycles = 50                           # fit / search / loss-module steps, every round.
   autoal.fit_lr = 0.005                        # Adam (paper).
@@ -39,6 +39,7 @@ def get_config(arg: str = ''):
   autoal.mixture_init = 'kmeans++'             # EM's start; 'quantiles': the previous code's (ablation).
   autoal.em_iterations = 50
   autoal.num_threshold_samples = 4096
+  autoal.threshold_items = 4096                # The query's mixture is fitted to this many unlabelled items.
   autoal.temperature = 'calibrated'            # τ: 'calibrated' (Σ s̄ = q), 'std' (std of s) or a number ('1e-11').
   autoal.head_init = 'uniform'                 # SearchNet's head at zero; 'random': the previous code's (ablation).
   autoal.differentiable_reg = True             # False: the official code's constant L_re.
