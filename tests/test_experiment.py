@@ -228,3 +228,19 @@ def test_policy_specs_name_searches_and_their_options(monkeypatch):
                         ('hill', 'Unknown architecture policy')):
     with pytest.raises(ValueError, match=message):
       experiment.make_policy(spec, base)
+
+
+def test_the_safe_grid_config_names_three_datasets_and_registers_its_upper_bound(monkeypatch):
+  import importlib.util
+  studies = ('inas_study', 'inheritance_study', 'heldout_best')
+  monkeypatch.setattr(experiment, 'POLICIES', {k: v for k, v in experiment.POLICIES.items() if k not in studies})
+  spec = importlib.util.spec_from_file_location('safe_grid', 'experiments/configs/safe_grid.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  full, small, tailed = (module.get_config(arg) for arg in ('', 'small', 'imbalanced'))
+  assert 'heldout_best' in experiment.POLICIES  # Any runner that loads the config can run the upper bound.
+  assert 'fixed:A(2,4)' in full.policies and 'fixed:A(2,4)' not in small.policies  # No 2x2 map for it at 8x8.
+  assert (small.data.image_size, tailed.data.imbalance, full.data.validation_size) == (8, 10.0, 2000)
+  assert tuple(full.seeds) == (0, 1, 2, 3, 4)
+  with pytest.raises(ValueError, match='Unknown dataset'):
+    module.get_config('cifar')

@@ -16,14 +16,27 @@ Every row holds out the same 2,000 images (data.validation_size), so the pools a
   'imbalanced'  Fashion-MNIST at 28x28 with a long-tailed pool: class 9 ten times rarer than class 0
                 (test split as drawn, balanced)
   '...:smoke'   seconds, for tests
+
+Loading this config registers the study policies (`heldout_best`), so any runner takes it, `jal-run-parts`
+included (seed-major parts: whole paired seeds finish first), from the repository root:
+
+  jal-run-parts --config=experiments/configs/safe_grid.py --workdir=docs/results/safe_grid_28x28 --jobs=1
 """
 
+import os
+import sys
+
 from jal import experiment
+
+# experiments/ is not installed with jal: the repository root, so that the study policies import from any runner.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from experiments import inas_studies  # noqa: E402
 
 DATASETS = ('', 'small', 'imbalanced')
 
 
 def get_config(arg: str = ''):
+  inas_studies.register()
   dataset, _, scale = arg.partition(':')
   if dataset not in DATASETS:
     raise ValueError(f'Unknown dataset {dataset!r} for the safe grid; use one of {DATASETS} (then :smoke).')
