@@ -379,7 +379,8 @@ def ablation_table(reference: Sequence[dict], variants: dict[str, Sequence[dict]
       cells += _weight_summary([r for r in source if r['policy'] == policy and r['strategy'] == method
                                 and r['seed'] in seeds])
       lines.append('| ' + ' | '.join(cells) + ' |')
-  return '\n'.join(lines) + '\n'
+  table = '\n'.join(lines) + '\n'
+  return table + ('\n' + DIFFERENCE_NOTE if '\\*' in table else '')
 
 
 def write_outputs(rows: Sequence[dict], workdir: str, title: str,
