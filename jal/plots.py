@@ -42,8 +42,10 @@ def learning_curve_panels(
     panels: Mapping[str, Mapping[str, Sequence[tuple[Sequence[float], Sequence[float]]]]],
     path: str,
     title: str = '',
+    ylabel: str = 'test accuracy',
 ) -> None:
-  """One panel per query function (active-iNAS Figures 2-4), one line per method, shaded standard error."""
+  """One panel per query function (active-iNAS Figures 2-4), or per seed, one line per method, shaded standard
+  error."""
   import matplotlib
 
   matplotlib.use('Agg')
@@ -55,7 +57,7 @@ def learning_curve_panels(
       _mean_se_line(ax, name, runs)
     ax.set_title(panel)
     ax.set_xlabel('labelled examples')
-    ax.set_ylabel('test accuracy')
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   if title:

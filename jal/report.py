@@ -439,6 +439,13 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str,
     times += '\n' + overhead_table(rows)
     plots.learning_curves(weights, os.path.join(workdir, 'strategy_weights.png'),
                           title='AutoAL: mean SearchNet weight per candidate', ylabel='weight')
+    runs = {key for runs in weights.values() for key in range(len(runs))}
+    seeds = sorted({r['seed'] for r in rows if r['strategy'] == 'autoal'})
+    if len(seeds) == len(runs):  # One policy: a panel per seed, not only the seeds' mean.
+      plots.learning_curve_panels(
+          {f'seed {seed}': {name: [runs[i]] for name, runs in weights.items()} for i, seed in enumerate(seeds)},
+          os.path.join(workdir, 'strategy_weights_per_seed.png'), title='AutoAL: SearchNet weight per candidate',
+          ylabel='weight')
   with open(os.path.join(workdir, 'summary.json'), 'w') as f:
     json.dump({'methods': entries}, f, indent=1)
   if '\\*' in table:
