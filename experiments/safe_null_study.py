@@ -18,7 +18,7 @@ from jal.search_space import SearchSpace
 from jal.train import TrainConfig
 
 
-def null_ts(seed: int, folds: int) -> list[list[float]]:
+def null_ts(seed: int, folds: int, score: str = 'correct') -> list[list[float]]:
   """The t of every candidate against the current one, per round, on coin-flip labels."""
   rng = np.random.default_rng(1000 + seed)
   images = rng.normal(size=(150, 8, 8, 1)).astype(np.float32)
@@ -28,7 +28,7 @@ def null_ts(seed: int, folds: int) -> list[list[float]]:
   config = loop.LoopConfig(loop.BudgetSchedule(40, 10, 80),
                            TrainConfig(epochs=3, examples_per_epoch=32, batch_size=16), ModelConfig(width=4))
   policy = nas.safe_policy(inas.INASConfig(space=SearchSpace(2, 2), candidate_fraction=1.0), folds=folds,
-                           evidence=float('inf'))
+                           evidence=float('inf'), score=score)
   history = loop.run(splits, config, 'random', policy, seed=seed).history
   return [[v for k, v in row.items() if k.startswith('nas/oof/') and k.endswith('/t')] for row in history]
 
@@ -37,11 +37,12 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--seeds', type=int, default=8)
   parser.add_argument('--folds', type=int, default=2)
+  parser.add_argument('--score', default='correct', help="the per-item score: 'correct' or 'probability'")
   args = parser.parse_args()
-  rounds = [ts for seed in range(args.seeds) for ts in null_ts(seed, args.folds)]
+  rounds = [ts for seed in range(args.seeds) for ts in null_ts(seed, args.folds, args.score)]
   flat = [t for ts in rounds for t in ts]
   print(f'# The safe search under the null: {args.seeds} seeds x 5 rounds, {len(flat)} comparisons, '
-        f'{args.folds} folds\n')
+        f'{args.folds} folds, score {args.score!r}\n')
   print('| threshold | comparisons with t above | rounds whose largest t is above (a false move) |')
   print('|---|---|---|')
   for threshold in (1.5, 2.0, 2.5, 3.0, 3.5):

@@ -136,6 +136,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.nas.sample = 2
   config.nas.folds = 3                      # 'safe': k of the k-fold cross-validation on L.
   config.nas.evidence = 2.0                 # 'safe': a move needs this many paired SEs of out-of-fold advantage.
+  config.nas.evidence_score = 'probability'  # 'safe': per-item score compared ('correct': accuracy); measured:
+                                            # docs/results/safe_power_study_28x28.md.
 
   # The CPU protocol, chosen on the pool's labelled part and a held-out split (docs/results/schedule_study): 640
   # SGD steps per round is the shortest schedule at which A(1,2) and ResNet-18 fit every |L| <= 600 (train
@@ -293,7 +295,9 @@ POLICIES: dict[str, PolicyFactory] = {
     'random_search': lambda search, config, splits: nas_lib.random_policy(search, config.nas.random_candidates),
     'evolution': lambda search, config, splits: nas_lib.evolution_policy(search, config.nas.population,
                                                                           config.nas.cycles, config.nas.sample),
-    'safe': lambda search, config, splits: nas_lib.safe_policy(search, config.nas.folds, config.nas.evidence),
+    # A config without `evidence_score` predates it and compared correctness.
+    'safe': lambda search, config, splits: nas_lib.safe_policy(search, config.nas.folds, config.nas.evidence,
+                                                               config.nas.get('evidence_score', 'correct')),
 }
 SEARCH_OPTIONS = {'inherit': ('inherit', 'round_model'), 'lineage': ('inherit', 'lineage'),
                   'pareto': ('choose', 'pareto')}

@@ -226,10 +226,24 @@ def out_of_fold(arch: Architecture, inputs, config: INASConfig, masks: list[np.n
   return OutOfFold(labeled, losses[labeled], correct[labeled], steps)
 
 
-def paired_evidence(current: OutOfFold, other: OutOfFold) -> tuple[float, float, float]:
-  """(mean, SE, t) of other's out-of-fold correctness minus current's, paired over the labelled items (the
-  accuracy advantage, as McNemar's test reads it): t > 0 favours `other`."""
-  differences = other.correct.astype(np.float64) - current.correct.astype(np.float64)
+EVIDENCE_SCORES = ('correct', 'probability')  # What the safe search compares per item: `paired_evidence`.
+
+
+def item_scores(score: OutOfFold, kind: str = 'correct') -> np.ndarray:
+  """[n] per-item scores of one candidate: 'correct' (1 if the held-out model classified the item right) or
+  'probability' (the probability it gave the true class: a smooth accuracy, whose expectation is 1/C for any model
+  on labels no model can predict, so it does not favour confident models as log-loss does)."""
+  if kind == 'correct':
+    return score.correct.astype(np.float64)
+  if kind == 'probability':
+    return np.exp(-score.losses)
+  raise ValueError(f'Unknown evidence score {kind!r}; use one of {EVIDENCE_SCORES}.')
+
+
+def paired_evidence(current: OutOfFold, other: OutOfFold, kind: str = 'correct') -> tuple[float, float, float]:
+  """(mean, SE, t) of other's out-of-fold item scores (`item_scores`) minus current's, paired over the labelled
+  items (for 'correct', the accuracy advantage as McNemar's test reads it): t > 0 favours `other`."""
+  differences = item_scores(other, kind) - item_scores(current, kind)
   mean = float(differences.mean())
   se = float(differences.std(ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else float('inf')
   if se > 0:
@@ -237,16 +251,20 @@ def paired_evidence(current: OutOfFold, other: OutOfFold) -> tuple[float, float,
   return mean, se, float(np.sign(mean)) * float('inf') if mean else 0.0  # Every item agrees: all the evidence.
 
 
-def safe_policy(config: INASConfig | None = None, folds: int = 3, evidence: float = 2.0):
+def safe_policy(config: INASConfig | None = None, folds: int = 3, evidence: float = 2.0,
+                score: str = 'probability'):
   """The safe search: each round the current architecture, its expansions (deeper, wider) and its reductions
   (shallower, narrower), within the space fitted to the input, are scored out of fold on L (`folds`-fold
   cross-validation, `out_of_fold`); the architecture changes only to a candidate whose out-of-fold accuracy beats
-  the current one's by more than `evidence` standard errors paired over the items (`paired_evidence`; the largest
-  such advantage wins), else it stays. Rows record every candidate's out-of-fold error and loss ± SE, its advantage,
-  SE and t against the current one, and the decision ('nas/decision': 'stay' or 'move')."""
+  the current one's by more than `evidence` standard errors paired over the items (`paired_evidence` on `score`:
+  correctness, or the probability of the true class; the largest such advantage wins), else it stays. Rows
+  record every candidate's out-of-fold error and loss ± SE, its advantage, SE and t against the current one, and
+  the decision ('nas/decision': 'stay' or 'move')."""
   config = config or INASConfig()
   if evidence < 0:
     raise ValueError(f'safe_policy needs evidence >= 0 (a t threshold), got {evidence}.')
+  if score not in EVIDENCE_SCORES:
+    raise ValueError(f'Unknown evidence score {score!r}; use one of {EVIDENCE_SCORES}.')
   if config.inherit != 'none' or config.choose != 'error':
     raise ValueError("The safe search scores candidates from scratch by its own rule: the options '+inherit', "
                      "'+lineage' and '+pareto' do not apply to it.")
@@ -269,11 +287,11 @@ def safe_policy(config: INASConfig | None = None, folds: int = 3, evidence: floa
     record = {'nas/validation_size': int(len(scores[current].items)), 'nas/folds': folds, **ledger.metrics(),
               **inas_lib.dropped_metrics(search.space, current)}
     best, best_mean = current, 0.0
-    for arch, score in scores.items():
-      record.update({f'nas/step0/{arch}': score.error, f'nas/oof/{arch}/loss': score.loss,
-                     f'nas/oof/{arch}/loss_se': score.loss_se})
+    for arch, candidate in scores.items():
+      record.update({f'nas/step0/{arch}': candidate.error, f'nas/oof/{arch}/loss': candidate.loss,
+                     f'nas/oof/{arch}/loss_se': candidate.loss_se})
       if arch != current:
-        mean, se, t = paired_evidence(scores[current], score)
+        mean, se, t = paired_evidence(scores[current], candidate, score)
         record.update({f'nas/oof/{arch}/advantage': mean, f'nas/oof/{arch}/advantage_se': se, f'nas/oof/{arch}/t': t})
         if t > evidence and mean > best_mean:
           best, best_mean = arch, mean

@@ -248,7 +248,8 @@ def test_the_safe_search_stays_without_evidence_and_moves_on_it_shrinking_too(mo
   assert set(k[len('nas/step0/'):] for k in first if k.startswith('nas/step0/')) == {'A(1,1)', 'A(2,1)', 'A(1,2)'}
   # Round 1 from A(2,1): its shrink A(1,1) and its expansion in the 2 x 2 grid are candidates; the shrink wins.
   assert {k[len('nas/step0/'):] for k in second if k.startswith('nas/step0/')} == {'A(2,1)', 'A(1,1)', 'A(2,2)'}
-  assert second['nas/oof/A(1,1)/t'] > 2.0 and second['nas/oof/A(1,1)/advantage'] > 0.4
+  # The advantage in the probability of the true class: exp(-0.3) - exp(-0.8) = 0.29.
+  assert second['nas/oof/A(1,1)/t'] > 2.0 and second['nas/oof/A(1,1)/advantage'] == pytest.approx(0.29, abs=0.02)
   assert abs(state.history[2]['nas/oof/A(2,1)/t']) < 2.0 or state.history[2]['nas/oof/A(2,1)/advantage'] <= 0
   assert first['nas/candidates'] == 3 and first['nas/candidate_steps'] == 3 * 33 and first['nas/folds'] == 3
   # Every fold mask lies within L, the folds are disjoint and cover L, and one split serves every candidate.
@@ -329,3 +330,19 @@ def test_a_safe_search_killed_after_its_choice_resumes_to_the_same_rows(monkeypa
   resumed = _run_with_crashes(str(tmp_path), _tiny_splits(), config, 'entropy', policy, {'case': 'safe'},
                               crashes=((0, 'policy'), (1, 'policy')))
   assert _without_times(resumed.history) == _without_times(whole.history)
+
+
+def test_the_evidence_compares_correctness_or_the_probability_of_the_true_class():
+  items = np.arange(4)
+  current = nas.OutOfFold(items, -np.log(np.array([0.9, 0.5, 0.3, 0.6])), np.array([1, 1, 0, 1], bool), 10)
+  other = nas.OutOfFold(items, -np.log(np.array([0.95, 0.6, 0.45, 0.7])), np.array([1, 1, 0, 1], bool), 10)
+  # Equal correctness on every item: no evidence; the probabilities are higher on every item: evidence.
+  assert nas.paired_evidence(current, other, 'correct') == (0.0, 0.0, 0.0)
+  mean, se, t = nas.paired_evidence(current, other, 'probability')
+  differences = np.array([0.05, 0.1, 0.15, 0.1])
+  assert mean == pytest.approx(differences.mean()) and se == pytest.approx(differences.std(ddof=1) / 2)
+  assert t == pytest.approx(mean / se) and t > 2.0
+  with pytest.raises(ValueError, match='evidence score'):
+    nas.paired_evidence(current, other, 'loss')
+  with pytest.raises(ValueError, match='evidence score'):
+    nas.safe_policy(score='loss')

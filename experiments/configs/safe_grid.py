@@ -17,20 +17,18 @@ Every row holds out the same 2,000 images (data.validation_size), so the pools a
                 (test split as drawn, balanced)
   '...:smoke'   seconds, for tests
 
-Loading this config registers the study policies (`heldout_best`), so any runner takes it, `jal-run-parts`
-included (seed-major parts: whole paired seeds finish first), from the repository root:
+Loading this config registers the study policies (`heldout_best`), so the parts runner takes it too (seed-major
+parts: whole paired seeds finish first), from the repository root:
 
-  jal-run-parts --config=experiments/configs/safe_grid.py --workdir=docs/results/safe_grid_28x28 --jobs=1
+  python -m jal.cli.run_parts --config=experiments/configs/safe_grid.py --workdir=docs/results/safe_grid_28x28
 """
-
-import os
-import sys
 
 from jal import experiment
 
-# experiments/ is not installed with jal: the repository root, so that the study policies import from any runner.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments import inas_studies  # noqa: E402
+try:  # From the repository root (python -m jal.cli.run_parts), or beside it (python experiments/inas_study.py).
+  from experiments import inas_studies
+except ImportError:
+  import inas_studies
 
 DATASETS = ('', 'small', 'imbalanced')
 
