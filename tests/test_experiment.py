@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import os
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -234,7 +235,9 @@ def test_the_safe_grid_config_names_three_datasets_and_registers_its_upper_bound
   import importlib.util
   studies = ('inas_study', 'inheritance_study', 'heldout_best')
   monkeypatch.setattr(experiment, 'POLICIES', {k: v for k, v in experiment.POLICIES.items() if k not in studies})
-  spec = importlib.util.spec_from_file_location('safe_grid', 'experiments/configs/safe_grid.py')
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments', 'configs',
+                      'safe_grid.py')
+  spec = importlib.util.spec_from_file_location('safe_grid', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   full, small, tailed = (module.get_config(arg) for arg in ('', 'small', 'imbalanced'))
