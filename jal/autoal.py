@@ -229,14 +229,19 @@ def relaxed_selection(weight_logits: jax.Array, scores: jax.Array, query_fractio
   """
   weights = jax.nn.softmax(weight_logits, axis=-1)
   thresholds = mixture_thresholds(scores, query_fraction, rng, config)
-  if config.temperature == 'calibrated':
-    temperature = calibrated_temperature(scores, thresholds, weights, query_fraction * scores.shape[0])
-  elif config.temperature == 'std':
-    temperature = jax.lax.stop_gradient(jnp.mean(jnp.std(scores, axis=0))) + 1e-12
-  else:
-    temperature = config.temperature
+  temperature = selection_temperature(scores, thresholds, weights, query_fraction * scores.shape[0], config)
   per_candidate = jax.nn.sigmoid((scores - thresholds) / temperature)
   return jnp.sum(weights * per_candidate, axis=-1), per_candidate
+
+
+def selection_temperature(scores: jax.Array, thresholds: jax.Array, weights: jax.Array, target: float,
+                          config: AutoALConfig) -> jax.Array:
+  """τ per `config.temperature`: calibrated to a relaxed count of `target`, the scores' mean std, or a number."""
+  if config.temperature == 'calibrated':
+    return calibrated_temperature(scores, thresholds, weights, target)
+  if config.temperature == 'std':
+    return jax.lax.stop_gradient(jnp.mean(jnp.std(scores, axis=0))) + 1e-12
+  return jnp.float32(config.temperature)
 
 
 def selection_regulariser(selection: jax.Array, query_fraction: float, differentiable: bool = True) -> jax.Array:
@@ -574,12 +579,7 @@ def integrated_scores(weights: np.ndarray, scores: np.ndarray, unlabeled_mask: n
   fraction = budget / len(unlabeled)
   sample_scores, sample_weights = jnp.asarray(scores[rows]), jnp.asarray(weights[rows])
   thresholds = mixture_thresholds(sample_scores, fraction, threshold_rng, config)
-  if config.temperature == 'calibrated':
-    temperature = calibrated_temperature(sample_scores, thresholds, sample_weights, fraction * len(rows))
-  elif config.temperature == 'std':
-    temperature = jnp.mean(jnp.std(sample_scores, axis=0)) + 1e-12
-  else:
-    temperature = config.temperature
+  temperature = selection_temperature(sample_scores, thresholds, sample_weights, fraction * len(rows), config)
   per_candidate = jax.nn.sigmoid((jnp.asarray(scores) - thresholds) / temperature)
   return np.asarray(jnp.sum(jnp.asarray(weights) * per_candidate, axis=-1))
 
