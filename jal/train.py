@@ -1,9 +1,11 @@
 """The training engine: SGD on a labelled subset with a round-independent step count (active-iNAS §5.1; SPEC §3).
 
 An "epoch" is a fixed number of examples drawn from the labelled set (the paper over-samples S to 50,000), so the
-number of steps and every shape are the same whatever |L| is: the labelled set is a mask over the pool, each
-epoch visits the labelled items in a fresh random order (cycling when |L| is smaller than the epoch), and one
-jitted, donated step gathers its batch on the device. Nothing recompiles between active-learning rounds.
+number of steps is the same whatever |L| is. The labelled set is a mask over the pool, but only L's images go to
+the device, padded to a power-of-two bucket (`bucket_size`), so a pool of any size stays on the host (or on disk)
+and a growing L recompiles the step once per doubling past 16 MiB. Each epoch visits the labelled items in a fresh
+random order (cycling when |L| is smaller than the epoch), and one jitted, donated step gathers its batch on the
+device.
 
 Several seeds train at once (`train(..., rngs=[R keys])`), either vmapped or one after another
 (`seed_parallelism`, the one place that chooses). Data parallelism uses `jax.jit` with a `NamedSharding`
@@ -253,20 +255,42 @@ def train_step(
   return new_state, {'train/loss': loss, 'train/accuracy': accuracy}
 
 
-def epoch_order(labeled_mask: jax.Array, rng: jax.Array) -> jax.Array:
-  """A random order of the labelled items: [N] pool indices, the labelled ones first in random order."""
-  keys = jax.random.uniform(rng, labeled_mask.shape)
-  return jnp.argsort(jnp.where(labeled_mask, keys, 2.0)).astype(jnp.int32)
+# The least device memory the labelled set is padded to: small runs (|L| under a few thousand small images)
+# compile the training step once, as when the whole pool sat on the device.
+LABELED_BUCKET_BYTES = 16 << 20
+
+
+def bucket_size(num_labeled: int, pool_size: int, row_bytes: int, min_bytes: int | None = None) -> int:
+  """Rows the labelled set is padded to on the device: the next power of two >= `num_labeled`, at least
+  `min_bytes` (default `LABELED_BUCKET_BYTES`) of rows of `row_bytes` (rounded down to a power of two, >= 64),
+  at most `pool_size`. A growing L recompiles the training step once per doubling past that, not every round."""
+  min_bytes = LABELED_BUCKET_BYTES if min_bytes is None else min_bytes
+  least = max(64, 1 << max(0, (min_bytes // max(1, row_bytes)).bit_length() - 1))
+  return min(pool_size, max(least, 1 << max(0, int(num_labeled) - 1).bit_length()))
+
+
+def epoch_order(items: jax.Array, num_labeled: jax.Array, rng: jax.Array, pool_size: int) -> jax.Array:
+  """A random order of the labelled set's slots: [B] slot indices, the |L| filled ones first in random order.
+
+  `items` [B] holds each slot's pool index (slots past `num_labeled` are padding). The random keys are drawn over
+  the whole pool's `pool_size` indices and read at L's, so an item's place in the order depends on its pool index
+  and the key only, never on how L is stored or padded (rows stay those of a run that kept the pool on device).
+  """
+  keys = jax.random.uniform(rng, (pool_size,))[items]
+  return jnp.argsort(jnp.where(jnp.arange(items.shape[0]) < num_labeled, keys, 2.0)).astype(jnp.int32)
 
 
 def _sample_and_step(
-    state, images, labels, order, num_labeled, step_in_epoch, rng, *, model, tx, augment_config,
-    batch_size, data_sharding,
+    state, images, labels, order, num_labeled, step_in_epoch, rng, mean=None, std=None, *, model, tx,
+    augment_config, batch_size, data_sharding, scale=None,
 ):
-  """Gathers the batch for `step_in_epoch` from the epoch's order (cycling over |L|) and takes one step."""
+  """Gathers the batch for `step_in_epoch` from the epoch's order (cycling over |L|) and takes one step; with
+  `scale`, the batch's raw pixels are normalised first: (x / scale - mean) / std."""
   positions = (step_in_epoch * batch_size + jnp.arange(batch_size)) % num_labeled
   indices = order[positions]
   batch_images, batch_labels = images[indices], labels[indices]
+  if scale is not None:
+    batch_images = (batch_images.astype(jnp.float32) / scale - mean) / std
   if data_sharding is not None:
     batch_images = jax.lax.with_sharding_constraint(batch_images, data_sharding)
     batch_labels = jax.lax.with_sharding_constraint(batch_labels, data_sharding)
@@ -276,14 +300,14 @@ def _sample_and_step(
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_step(model, tx, augment_config, batch_size, data_sharding, vmapped):
-  """The jitted, donated step for one (model, optimiser, batch layout); cached so rounds reuse it."""
+def _compiled_step(model, tx, augment_config, batch_size, data_sharding, vmapped, scale=None):
+  """The jitted, donated step for one (model, optimiser, batch layout, pixel scale); cached so rounds reuse it."""
   body = functools.partial(
       _sample_and_step, model=model, tx=tx, augment_config=augment_config, batch_size=batch_size,
-      data_sharding=data_sharding,
+      data_sharding=data_sharding, scale=scale,
   )
   if vmapped:
-    body = jax.vmap(body, in_axes=(0, None, None, 0, None, None, 0))
+    body = jax.vmap(body, in_axes=(0, None, None, 0, None, None, 0, None, None))
   return jax.jit(body, donate_argnums=0, compiler_options=cpu_fusions.compiler_options(model, 'train'))
 
 
@@ -339,8 +363,8 @@ def _warm_init(model, tx, image_shape, variables, vmapped, replicated):
   return init_fn
 
 
-_compiled_epoch_order = jax.jit(epoch_order)
-_compiled_epoch_orders = jax.jit(jax.vmap(epoch_order, in_axes=(None, 0)))
+_compiled_epoch_order = jax.jit(epoch_order, static_argnames='pool_size')
+_compiled_epoch_orders = jax.jit(jax.vmap(epoch_order, in_axes=(None, None, 0, None)), static_argnums=3)
 
 
 def as_key_batch(rngs: jax.Array) -> jax.Array:
@@ -366,8 +390,15 @@ def _split_named(rng: jax.Array, batched: bool) -> tuple[jax.Array, jax.Array, j
   return init_rng, order_rng, step_rng
 
 
+def _gather_rows(images, items: np.ndarray, rows: int, dtype) -> np.ndarray:
+  """[rows, H, W, C] `dtype` on the host: the images at `items` (from a numpy array, a memory map, a
+  `jal.data.NpyPool` or a device array: only those rows are read), zero-padded to `rows`."""
+  gathered = np.asarray(images[items], dtype)
+  return np.concatenate([gathered, np.zeros((rows - len(items), *gathered.shape[1:]), dtype)])
+
+
 def _validate_training_data(images, labels, labeled_mask, num_classes):
-  if images.ndim != 4:
+  if len(images.shape) != 4:
     raise ValueError(f'images must be [N, H, W, C], got shape {images.shape}.')
   if labels.shape != (images.shape[0],):
     raise ValueError(
@@ -403,6 +434,7 @@ def train(
     schedule_fraction: float = 1.0,
     mesh: Mesh | None = None,
     init: dict | None = None,
+    normalization: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TrainResult:
   """Trains R independent models of one architecture on the labelled items of a pool.
 
@@ -410,7 +442,9 @@ def train(
     model: the network (`jal.models.build_model`, or any Flax module whose `apply(..., train=)` returns a
       `jal.models.ModelOutput` and that has a `num_classes` attribute).
     config: optimisation hyper-parameters.
-    images: [N, H, W, C] float32 pool images (normalised).
+    images: [N, H, W, C] float32 pool images (normalised), or with `normalization` raw pixels (uint8 is scaled
+      by 1/255): a numpy array, a memory map, a `jal.data.NpyPool` or a device array. Only the labelled rows are
+      read, and only they go to the device (uint8 stays uint8 there).
     labels: [N] int labels; only entries where `labeled_mask` is True are read.
     rngs: [R] PRNG keys, one per seed (a single key trains one model); each key fixes the initialisation, the
       example order, the augmentation and dropout of its model.
@@ -424,6 +458,8 @@ def train(
     init: variables {'params', 'batch_stats'} every seed starts from instead of a fresh initialisation (a warm
       start, e.g. weights inherited from a parent: `jal.inherit`); the optimiser state starts fresh. Its tree
       must be the model's.
+    normalization: (mean [C], std [C]) applied on the device to each batch of raw `images`
+      (`jal.data.normalization_stats`), as `jal.predict.predict` does.
 
   Returns:
     A TrainResult with the R states stacked and a per-seed history.
@@ -434,7 +470,8 @@ def train(
   start = time.perf_counter()
   rngs = as_key_batch(rngs)
   num_seeds = rngs.shape[0]
-  images = np.asarray(images) if not isinstance(images, jax.Array) else images
+  if not hasattr(images, 'shape'):
+    images = np.asarray(images)
   labels = np.asarray(labels) if not isinstance(labels, jax.Array) else labels
   if labeled_mask is None:
     labeled_mask = np.ones(labels.shape, bool)
@@ -452,18 +489,28 @@ def train(
     )
   replicated = NamedSharding(mesh, P())
   data_sharding = NamedSharding(mesh, P('data')) if num_devices > 1 else None
-  images = jax.device_put(jnp.asarray(images, jnp.float32), replicated)
-  labels = jax.device_put(jnp.asarray(np.where(labeled_mask, labels, 0), jnp.int32), replicated)
-  mask = jax.device_put(jnp.asarray(labeled_mask), replicated)
+  # Only L goes to the device, padded to a bucket (`bucket_size`): never the pool, whose size does not matter.
+  pool_size = labels.shape[0]
+  items = np.flatnonzero(labeled_mask)
+  dtype = images.dtype if normalization is not None else np.float32
+  row_bytes = int(np.prod(images.shape[1:])) * np.dtype(dtype).itemsize
+  padded = np.zeros(bucket_size(num_labeled, pool_size, row_bytes), np.int32)
+  padded[:num_labeled] = items
+  scale, stats = None, (None, None)
+  if normalization is not None:
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    stats = tuple(jax.device_put(np.asarray(x, np.float32), replicated) for x in normalization)
+  images = _gather_rows(images, items, len(padded), dtype)
+  labels = jax.device_put(np.pad(np.asarray(labels[items], np.int32), (0, len(padded) - num_labeled)), replicated)
+  images = jax.device_put(images, replicated)
+  items = jax.device_put(padded, replicated)
   num_labeled_arr = jax.device_put(jnp.int32(num_labeled), replicated)
 
   vmapped = seed_parallelism(config.seed_parallelism) == 'vmap' and num_seeds > 1
   total_steps = config.total_steps
   tx = make_optimizer(config, total_steps)
   image_shape = tuple(images.shape[1:])
-  step_fn = _compiled_step(
-      model, tx, config.augment, config.batch_size, data_sharding, vmapped
-  )
+  step_fn = _compiled_step(model, tx, config.augment, config.batch_size, data_sharding, vmapped, scale)
   init_fn = _compiled_init(model, tx, image_shape, vmapped, replicated)
   if init is not None:
     init_fn = _warm_init(model, tx, image_shape, init, vmapped, replicated)
@@ -480,12 +527,12 @@ def train(
     started = time.perf_counter()
     while step < run_steps:
       order = (_compiled_epoch_orders if vmapped else _compiled_epoch_order)(
-          mask, fold(order_rng, epoch))
+          items, num_labeled_arr, fold(order_rng, epoch), pool_size)
       epoch_metrics = []
       for step_in_epoch in range(min(steps_per_epoch, run_steps - step)):
         state, metrics = step_fn(
             state, images, labels, order, num_labeled_arr, jnp.int32(step_in_epoch),
-            fold(step_rng, step),
+            fold(step_rng, step), *stats,
         )
         epoch_metrics.append(metrics)
         step += 1

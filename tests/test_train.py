@@ -11,6 +11,7 @@ import optax
 import pytest
 
 from jal.augment import AugmentConfig
+from jal.data import Dataset, NpyPool, normalization_stats, normalize
 from jal.models import ModelConfig, build_model
 from jal.predict import evaluate, predict
 from jal.search_space import Architecture
@@ -109,12 +110,70 @@ def test_batches_come_only_from_the_labelled_set(tiny_problem):
   images, labels = tiny_problem
   mask = np.zeros(len(labels), bool)
   mask[[3, 10, 50]] = True
-  order = train_lib.epoch_order(jnp.asarray(mask), jax.random.key(0))
-  assert sorted(np.asarray(order[:3]).tolist()) == [3, 10, 50]
+  items = jnp.asarray([3, 10, 50, 0, 0, 0, 0, 0], jnp.int32)  # Three labelled slots, then padding.
+  order = train_lib.epoch_order(items, jnp.int32(3), jax.random.key(0), len(labels))
+  assert sorted(np.asarray(order[:3]).tolist()) == [0, 1, 2]
   # Unlabelled items' labels may be anything (here out of range): they are never read.
   garbage = np.where(mask, labels, 99)
   result = train(_model(), TINY, images, garbage, jax.random.key(0), mask)
   chex.assert_tree_all_finite(result.state.params)
+
+
+class _CountingPool(NpyPool):
+  """An on-disk pool that records how many rows each read takes."""
+
+  def __init__(self, path):
+    super().__init__(path)
+    self.rows_read = []
+
+  def __getitem__(self, index):
+    rows = super().__getitem__(index)
+    self.rows_read.append(len(rows))
+    return rows
+
+
+def test_training_sends_only_the_labelled_rows_to_the_device(tmp_path, monkeypatch):
+  # A 4,096-item uint8 pool on disk, 40 of them labelled: training reads those 40 rows once, sends no array with
+  # the pool's length to the device, and equals training on the pool normalised in memory.
+  monkeypatch.setattr(train_lib, 'LABELED_BUCKET_BYTES', 64 * 64)  # A 64-row floor (the default's is 16 MiB).
+  rng = np.random.default_rng(0)
+  raw = rng.integers(0, 256, (4096, 8, 8, 1), dtype=np.uint8)
+  labels = (raw[:, 2:6, 2:6, 0].mean(axis=(1, 2)) > 127).astype(np.int32)
+  np.save(tmp_path / 'pool.npy', raw)
+  pool = _CountingPool(str(tmp_path / 'pool.npy'))
+  mask = np.zeros(len(raw), bool)
+  mask[rng.choice(len(raw), 40, replace=False)] = True
+  stats = normalization_stats(raw)
+  placed = []
+  device_put = jax.device_put
+  monkeypatch.setattr(jax, 'device_put', lambda x, *a, **k: placed.append(np.shape(x)) or device_put(x, *a, **k))
+  streamed = train(_model(), TINY, pool, labels, jax.random.key(0), mask, normalization=stats)
+  monkeypatch.undo()
+  assert pool.rows_read == [40]
+  assert placed and all(not shape or shape[0] != len(raw) for shape in placed)
+  assert max(shape[0] for shape in placed if shape) == train_lib.bucket_size(40, len(raw), 64, min_bytes=64 * 64) == 64
+  in_memory = normalize(Dataset(raw, labels, 2), *stats).images
+  reference = train(_model(), TINY, in_memory, labels, jax.random.key(0), mask)
+  chex.assert_trees_all_close(streamed.state.params, reference.state.params, atol=1e-5)
+
+
+def test_a_growing_labelled_set_compiles_once_per_bucket(tiny_problem, monkeypatch):
+  images, labels = tiny_problem
+  images, labels = np.tile(images, (8, 1, 1, 1)), np.tile(labels, 8)  # 512 items.
+  monkeypatch.setattr(train_lib, 'LABELED_BUCKET_BYTES', 64 * 256)  # A 64-row floor for 8x8x1 float32 rows.
+  traces = []
+  step = train_lib.train_step
+  monkeypatch.setattr(train_lib, 'train_step', lambda *a, **k: traces.append(1) or step(*a, **k))
+  train_lib._compiled_step.cache_clear()
+  model = _model(width=3)  # A model no other test compiled.
+  sizes = range(30, 330, 30)  # Ten rounds: 30 -> 300 labels.
+  for size in sizes:
+    mask = np.zeros(len(labels), bool)
+    mask[:size] = True
+    train(model, dataclasses.replace(TINY, epochs=1, augment=AugmentConfig()), images, labels,
+          jax.random.key(size), mask)
+  train_lib._compiled_step.cache_clear()
+  assert len(traces) == len({train_lib.bucket_size(n, len(labels), 256) for n in sizes}) == 4  # 64 ... 512.
 
 
 def test_fraction_truncates_the_schedule(tiny_problem):
