@@ -79,8 +79,9 @@ class Dataset:
     """The examples at `indices`, in that order."""
     indices = np.asarray(indices)
     ids = self.item_ids
+    images = self.images[indices] if isinstance(self.images, np.ndarray) else PoolView(self.images, indices)
     return dataclasses.replace(
-        self, images=self.images[indices], labels=self.labels[indices], name=name or self.name,
+        self, images=images, labels=self.labels[indices], name=name or self.name,
         ids=tuple(ids[i] for i in indices))
 
 
@@ -113,10 +114,16 @@ class Splits:
             f'{split.name} has {split.num_classes} classes but the pool has {self.pool.num_classes}.')
 
 
+def is_lazy(images) -> bool:
+  """Whether `images` is a random-access source read row by row (`NpyPool`, `PoolView`), not an in-memory array."""
+  return not isinstance(images, np.ndarray) and all(hasattr(images, a) for a in ('shape', 'dtype', '__getitem__'))
+
+
 def _validate(images, labels, num_classes, name):
-  if not isinstance(images, np.ndarray) or not isinstance(labels, np.ndarray):
-    raise TypeError(f'{name}: images and labels must be numpy arrays (use np.asarray).')
-  if images.ndim != 4:
+  if not (isinstance(images, np.ndarray) or is_lazy(images)) or not isinstance(labels, np.ndarray):
+    raise TypeError(f'{name}: images must be a numpy array or a random-access source (jal.data.NpyPool), labels '
+                    'a numpy array (use np.asarray).')
+  if len(images.shape) != 4:
     raise ValueError(
         f'{name}: images must be [N, H, W, C] (NHWC), got shape {images.shape}; add a channel axis to '
         'grayscale images with images[..., None].')
@@ -140,9 +147,17 @@ def _validate(images, labels, num_classes, name):
     raise ValueError(
         f'{name}: labels must lie in [0, {num_classes}), found [{low}, {high}]; fix num_classes or the '
         'label encoding.')
-  if images.dtype == np.float32 and not np.isfinite(images).all():
-    bad = int(np.count_nonzero(~np.isfinite(images).reshape(images.shape[0], -1).all(axis=1)))
-    raise ValueError(f'{name}: {bad} images contain NaN or inf; clean or drop them before loading.')
+  if images.dtype == np.float32 and not isinstance(images, PoolView):  # A view normalises checked pixels.
+    bad = sum(int(np.count_nonzero(~np.isfinite(block).reshape(len(block), -1).all(axis=1)))
+              for block in row_blocks(images))
+    if bad:
+      raise ValueError(f'{name}: {bad} images contain NaN or inf; clean or drop them before loading.')
+
+
+def row_blocks(images, chunk: int = 8192):
+  """[<= chunk, H, W, C] numpy blocks of `images` in order: a pool of any size or source read a chunk at a time."""
+  for start in range(0, images.shape[0], chunk):
+    yield np.asarray(images[start:start + chunk])
 
 
 def from_arrays(
@@ -483,14 +498,48 @@ class NpyPool:
       del array
 
 
+class PoolView:
+  """A pool larger than memory, seen as the [N, H, W, C] array the loop reads: rows of a random-access source
+  (`NpyPool`, an `np.memmap`, another view), optionally a subset of them (`rows`) and normalised per channel as
+  they are read ((x / 255 - mean) / std for uint8, as `normalize`). Only the rows asked for are ever read, so
+  training (L's rows), scoring (a chunk at a time) and the oracle (a batch) never hold the pool."""
+
+  ndim = 4
+
+  def __init__(self, source, rows: np.ndarray | None = None,
+               normalization: tuple[np.ndarray, np.ndarray] | None = None):
+    if len(source.shape) != 4:
+      raise ValueError(f'A pool view reads [N, H, W, C] images, got shape {source.shape}.')
+    self.source, self.normalization = source, normalization
+    self.rows = None if rows is None else np.asarray(rows, np.int64)
+    count = source.shape[0] if self.rows is None else len(self.rows)
+    self.shape = (count, *source.shape[1:])
+    self.dtype = np.dtype(np.float32) if normalization is not None else np.dtype(source.dtype)
+
+  def __len__(self) -> int:
+    return self.shape[0]
+
+  def __getitem__(self, index) -> np.ndarray:
+    if self.rows is not None:
+      index = self.rows[index]
+    elif not isinstance(index, slice | int | np.integer):
+      index = np.asarray(index)
+    block = np.asarray(self.source[index])
+    if self.normalization is None:
+      return block
+    mean, std = self.normalization
+    scaled = block.astype(np.float32) / (255.0 if block.dtype == np.uint8 else 1.0)
+    return ((scaled - mean) / std).astype(np.float32)
+
+
 def streaming_normalization_stats(images, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
   """`normalization_stats` of a pool read `chunk` rows at a time (float64 sums: exact enough at any N; one
   float32 copy of a chunk alive at a time)."""
   total = total_sq = 0.0
   count = 0
   scale = 255.0 if images.dtype == np.uint8 else 1.0
-  for start in range(0, images.shape[0], chunk):
-    block = np.asarray(images[start:start + chunk], np.float32) / scale
+  for block in row_blocks(images, chunk):
+    block = block.astype(np.float32) / scale
     total = total + block.sum(axis=(0, 1, 2), dtype=np.float64)
     total_sq = total_sq + np.square(block).sum(axis=(0, 1, 2), dtype=np.float64)
     count += block.shape[0] * block.shape[1] * block.shape[2]
@@ -508,8 +557,10 @@ def normalization_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def normalize(dataset: Dataset, mean: np.ndarray, std: np.ndarray) -> Dataset:
-  """(x / 255 - mean) / std per channel (x / 255 only for uint8 inputs); returns float32 images."""
-  scaled = dataset.images.astype(np.float32) / (255.0 if dataset.images.dtype == np.uint8 else 1.0)
+  """(x / 255 - mean) / std per channel (x / 255 only for uint8 inputs); returns float32 images (a lazy
+  source is read whole: for the small splits; a pool stays lazy in `make_splits`)."""
+  images = dataset.images if isinstance(dataset.images, np.ndarray) else np.asarray(dataset.images[:])
+  scaled = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
   return dataclasses.replace(dataset, images=((scaled - mean) / std).astype(np.float32))
 
 
@@ -532,6 +583,10 @@ def make_splits(
 ) -> Splits:
   """Seeded pool / validation / test splits, normalised with the pool's per-channel statistics.
 
+  A training split whose images are a random-access source (`NpyPool`, a `PoolView`) keeps its pool there: the
+  statistics are summed chunk by chunk (`streaming_normalization_stats`) and the pool is a `PoolView` that
+  normalises the rows it reads; validation and test are read into memory.
+
   Args:
     train: the dataset's training split; validation and pool are drawn from it without overlap.
     test: the official test split (optionally subsampled to `test_size`).
@@ -553,12 +608,14 @@ def make_splits(
   pool_idx = rest[_sample(pool_size, len(rest), rng, 'pool_size')] if pool_size else rest
   test_idx = _sample(test_size, len(test), rng, 'test_size')
   pool = train.subset(np.sort(pool_idx), f'{train.name}:pool')
-  mean, std = normalization_stats(pool.images)
+  lazy = is_lazy(pool.images)
+  mean, std = (streaming_normalization_stats if lazy else normalization_stats)(pool.images)
   validation = (
       normalize(train.subset(np.sort(validation_idx), f'{train.name}:validation'), mean, std)
       if validation_size else None)
   return Splits(
-      pool=normalize(pool, mean, std),
+      pool=(dataclasses.replace(pool, images=PoolView(pool.images, normalization=(mean, std))) if lazy
+            else normalize(pool, mean, std)),
       validation=validation,
       test=normalize(test.subset(np.sort(test_idx)), mean, std),
       mean=mean,

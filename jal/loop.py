@@ -27,7 +27,7 @@ from jal import checkpoint as checkpoint_lib
 from jal import inherit as inherit_lib
 from jal import progress as progress_lib
 from jal import query as query_lib
-from jal.data import Dataset, Splits
+from jal.data import Dataset, Splits, row_blocks
 from jal.models import ModelConfig, ModelFn, count_params, init_variables
 from jal.models import model_fn as default_model_fn
 from jal.oracle import Oracle, SimulatedOracle
@@ -302,8 +302,11 @@ def _abstract_train_state(model, config: TrainConfig, image_shape) -> TrainState
 def pool_fingerprint(pool: Dataset) -> dict:
   """What identifies a pool: its size and digests of its item ids and images (a restore refuses another)."""
   ids = hashlib.sha256('\n'.join(pool.item_ids).encode()).hexdigest()
-  images = hashlib.sha256(np.ascontiguousarray(pool.images).tobytes()).hexdigest()
-  return {'size': len(pool), 'ids_sha256': ids, 'images_sha256': images}
+  images = hashlib.sha256()
+  for block in row_blocks(pool.images):  # The digest of the whole array's bytes, read a chunk at a time.
+    images.update(np.ascontiguousarray(block).tobytes())
+  return {'size': len(pool), 'ids_sha256': ids, 'images_sha256': images.hexdigest()}
+
 
 
 POOL_FILE = 'pool_items.json'
@@ -312,9 +315,11 @@ POOL_FILE = 'pool_items.json'
 def _pool_items(splits: Splits) -> dict:
   """Item ids and a short digest of each item's image before normalisation (a pool whose statistics moved
   because one image was added still shows only that image): what a changed pool is compared against."""
-  raw = np.round((splits.pool.images * splits.std + splits.mean) * 255.0).astype(np.int32)
-  return {'ids': list(splits.pool.item_ids),
-          'digests': [hashlib.sha1(image.tobytes()).hexdigest()[:16] for image in np.ascontiguousarray(raw)]}
+  digests = []
+  for block in row_blocks(splits.pool.images):
+    raw = np.round((block * splits.std + splits.mean) * 255.0).astype(np.int32)
+    digests.extend(hashlib.sha1(image.tobytes()).hexdigest()[:16] for image in np.ascontiguousarray(raw))
+  return {'ids': list(splits.pool.item_ids), 'digests': digests}
 
 
 def _pool_changes(directory: str, splits: Splits) -> str:

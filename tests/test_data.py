@@ -224,3 +224,22 @@ def test_resize_averages_areas_and_keeps_uint8():
   assert np.all(np.abs(small.images[2].astype(int) - 128) <= 43) and abs(small.images[2].mean() - 127.5) < 3
   with pytest.raises(ValueError, match='uint8 images'):
     data.resize(data.from_arrays(images.astype(np.float32), np.array([0, 1, 0])), 8)
+
+
+def test_a_pool_on_disk_stays_there_and_is_checked_like_an_array(tmp_path):
+  rng = np.random.default_rng(0)
+  images = rng.normal(size=(40, 4, 4, 1)).astype(np.float32)
+  np.save(tmp_path / 'pool.npy', images)
+  dataset = data.Dataset(data.NpyPool(str(tmp_path / 'pool.npy')), np.arange(40) % 2, 2, name='disk')
+  subset = dataset.subset(np.array([5, 1, 30]))
+  assert isinstance(subset.images, data.PoolView) and subset.images.shape == (3, 4, 4, 1)
+  np.testing.assert_array_equal(subset.images[:], images[[5, 1, 30]])
+  np.testing.assert_array_equal(subset.subset(np.array([2])).images[0], images[30])
+  splits = data.make_splits(dataset, data.from_arrays(images[:8], np.arange(8) % 2), validation_size=4)
+  assert isinstance(splits.pool.images, data.PoolView) and isinstance(splits.validation.images, np.ndarray)
+  mean, std = data.streaming_normalization_stats(splits.pool.images.source)
+  np.testing.assert_allclose(splits.pool.images[:2], (splits.pool.images.source[:2] - mean) / std, rtol=1e-6)
+  images[7, 0, 0, 0] = np.nan
+  np.save(tmp_path / 'bad.npy', images)
+  with pytest.raises(ValueError, match='1 images contain NaN'):
+    data.Dataset(data.NpyPool(str(tmp_path / 'bad.npy')), np.arange(40) % 2, 2)

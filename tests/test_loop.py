@@ -146,3 +146,40 @@ def test_a_user_defined_module_is_the_task_model_of_a_fixed_run(tmp_path, strate
   assert all(0.0 <= r['test/accuracy'] <= 1.0 for r in state.history)
   again = run(tmp_path)  # Restored from disk, by the model's name: finished, nothing trained.
   assert again.arch == 'tiny_cnn' and again.history == state.history
+
+
+def test_a_pool_on_disk_runs_and_resumes_as_the_same_pool_in_memory(tmp_path):
+  # An uint8 pool in a .npy file, read through `NpyPool`: make_splits keeps it there (a normalising `PoolView`),
+  # the loop trains, scores, fingerprints and checkpoints through row reads, a run stopped after round 0 resumes,
+  # and every row equals the run on the same normalised pool held in memory.
+  rng = np.random.default_rng(0)
+  raw = rng.integers(0, 256, (150, 8, 8, 1), dtype=np.uint8)
+  labels = (raw[:, 2:6, 2:6, 0].mean(axis=(1, 2)) > 127).astype(np.int32)
+  np.save(tmp_path / 'pool.npy', raw[:120])
+  source = data.Dataset(data.NpyPool(str(tmp_path / 'pool.npy')), labels[:120], 2, name='disk')
+  on_disk = data.make_splits(source, data.from_arrays(raw[120:], labels[120:]))
+  assert isinstance(on_disk.pool.images, data.PoolView) and on_disk.pool.images.dtype == np.float32
+  in_memory = dataclasses.replace(on_disk, pool=dataclasses.replace(on_disk.pool, images=on_disk.pool.images[:]))
+  config = loop.LoopConfig(loop.BudgetSchedule(10, 8, 26), TrainConfig(epochs=2, examples_per_epoch=32,
+                                                                        batch_size=16), ModelConfig(width=4))
+  policy = loop.fixed(Architecture(1, 1))
+  expected = loop.run(in_memory, config, 'coreset', policy, seed=1).history
+
+  class Stop(Exception):
+    pass
+
+  def stop_after_round_0(state):
+    if state.round == 1:
+      raise Stop
+
+  workdir = str(tmp_path / 'run')
+  with pytest.raises(Stop):
+    loop.run(on_disk, config, 'coreset', policy, seed=1, checkpointer=checkpoint.Checkpointer(workdir),
+             on_round=stop_after_round_0)
+  resumed = loop.run(on_disk, config, 'coreset', policy, seed=1, checkpointer=checkpoint.Checkpointer(workdir))
+  assert len(resumed.history) == len(expected) == 3
+
+  def outcome(rows):
+    return [{k: v for k, v in r.items() if not k.startswith(('time/', 'compile/'))} for r in rows]
+
+  assert outcome(resumed.history) == outcome(expected)
