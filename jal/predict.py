@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -87,7 +88,9 @@ def predict(
     dtype: the outputs' dtype (float16 halves them); default float32.
 
   Returns:
-    Predictions with logits and probs [N, C] and embeddings [N, D] (numpy arrays with `to_host`).
+    Predictions with logits and probs [N, C] and embeddings [N, D] (numpy arrays with `to_host`, and with
+    several processes: then each process reads and scores its own share of the images (`process_share`) and
+    every process receives every output, in pool order).
   """
   if len(images.shape) != 4:
     raise ValueError(f'images must be [N, H, W, C], got shape {images.shape}.')
@@ -98,6 +101,9 @@ def predict(
     scale = 255.0 if images.dtype == np.uint8 else 1.0
     stats = tuple(jnp.asarray(x, jnp.float32) for x in normalization)
   forward = _compiled_forward(model, data_sharding, scale, None if dtype is None else jnp.dtype(dtype))
+  if jax.process_count() > 1:
+    return _predict_by_process(forward, variables, images, batch_size, data_sharding,
+                               tuple(np.asarray(x, np.float32) for x in normalization or ()))
   num_images = images.shape[0]
   outputs = []
   for start, (chunk, count) in zip(range(0, num_images, batch_size), _chunks(images, batch_size)):
@@ -114,6 +120,40 @@ def predict(
     return Predictions(*outputs)
   logits, probs, embeddings = (jnp.concatenate(parts)[:num_images] for parts in zip(*outputs))
   return Predictions(logits, probs, embeddings)
+
+
+def process_share(num_images: int, process_index: int, process_count: int) -> tuple[int, int]:
+  """[start, stop): the contiguous rows of N that process `process_index` of `process_count` reads and scores
+  (shares differ by at most one row)."""
+  base, extra = divmod(num_images, process_count)
+  start = process_index * base + min(process_index, extra)
+  return start, start + base + (process_index < extra)
+
+
+def _predict_by_process(forward, variables, images, batch_size: int, data_sharding, stats: tuple) -> Predictions:
+  """Every process reads only its share of `images` (`process_share`), `batch_size / processes` rows per step;
+  the shares of one step form one global chunk over every device, and the outputs are gathered to every process
+  and put back in pool order. All processes take the same number of steps (the last ones padded)."""
+  count, shares = jax.process_count(), [process_share(images.shape[0], p, jax.process_count())
+                                        for p in range(jax.process_count())]
+  local = batch_size // count
+  start, stop = shares[jax.process_index()]
+  outputs = None
+  for step in range(max(1, max(-(-(b - a) // local) for a, b in shares))):
+    low = min(start + step * local, stop)
+    chunk = np.asarray(images[low:min(low + local, stop)])
+    chunk = chunk if stats else chunk.astype(np.float32)
+    chunk = np.concatenate([chunk, np.zeros((local - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+    global_chunk = jax.make_array_from_process_local_data(data_sharding, chunk, (batch_size, *chunk.shape[1:]))
+    parts = multihost_utils.process_allgather(forward(variables, global_chunk, *stats), tiled=True)
+    if outputs is None:
+      outputs = [np.empty((images.shape[0], *part.shape[1:]), part.dtype) for part in parts]
+    for process, (a, b) in enumerate(shares):
+      row = min(a + step * local, b)
+      rows = min(local, b - row)
+      for out, part in zip(outputs, parts):
+        out[row:row + rows] = part[process * local:process * local + rows]
+  return Predictions(*outputs)
 
 
 def _layout(mesh: Mesh | None, batch_size: int) -> tuple[int, NamedSharding | None]:

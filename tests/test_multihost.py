@@ -1,6 +1,7 @@
 """Several processes (jax.distributed) on one machine: two CPU processes over the loopback address, one device each,
-run the active-learning binary as one job. Same rows as one process with two devices (the same global batch and
-mesh), and only process 0 writes the workdir."""
+run the active-learning binary as one job. Each process reads and scores its half of the pool
+(`jal.predict.process_share`), the selection sees every score; same rows and picks as one process with two devices
+(the same global batch and mesh), and only process 0 writes the workdir."""
 
 import json
 import os
@@ -9,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+
+from jal.predict import process_share
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMAND = [sys.executable, '-m', 'jal.cli.active_learning', '--config=active_learning:smoke',
@@ -55,3 +58,11 @@ def test_two_processes_compute_what_one_process_with_two_devices_does(tmp_path):
   with open(tmp_path / 'two' / 'sessions.jsonl', encoding='utf-8') as f:
     sessions = [json.loads(line) for line in f]
   assert [(s['process_count'], s['device_count']) for s in sessions] == [(2, 2)]  # One writer.
+
+
+@pytest.mark.parametrize('num_images, processes', [(10, 2), (11, 2), (1_000_003, 4), (3, 4)])
+def test_process_shares_tile_the_pool(num_images, processes):
+  shares = [process_share(num_images, p, processes) for p in range(processes)]
+  assert shares[0][0] == 0 and shares[-1][1] == num_images
+  assert all(a[1] == b[0] for a, b in zip(shares, shares[1:]))
+  assert max(b - a for a, b in shares) - min(b - a for a, b in shares) <= 1
