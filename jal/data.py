@@ -293,13 +293,16 @@ def _tfds_error(name: str, split: str, data_dir: str | None, download: bool, err
       f"'{DEFAULT_DATASET}'. ({type(error).__name__}: {error})")
 
 
-def load_tfds(name: str, split: str, data_dir: str | None = None, download: bool = False) -> Dataset:
+def load_tfds(name: str, split: str, data_dir: str | None = None, download: bool = False,
+              lazy: bool = False) -> Dataset:
   """Any TFDS image-classification dataset with 'image' and 'label' features (cifar10, svhn_cropped, ...).
 
   Reads through `tfds.data_source`, which needs no TensorFlow once the dataset is prepared in the ArrayRecord
   format. Preparing (downloading) needs TensorFlow (`pip install 'jal[tf]'`): `download=True` prepares a missing
   dataset in ArrayRecord; a dataset TFDS prepared in its default TFRecord format raises with the command that
-  makes an ArrayRecord copy.
+  makes an ArrayRecord copy. `lazy`: the images stay in the ArrayRecord files and are decoded when a row is read
+  (`TFDSImages`; the labels are read in one streamed pass that skips decoding the images), for a split larger than
+  memory.
   """
   import tensorflow_datasets as tfds  # Imported here: it is slow to import and only this loader needs it.
 
@@ -312,12 +315,42 @@ def load_tfds(name: str, split: str, data_dir: str | None = None, download: bool
   if 'image' not in features or 'label' not in features:
     raise ValueError(f'TFDS dataset {name!r} has no image/label features: {list(features)}.')
   label_feature = features['label']
+  names = tuple(label_feature.names) if getattr(label_feature, 'names', None) else None
+  if lazy:
+    if None in tuple(features['image'].shape):
+      raise ValueError(f'TFDS dataset {name!r} has images of varying size {features["image"].shape}; a lazy split '
+                       'needs one image shape: resize them while preparing, or load it into memory.')
+    labels_only = tfds.data_source(name, split=split, data_dir=data_dir, builder_kwargs={'file_format': 'array_record'},
+                                   decoders={'image': tfds.decode.SkipDecoding()})
+    labels = np.fromiter((labels_only[i]['label'] for i in range(len(labels_only))), np.int32, len(labels_only))
+    return Dataset(TFDSImages(source, tuple(features['image'].shape)), labels, int(label_feature.num_classes),
+                   f'{name}/{split}', names)
   examples = [source[i] for i in range(len(source))]
   images = np.stack([np.asarray(e['image']) for e in examples]) if examples else np.zeros((0, 1, 1, 1))
   labels = np.asarray([e['label'] for e in examples], np.int32)
-  return from_arrays(
-      images, labels, int(label_feature.num_classes), f'{name}/{split}',
-      tuple(label_feature.names) if getattr(label_feature, 'names', None) else None)
+  return from_arrays(images, labels, int(label_feature.num_classes), f'{name}/{split}', names)
+
+
+class TFDSImages:
+  """The [N, H, W, C] uint8 images of a prepared TFDS split, decoded from its ArrayRecord files when rows are read
+  (`load_tfds(..., lazy=True)`): nothing is held in memory between reads."""
+
+  ndim = 4
+  dtype = np.dtype(np.uint8)
+
+  def __init__(self, source, image_shape: tuple[int, int, int]):
+    self.source, self.shape = source, (len(source), *image_shape)
+
+  def __len__(self) -> int:
+    return self.shape[0]
+
+  def __getitem__(self, index) -> np.ndarray:
+    if isinstance(index, int | np.integer):
+      return np.asarray(self.source[int(index)]['image'])
+    rows = range(*index.indices(len(self))) if isinstance(index, slice) else np.asarray(index).tolist()
+    records = self.source.__getitems__(list(rows)) if rows else []
+    return np.stack([np.asarray(r['image']) for r in records]) if records else np.zeros((0, *self.shape[1:]),
+                                                                                       np.uint8)
 
 
 def _to_uint8(image):
@@ -462,11 +495,12 @@ def load_image_folder(root: str, image_size: tuple[int, int] | None = None) -> S
 
 
 def load(name: str = DEFAULT_DATASET, split: str = 'train', data_dir: str | None = None,
-         download: bool = False) -> Dataset:
-  """A split by name: `DEFAULT_DATASET` reads local Fashion-MNIST IDX files, any other name goes to TFDS."""
+         download: bool = False, lazy: bool = False) -> Dataset:
+  """A split by name: `DEFAULT_DATASET` reads local Fashion-MNIST IDX files, any other name goes to TFDS (`lazy`:
+  its images stay on disk, `load_tfds`)."""
   if name == DEFAULT_DATASET:
     return load_fashion_mnist(split, data_dir)
-  return load_tfds(name, split, data_dir, download)
+  return load_tfds(name, split, data_dir, download, lazy)
 
 
 class NpyPool:
@@ -666,10 +700,15 @@ def load_splits(
     download: bool = False,
     image_size: int | None = None,
     imbalance: float = 1.0,
+    on_disk: bool = False,
 ) -> Splits:
   """`load` the train and test splits of `name`, then `make_splits` (`download`: prepare a missing TFDS dataset;
-  `image_size`: every image resized to that square size first, `resize`; `imbalance`: a long-tailed pool)."""
-  train, test = load(name, 'train', data_dir, download), load(name, test_split, data_dir, download)
+  `image_size`: every image resized to that square size first, `resize`; `imbalance`: a long-tailed pool;
+  `on_disk`: a TFDS pool stays in its files, read a row at a time, `PoolView`)."""
+  if on_disk and (name == DEFAULT_DATASET or image_size):
+    raise ValueError('on_disk reads a prepared TFDS dataset row by row: it does not apply to the embedded '
+                     f'{DEFAULT_DATASET} (which fits in memory) nor with image_size (resize while preparing).')
+  train, test = load(name, 'train', data_dir, download, lazy=on_disk), load(name, test_split, data_dir, download)
   if image_size:
     train, test = resize(train, image_size), resize(test, image_size)
   return make_splits(train, test, validation_size, pool_size, test_size, seed, imbalance)

@@ -104,6 +104,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.validation_size = 0           # Held out of the training data (never queried, never the test split).
   config.data.image_size = 0                # > 0: every image resized to this square size (area averaging).
   config.data.imbalance = 1.0               # > 1: a long-tailed pool, class K-1 this many times rarer than class 0.
+  config.data.on_disk = False               # True: a TFDS pool stays in its files, read a row at a time.
 
   config.budget = ml_collections.ConfigDict()
   config.budget.initial = 100
@@ -244,7 +245,7 @@ def load_data(config: ml_collections.ConfigDict, seed: int | None = None) -> dat
                           config.data.split_seed if seed is None else seed,
                           download=config.data.get('download', False),
                           image_size=config.data.get('image_size', 0) or None,
-                          imbalance=config.data.get('imbalance', 1.0))
+                          imbalance=config.data.get('imbalance', 1.0), on_disk=config.data.get('on_disk', False))
 
 
 def train_config(section: ml_collections.ConfigDict) -> TrainConfig:

@@ -85,3 +85,20 @@ def test_experiment_config_reads_a_prepared_tfds_dataset(tmp_path):
   splits = experiment.load_data(config)
   assert (len(splits.pool), len(splits.validation), len(splits.test)) == (20, 6, 10)
   assert splits.pool.images.shape[1:] == (8, 8, 3) and splits.mean.shape == (3,)
+
+
+def test_a_lazy_split_reads_rows_from_the_array_record_files(tmp_path):
+  in_memory = data.load_tfds(NAME, 'train', data_dir=str(tmp_path), download=True)
+  lazy = data.load_tfds(NAME, 'train', data_dir=str(tmp_path), lazy=True)
+  assert isinstance(lazy.images, data.TFDSImages) and lazy.images.shape == (30, 8, 8, 3)
+  np.testing.assert_array_equal(lazy.labels, in_memory.labels)
+  np.testing.assert_array_equal(lazy.images[[4, 0, 29]], in_memory.images[[4, 0, 29]])
+  np.testing.assert_array_equal(lazy.images[2:5], in_memory.images[2:5])
+  config = experiment.base_config()
+  config.data.name, config.data.data_dir, config.data.on_disk = NAME, str(tmp_path), True
+  config.data.validation_size, config.data.pool_size, config.data.test_size = 6, 20, 10
+  splits = experiment.load_data(config)
+  assert isinstance(splits.pool.images, data.PoolView) and splits.pool.images[:].shape == (20, 8, 8, 3)
+  config.data.on_disk = False
+  eager = experiment.load_data(config)
+  np.testing.assert_allclose(splits.pool.images[:], eager.pool.images, atol=1e-5)  # Stats summed in float64.
