@@ -494,6 +494,120 @@ def load_image_folder(root: str, image_size: tuple[int, int] | None = None) -> S
   return Splits(normalize(pool, mean, std), None, normalize(test, mean, std), mean, std)
 
 
+ARRAY_FILES = ('pool.npy', 'pool_labels.npy', 'labeled.npz', 'test.npz', 'classes.txt')
+
+
+def load_arrays(root: str) -> Splits:
+  """Your own images as numpy files, a pool to label (`--config.data.name=arrays`):
+
+      root/pool.npy          [N, H, W, C] uint8 (raw) or float32: the pool, read a row at a time (`NpyPool`)
+      root/pool_labels.npy   optional [N] ints: the pool's labels, -1 where nobody knows them yet
+      root/labeled.npz       optional `images` [M, H, W, C] and `labels` [M]: seed labels, put before the pool
+      root/test.npz          `images` [T, H, W, C] and `labels` [T]: test accuracy only (never queried)
+      root/classes.txt       optional class names, one per line (else the classes are 0 .. max label)
+
+  With every pool label known and no seed set, the pool is a simulation (the simulated oracle answers from
+  pool_labels.npy, as for a named dataset); otherwise only a human oracle can label it, the known labels being
+  the initial set (as an image folder's). Item ids are 'labeled.npz/<i>' and 'pool.npy/<i>'. Images are
+  normalised with the pool's statistics, summed in one streamed pass; the pool never sits whole in memory.
+  """
+  if not os.path.isdir(root):
+    raise FileNotFoundError(f'Array folder {root!r} does not exist.')
+  missing = [f for f in ('pool.npy', 'test.npz') if not os.path.isfile(os.path.join(root, f))]
+  if missing:
+    raise ValueError(f'Array folder {root!r} lacks {missing}: it needs pool.npy ([N, H, W, C] images) and test.npz '
+                     '(images, labels); pool_labels.npy, labeled.npz and classes.txt are optional (see '
+                     'jal.data.load_arrays).')
+  stray = sorted(f for f in os.listdir(root) if f not in ARRAY_FILES and not f.startswith('.'))
+  if stray:
+    raise ValueError(f'{root}/ holds {stray[:10]}, which jal does not read: the files it reads are {ARRAY_FILES}. '
+                     'Rename or move them (a misspelt name would silently drop your labels).')
+  name = os.path.basename(os.path.normpath(root))
+
+  def pair(file):
+    path = os.path.join(root, file)
+    try:
+      arrays = np.load(path)
+    except (OSError, ValueError) as error:
+      raise ValueError(f'Cannot read {path} as an .npz file ({error}); write it with np.savez.') from error
+    if not isinstance(arrays, np.lib.npyio.NpzFile):
+      raise ValueError(f'{path} is a single array; it must be an .npz of `images` and `labels` (np.savez).')
+    with arrays:
+      if not {'images', 'labels'} <= set(arrays.files):
+        raise ValueError(f'{path} holds {sorted(arrays.files)}; it needs `images` and `labels` '
+                         '(np.savez(path, images=..., labels=...)).')
+      return np.asarray(arrays['images']), np.asarray(arrays['labels'])
+
+  pool_images = NpyPool(os.path.join(root, 'pool.npy'))
+  test_images, test_labels = pair('test.npz')
+  pool_labels = np.full(pool_images.shape[0], -1, np.int64)
+  if os.path.isfile(os.path.join(root, 'pool_labels.npy')):
+    pool_labels = np.load(os.path.join(root, 'pool_labels.npy'))
+    if pool_labels.shape != (pool_images.shape[0],):
+      raise ValueError(f'{root}/pool_labels.npy holds {pool_labels.shape} labels for {pool_images.shape[0]} pool '
+                       'images: one per image, -1 where unknown.')
+  seed_images, seed_labels = (pair('labeled.npz') if os.path.isfile(os.path.join(root, 'labeled.npz'))
+                              else (np.zeros((0, *pool_images.shape[1:]), pool_images.dtype), np.zeros(0, np.int64)))
+  for what, images, labels in (('labeled.npz', seed_images, seed_labels), ('test.npz', test_images, test_labels)):
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(pool_images.shape[1:]) or len(images) != len(labels):
+      raise ValueError(f'{root}/{what}: images {images.shape} and labels {labels.shape} must be [M, '
+                       f'{", ".join(map(str, pool_images.shape[1:]))}] (the pool\'s image shape) and [M].')
+    if images.dtype != pool_images.dtype:
+      raise ValueError(f'{root}/{what}: images are {images.dtype} but the pool is {pool_images.dtype}; store every '
+                       'file in one dtype (uint8 raw pixels, or float32).')
+  for what, labels in (('pool_labels.npy', pool_labels), ('labeled.npz', seed_labels), ('test.npz', test_labels)):
+    if not np.issubdtype(labels.dtype, np.integer):
+      raise ValueError(f'{root}/{what}: labels must be integer class indices, got {labels.dtype}.')
+  if os.path.isfile(os.path.join(root, 'classes.txt')):
+    with open(os.path.join(root, 'classes.txt'), encoding='utf-8') as f:
+      class_names = tuple(line.strip() for line in f if line.strip())
+  else:
+    class_names = None
+  known = np.concatenate([seed_labels, pool_labels[pool_labels >= 0], test_labels]).astype(np.int64)
+  num_classes = len(class_names) if class_names else int(known.max(initial=0)) + 1
+  for what, labels in (('pool_labels.npy', pool_labels), ('labeled.npz', seed_labels), ('test.npz', test_labels)):
+    low = -1 if what == 'pool_labels.npy' else 0
+    if labels.size and (labels.min() < low or labels.max() >= num_classes):
+      raise ValueError(f'{root}/{what}: labels must lie in [{low}, {num_classes}) ({num_classes} classes'
+                       f'{" in classes.txt" if class_names else ""}), found [{labels.min()}, {labels.max()}].')
+  simulated = len(seed_labels) == 0 and bool(np.all(pool_labels >= 0))
+  images = pool_images if not len(seed_labels) else StackedImages(seed_images, pool_images)
+  ids = tuple(f'labeled.npz/{i}' for i in range(len(seed_labels))) + tuple(
+      f'pool.npy/{i}' for i in range(pool_images.shape[0]))
+  pool = Dataset(images, np.concatenate([seed_labels, pool_labels]).astype(np.int32), num_classes, f'{name}:pool',
+                 class_names, ids, unknown_labels=not simulated)
+  mean, std = streaming_normalization_stats(pool.images)
+  test = Dataset(test_images, test_labels.astype(np.int32), num_classes, f'{name}:test', class_names,
+                 tuple(f'test.npz/{i}' for i in range(len(test_labels))))
+  return Splits(dataclasses.replace(pool, images=PoolView(pool.images, normalization=(mean, std))), None,
+                normalize(test, mean, std), mean, std)
+
+
+class StackedImages:
+  """Two image sources one after the other, read by row (an in-memory seed set before an on-disk pool)."""
+
+  ndim = 4
+
+  def __init__(self, first, second):
+    self.first, self.second = first, second
+    self.shape, self.dtype = (first.shape[0] + second.shape[0], *first.shape[1:]), np.dtype(first.dtype)
+
+  def __len__(self) -> int:
+    return self.shape[0]
+
+  def __getitem__(self, index) -> np.ndarray:
+    if isinstance(index, int | np.integer):
+      return self[np.asarray([index])][0]
+    rows = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+    out = np.empty((len(rows), *self.shape[1:]), self.dtype)
+    head = rows < self.first.shape[0]
+    if head.any():
+      out[head] = self.first[rows[head]]
+    if (~head).any():
+      out[~head] = self.second[rows[~head] - self.first.shape[0]]
+    return out
+
+
 def load(name: str = DEFAULT_DATASET, split: str = 'train', data_dir: str | None = None,
          download: bool = False, lazy: bool = False) -> Dataset:
   """A split by name: `DEFAULT_DATASET` reads local Fashion-MNIST IDX files, any other name goes to TFDS (`lazy`:

@@ -73,6 +73,7 @@ def model_section() -> ml_collections.ConfigDict:
   section.conv_bias = True
   section.conv_impl = 'auto'
   section.cpu_fusions = 'default'           # 'ynnpack': faster on the CPU, rounds differently (jal.cpu_fusions).
+  section.precision = 'float32'             # 'bfloat16': mixed precision, for accelerators (ModelConfig.precision).
   section.dropout_rate = 0.0                # Training dropout of every strategy's model (0.5: the paper's ablation).
   section.mc_dropout_rate = 0.5             # Dropout of the MC passes at query time (MC-dropout strategies).
   section.mc_passes = 100                   # T, as in active-iNAS.
@@ -95,7 +96,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.tensorboard = False                # True: TensorBoard events in workdir/tensorboard ('jal[tensorboard]').
 
   config.data = ml_collections.ConfigDict()
-  config.data.name = data.DEFAULT_DATASET   # Or a TFDS name, or 'folder' (your images, in data_dir).
+  config.data.name = data.DEFAULT_DATASET   # A TFDS name, 'folder' or 'arrays' (your images/.npy files, in data_dir).
   config.data.data_dir = ''
   config.data.download = False              # True: download and prepare a missing TFDS dataset (needs TensorFlow).
   config.data.pool_size = 10_000
@@ -105,6 +106,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.image_size = 0                # > 0: every image resized to this square size (area averaging).
   config.data.imbalance = 1.0               # > 1: a long-tailed pool, class K-1 this many times rarer than class 0.
   config.data.on_disk = False               # True: a TFDS pool stays in its files, read a row at a time.
+
+  config.stop = ml_collections.ConfigDict()
+  config.stop.stabilise = 0                 # K > 0: stop once K successive rounds' models agree on the stop set.
+  config.stop.agreement = 0.99              # The kappa that counts as agreeing (Bloodgood & Vijay-Shanker, 2009).
+  config.stop.set_size = 1000               # Pool items (drawn once per seed) the successive models are compared on.
 
   config.budget = ml_collections.ConfigDict()
   config.budget.initial = 100
@@ -234,12 +240,13 @@ def reporting(config: ml_collections.ConfigDict, workdir: str):
 
 
 def load_data(config: ml_collections.ConfigDict, seed: int | None = None) -> data.Splits:
-  """config.data -> Splits: 'folder' reads your images from data_dir (`jal.data.load_image_folder`); a TFDS name
+  """config.data -> Splits: 'folder' reads your images from data_dir (`jal.data.load_image_folder`), 'arrays' your
+  .npy/.npz files (`jal.data.load_arrays`); a TFDS name
   is prepared first when `data.download` (seed: the split seed, default `data.split_seed`)."""
-  if config.data.name == 'folder':
+  if config.data.name in ('folder', 'arrays'):
     if not config.data.data_dir:
-      raise ValueError('--config.data.name=folder needs --config.data.data_dir=/path/to/images.')
-    return data.load_image_folder(config.data.data_dir)
+      raise ValueError(f'--config.data.name={config.data.name} needs --config.data.data_dir=/path/to/your/files.')
+    return (data.load_image_folder if config.data.name == 'folder' else data.load_arrays)(config.data.data_dir)
   return data.load_splits(config.data.name, config.data.data_dir or None, config.data.get('validation_size', 0),
                           config.data.pool_size or None, config.data.test_size or None,
                           config.data.split_seed if seed is None else seed,
@@ -259,7 +266,7 @@ def train_config(section: ml_collections.ConfigDict) -> TrainConfig:
 def model_config(section: ml_collections.ConfigDict) -> ModelConfig:
   """A config's `model` section as a ModelConfig: the same for every strategy of a comparison."""
   return ModelConfig(section.width, section.conv_bias, section.dropout_rate, section.conv_impl,
-                     section.get('cpu_fusions', 'default'))
+                     section.get('cpu_fusions', 'default'), section.get('precision', 'float32'))
 
 
 def inas_config(section: ml_collections.ConfigDict) -> inas_lib.INASConfig:
@@ -347,12 +354,12 @@ def make_querier(name: str, config: ml_collections.ConfigDict) -> query.Querier:
 
 
 def budget_schedule(config: ml_collections.ConfigDict, splits: data.Splits) -> loop.BudgetSchedule:
-  """config.budget as a BudgetSchedule; an image folder's seed labels are the initial set."""
+  """config.budget as a BudgetSchedule; your seed labels (an image or array folder's) are the initial set."""
   budget = config.budget
   initial = budget.initial
-  if splits.pool.unknown_labels:
+  if splits.pool.unknown_labels and np.any(splits.pool.labels >= 0):
     initial = int(np.sum(splits.pool.labels >= 0))
-    logging.info('Initial labelled set: the %d seed labels of the image folder.', initial)
+    logging.info('Initial labelled set: your %d seed labels.', initial)
   return loop.BudgetSchedule(initial, budget.per_round, budget.total, budget.grown_per_round or None,
                              budget.grow_after or None)
 
@@ -370,7 +377,9 @@ def complete(config: ml_collections.ConfigDict, rows: Sequence[dict], seed: int,
   rounds = len(schedule.label_counts())
   skip = {tuple(method.split('/')) for method in names(config.get('skip', ()))}
   counts = collections.Counter((r['policy'], r['strategy'], r['seed']) for r in rows)
-  return all(counts[(p, s, seed)] == rounds for p in ([policy] if policy else names(config.policies))
+  stopped = {(r['policy'], r['strategy'], r['seed']) for r in rows if r.get('stop/stopped')}  # Ended by the rule.
+  return all(counts[(p, s, seed)] == rounds or (p, s, seed) in stopped
+             for p in ([policy] if policy else names(config.policies))
              for s in names(config.strategies) if (p, s) not in skip)
 
 
@@ -562,8 +571,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
     # One model config for every strategy: two rows of a comparison differ in the query only. MC-dropout is
     # applied at query time; --config.model.dropout_rate=0.5 trains every strategy's model with dropout.
     del querier
+    stop = config.get('stop', {})
     return loop.LoopConfig(schedule, train_settings, model_config(config.model), config.model.mc_passes,
-                           config.model.mc_dropout_rate, bool(config.get('warm_start', False)))
+                           config.model.mc_dropout_rate, bool(config.get('warm_start', False)),
+                           stop.get('set_size', 1000), stop.get('stabilise', 0), stop.get('agreement', 0.99))
 
   for querier in queriers.values():
     loop_config_for(querier)  # Every model option checked before the workdir is touched.

@@ -19,7 +19,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -297,6 +297,7 @@ class Conv(nn.Module):
     impl: 'auto' (see `choose_conv_impl`), 'tuned' (the fastest measured on this machine, `ConvTuner`),
       'xla', 'im2col' or 'shifted_matmul'.
     training: with 'tuned', time forward and backward (training) or the forward alone (inference).
+    dtype: the computation's dtype (bfloat16 for mixed precision); the parameters stay float32.
   """
 
   features: int
@@ -305,6 +306,7 @@ class Conv(nn.Module):
   use_bias: bool = True
   impl: str = 'auto'
   training: bool = True
+  dtype: Any = jnp.float32
   kernel_init: nn.initializers.Initializer = nn.initializers.variance_scaling(
       2.0, 'fan_out', 'normal'
   )
@@ -322,7 +324,7 @@ class Conv(nn.Module):
     else:
       impl = choose_conv_impl(self.impl, jax.default_backend(), x.shape[1], x.shape[2], x.shape[3], k,
                               self.strides)
-    y = _conv(impl, x, kernel, self.strides)
+    y = _conv(impl, x.astype(self.dtype), kernel.astype(self.dtype), self.strides)
     if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
+      y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
     return y

@@ -16,11 +16,12 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
+from absl import logging
 from flax import struct
 
 from jal import checkpoint as checkpoint_lib
@@ -31,7 +32,7 @@ from jal.data import Dataset, Splits, row_blocks
 from jal.models import ModelConfig, ModelFn, count_params, init_variables
 from jal.models import model_fn as default_model_fn
 from jal.oracle import Oracle, SimulatedOracle
-from jal.predict import evaluate
+from jal.predict import evaluate, predict
 from jal.search_space import Architecture, parse_architecture
 from jal.train import TrainConfig, TrainState, create_train_state, make_optimizer, train
 
@@ -227,7 +228,8 @@ def initial_state(pool_size: int, schedule: BudgetSchedule, oracle: Oracle, seed
 
 
 def seeded_state(pool: Dataset, schedule: BudgetSchedule, seed: int) -> LoopState:
-  """The initial state of a pool that comes with its own labels for some items (an image folder's seed labels)."""
+  """The initial state of a pool that comes with its own labels for some items (your seed labels: an image
+  folder's labeled/, an array folder's labeled.npz or known pool_labels.npy entries)."""
   known = np.asarray(pool.labels) >= 0
   if int(known.sum()) != schedule.initial:
     raise ValueError(f'The pool comes with {int(known.sum())} labelled items but the budget says initial = '
@@ -250,6 +252,12 @@ class LoopConfig:
     warm_start: each round's model starts from the previous round's, its weights inherited into this round's
       architecture (`jal.inherit`: exact for a deeper one, every fitting leaf otherwise), with a fresh optimiser
       state; False (the paper) trains every round's model from scratch.
+    stop_set: items of the pool (drawn once from the seed) on which successive rounds' predictions are compared:
+      'stop/agreement' in every row from round 1, Cohen's kappa of the two models' predicted classes (stabilising
+      predictions, Bloodgood & Vijay-Shanker, 2009).
+    stop_rounds: > 0 ends the session early, without the round's query, once this many successive agreements
+      reach `stop_agreement` (0: the budget alone ends it).
+    stop_agreement: the kappa that counts as stable (0.99 in the paper).
   """
 
   schedule: BudgetSchedule
@@ -258,6 +266,35 @@ class LoopConfig:
   mc_passes: int = 100
   mc_dropout_rate: float = 0.5
   warm_start: bool = False
+  stop_set: int = 1000
+  stop_rounds: int = 0
+  stop_agreement: float = 0.99
+
+  def __post_init__(self):
+    if self.stop_set < 1 or self.stop_rounds < 0 or not 0.0 < self.stop_agreement <= 1.0:
+      raise ValueError(f'LoopConfig needs stop_set >= 1, stop_rounds >= 0 and stop_agreement in (0, 1], got '
+                       f'{self.stop_set}, {self.stop_rounds}, {self.stop_agreement}.')
+
+
+def stop_set(pool_size: int, size: int, rng: jax.Array) -> np.ndarray:
+  """[min(size, N)] sorted pool indices, the same every round of a seed: where successive models are compared."""
+  seed = np.asarray(jax.random.key_data(jax.random.fold_in(rng, 0x5709)))
+  return np.sort(np.random.default_rng(seed).choice(pool_size, min(size, pool_size), replace=False))
+
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray, num_classes: int) -> float:
+  """Cohen's kappa of two [n] label vectors: agreement beyond what their class frequencies give by chance (1 when
+  they agree on every item)."""
+  observed = float(np.mean(a == b))
+  expected = float(np.dot(np.bincount(a, minlength=num_classes), np.bincount(b, minlength=num_classes))) / len(a)**2
+  return 1.0 if expected >= 1.0 else (observed - expected) / (1.0 - expected)
+
+
+def stopped(history: Sequence[dict], config: LoopConfig) -> bool:
+  """Whether the last `config.stop_rounds` rows' agreements all reach `config.stop_agreement` (the stop rule)."""
+  k = config.stop_rounds
+  recent = [r.get('stop/agreement') for r in history[-k:]] if k else []
+  return bool(k) and len(recent) == k and all(a is not None and a >= config.stop_agreement for a in recent)
 
 
 def _add_compiles(record: dict, before: tuple[int, float]) -> dict:
@@ -506,7 +543,8 @@ def run_round(
     model = model_fn(arch)
     params = count_params(_abstract_train_state(model, config.train, pool.image_shape).params)
     record = {'round': state.round, 'num_labeled': state.num_labeled, 'strategy': querier.name,
-              'arch': arch_name(arch), 'arch/params': params}
+              'arch': arch_name(arch), 'arch/params': params,
+              'labels/per_class': np.bincount(state.labels[state.labeled_mask], minlength=pool.num_classes).tolist()}
     if isinstance(arch, Architecture):
       record.update({'arch/blocks': arch.blocks, 'arch/stacks': arch.stacks, 'arch/depth': arch.depth})
     record.update({'time/nas': time.perf_counter() - start, **policy_metrics})
@@ -534,11 +572,18 @@ def run_round(
           'Likely causes: a learning rate too high for this model or data, or images that are not normalised '
           '(NaN or huge values). Lower --config.train.learning_rate or check the data; finished rounds are kept.')
     scores = evaluate(model, train_state.variables, splits.test.images, splits.test.labels)
+    stability = {}
+    if state.train_state is not None:  # Round >= 1: this round's model against the previous round's.
+      items = stop_set(len(pool), config.stop_set, state.rng)
+      images = pool.images[items]
+      before = predict(model_fn(state.arch), state.train_state.variables, images).probs.argmax(-1)
+      after = predict(model, train_state.variables, images).probs.argmax(-1)
+      stability['stop/agreement'] = cohen_kappa(np.asarray(before), np.asarray(after), pool.num_classes)
     progress = progress.replace(phase='train', train_state=train_state, record=_add_compiles({
         **progress.record, 'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
         'train/loss': train_loss, 'time/train': train_seconds, 'train/curve': result.curve(0),
         'train/steps': result.history[0][-1]['step'],
-        **inherited}, compiled))
+        **inherited, **stability}, compiled))
     if on_phase is not None:
       on_phase(state, progress)
 
@@ -546,6 +591,8 @@ def run_round(
     compiled = COMPILES.snapshot()
     record = {**progress.record, 'time/score': 0.0, 'time/select': 0.0, 'query/size': 0}
     budget = config.schedule.next_batch(state.num_labeled)
+    if stopped(state.history + (record,), config):
+      budget, record['stop/stopped'] = 0, True
     indices, query_state = np.zeros(0, np.int32), state.query_state
     if budget > 0:
       start = time.perf_counter()
@@ -621,7 +668,8 @@ def _run(splits, config, querier, policy, oracle, seed, model_fn, checkpointer, 
     if done:
       return state
   if state is None:
-    state = (seeded_state(splits.pool, config.schedule, seed) if splits.pool.unknown_labels
+    seeded = splits.pool.unknown_labels and bool(np.any(splits.pool.labels >= 0))
+    state = (seeded_state(splits.pool, config.schedule, seed) if seeded
              else initial_state(len(splits.pool), config.schedule, oracle, seed))
   num_rounds = len(config.schedule.label_counts())
 
@@ -629,12 +677,18 @@ def _run(splits, config, querier, policy, oracle, seed, model_fn, checkpointer, 
     if checkpointer is not None:
       save(checkpointer, state, progress, fingerprint)
 
-  while state.round < num_rounds:
+  while state.round < num_rounds and not stopped(state.history, config):
     with progress_lib.task(f'round {state.round} ({state.num_labeled} labels)'):
       state = run_round(state, splits, config, querier, policy, oracle, model_fn, progress, save_phase)
     progress = None
+    done = state.round >= num_rounds or stopped(state.history, config)
     if checkpointer is not None:
-      save(checkpointer, state, RoundProgress(), fingerprint, done=state.round >= num_rounds)
+      save(checkpointer, state, RoundProgress(), fingerprint, done=done)
     if on_round is not None:
       on_round(state)
+  if stopped(state.history, config) and state.round < num_rounds:
+    logging.info('Stopped after round %d with %d labels: %d successive rounds agreed on the stop set with kappa >= '
+                 '%g (the model has stopped changing); %d labels of the budget are left unspent.', state.round - 1,
+                 state.num_labeled, config.stop_rounds, config.stop_agreement,
+                 config.schedule.total - state.num_labeled)
   return state

@@ -22,6 +22,8 @@ from jal.cpu_fusions import CPU_FUSIONS
 from jal.layers import CONV_IMPLS, Conv, max_pool
 from jal.search_space import Architecture
 
+PRECISIONS = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}  # `ModelConfig.precision` -> compute dtype.
+
 
 @struct.dataclass
 class ModelOutput:
@@ -98,6 +100,7 @@ class ResNet(nn.Module):
   conv_impl: str = 'auto'
   bn_momentum: float = 0.9
   cpu_fusions: str = 'default'
+  precision: str = 'float32'
 
   @nn.compact
   def __call__(
@@ -118,9 +121,10 @@ class ResNet(nn.Module):
     Returns:
       A ModelOutput with logits [N, C], embedding [N, D] and the stages if requested.
     """
-    conv = functools.partial(Conv, use_bias=self.conv_bias, impl=self.conv_impl, training=train)
+    dtype = PRECISIONS[self.precision]
+    conv = functools.partial(Conv, use_bias=self.conv_bias, impl=self.conv_impl, training=train, dtype=dtype)
     norm = functools.partial(
-        nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-5
+        nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-5, dtype=dtype
     )
     block = BLOCK_MODULES[self.arch.block]
     x = conv(self.width, 3, 1, name='stem_conv')(images)
@@ -132,7 +136,7 @@ class ResNet(nn.Module):
         strides = 2 if (stack > 0 and index == 0) else 1
         x = block(features, strides, conv, norm, name=f'stack{stack}_block{index}')(x)
       stages.append(x)
-    embedding = jnp.mean(x, axis=(1, 2))
+    embedding = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)  # Head, loss and every query in float32.
     logits = Head(self.num_classes, self.dropout_rate, name='head')(
         embedding, dropout=train if dropout is None else dropout
     )
@@ -151,6 +155,9 @@ class ModelConfig:
       rules, 'tuned' by timing them on this machine, `jal.layers.ConvTuner`).
     cpu_fusions: which fusions XLA's CPU backend gives to YNNPACK when it compiles the training step and the
       forward pass (`jal.cpu_fusions`): 'default' (XLA's own) or 'ynnpack' (measured faster; rounds differently).
+    precision: the backbone's compute dtype, `PRECISIONS`: 'float32', or 'bfloat16' (mixed precision: convolutions
+      and batch norm in bfloat16, parameters, optimiser, pooled embedding, head and loss in float32; no loss
+      scaling, as bfloat16 keeps float32's range). For accelerators; CPUs have no fast bfloat16 convolutions.
   """
 
   width: int = 64
@@ -158,6 +165,7 @@ class ModelConfig:
   dropout_rate: float = 0.0
   conv_impl: str = 'auto'
   cpu_fusions: str = 'default'
+  precision: str = 'float32'
 
   def __post_init__(self):
     if self.width < 1:
@@ -168,6 +176,8 @@ class ModelConfig:
       raise ValueError(f'Unknown conv_impl {self.conv_impl!r}; valid: {CONV_IMPLS}.')
     if self.cpu_fusions not in CPU_FUSIONS:
       raise ValueError(f'Unknown cpu_fusions {self.cpu_fusions!r}; valid: {CPU_FUSIONS}.')
+    if self.precision not in PRECISIONS:
+      raise ValueError(f'Unknown precision {self.precision!r}; valid: {tuple(PRECISIONS)}.')
 
 
 def build_model(arch: Architecture, num_classes: int, config: ModelConfig | None = None) -> ResNet:
@@ -182,7 +192,7 @@ def build_model(arch: Architecture, num_classes: int, config: ModelConfig | None
   if num_classes < 2:
     raise ValueError(f'num_classes must be >= 2, got {num_classes}.')
   return ResNet(arch, num_classes, config.width, config.conv_bias, config.dropout_rate, config.conv_impl,
-                cpu_fusions=config.cpu_fusions)
+                cpu_fusions=config.cpu_fusions, precision=config.precision)
 
 
 # Architecture -> the Flax module of a round. The module's `apply(variables, images [N, H, W, C], train=...)`

@@ -107,11 +107,58 @@ def register_query(name: str, fn: QueryFn | None, needs: tuple[str, ...] = (), d
                                 score)
 
 
+BALANCED = '+balanced'  # '<strategy>+balanced': its score, taken class by class (`balanced_top`).
+
+
 def get_query(name: str) -> QueryStrategy:
-  """The registered strategy `name`; a ValueError lists the valid names."""
+  """The registered strategy `name`, or for '<name>+balanced' its class-balanced variant (`balanced`); a
+  ValueError lists the valid names."""
+  if name.endswith(BALANCED) and name.removesuffix(BALANCED) in QUERIES:
+    return balanced(QUERIES[name.removesuffix(BALANCED)])
   if name not in QUERIES:
-    raise ValueError(f'Unknown query strategy {name!r}; registered: {sorted(QUERIES)}.')
+    raise ValueError(f"Unknown query strategy {name!r}; registered: {sorted(QUERIES)} (any with a score also as "
+                     f"'<name>{BALANCED}').")
   return QUERIES[name]
+
+
+def balanced_top(scores: jax.Array, predicted: jax.Array, unlabeled_mask: jax.Array, budget: int,
+                 num_classes: int) -> jax.Array:
+  """[budget] indices: the `budget // C` highest-scoring unlabelled items of each predicted class, the slots a
+  class cannot fill (and the remainder) going to the highest-scoring items left, whatever their class; ties go to
+  the lower index. An imbalanced pool's rare classes get their share of the query.
+
+  Args:
+    scores: [N] informativeness (higher: wanted more).
+    predicted: [N] int, each item's predicted class.
+    unlabeled_mask: [N] bool.
+  """
+  n = scores.shape[0]
+  scores = scores.astype(jnp.float32)
+  group = jnp.where(unlabeled_mask, predicted, num_classes)  # Labelled items in a bucket of their own.
+  order = jnp.lexsort((jnp.arange(n), -scores, group))  # By class, then score (highest first), then index.
+  starts = jnp.searchsorted(group[order], jnp.arange(num_classes + 1))
+  rank = jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32) - starts[group[order]].astype(jnp.int32))
+  first = unlabeled_mask & (rank < budget // num_classes)
+  picks = jnp.lexsort((jnp.arange(n), -scores, ~first, ~unlabeled_mask))  # Quota first, then the best left.
+  return picks[:budget].astype(jnp.int32)
+
+
+@functools.cache
+def balanced(strategy: QueryStrategy) -> QueryStrategy:
+  """`strategy`'s class-balanced variant: its per-item score, selected by `balanced_top` over the model's
+  predicted classes (so it also needs the probabilities)."""
+  if strategy.score is None:
+    raise ValueError(f'Query strategy {strategy.name!r} has no per-item score to balance; register it with score=.')
+  score_fn = strategy.score
+
+  def query(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+    predicted = jnp.argmax(inputs.probs, -1)
+    return balanced_top(score_fn(inputs, budget, rng), predicted, inputs.unlabeled_mask, budget,
+                        inputs.probs.shape[-1])
+
+  query.__name__ = strategy.name + BALANCED
+  return QueryStrategy(strategy.name + BALANCED, query, strategy.needs | {'probs'},
+                       f'{strategy.description} (class-balanced: the top of each predicted class)', score_fn)
 
 
 def top_scores(scores: jax.Array, unlabeled_mask: jax.Array, budget: int) -> jax.Array:

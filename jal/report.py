@@ -49,7 +49,9 @@ def read_rows(path: str) -> list[dict]:
 
 def round_line(row: dict, elapsed: float | None = None) -> str:
   """One line per round for people: the architecture, the search's candidate errors (on V', out of fold for the
-  safe search, with its decision and largest t), accuracy and the phase times."""
+  safe search, with its decision and largest t), accuracy, the labels' least and most frequent class counts, the
+  agreement with the previous round's model (and the stop, when the rule ended the session) and the phase
+  times."""
   candidates = ', '.join(f"{k.split('/')[-1]} {v:.3f}" for k, v in row.items()
                          if k.startswith('nas/step') and isinstance(v, float))
   if candidates and 'nas/decision' in row:
@@ -60,6 +62,10 @@ def round_line(row: dict, elapsed: float | None = None) -> str:
     candidates = f'validation errors: {candidates}'
   return (f"{row['policy']} {row['strategy']} seed {row['seed']} round {row['round']}: {row['num_labeled']} "
           f"labels, {row['arch']} ({row['arch/params']} params), test accuracy {row['test/accuracy']:.4f}"
+          + (f" | per class {min(row['labels/per_class'])}-{max(row['labels/per_class'])}"
+             if row.get('labels/per_class') else '')
+          + (f" | agreement {row['stop/agreement']:.3f}" if 'stop/agreement' in row else '')
+          + (' (stopped: stable)' if row.get('stop/stopped') else '')
           + (f' | {candidates}' if candidates else '')
           + f" | nas {row['time/nas']:.1f}s train {row['time/train']:.1f}s"
           + (f" search {row['time/search']:.1f}s" if 'time/search' in row else '')

@@ -550,3 +550,34 @@ def test_an_image_folder_with_a_symlinked_class_folder(sessions, tmp_path):
   os.symlink(root / 'labeled' / 'a', root / 'labeled' / 'c')
   with pytest.raises(ValueError, match=r"Class folders \['c'\] .* are symbolic links"):
     data.load_image_folder(str(root))
+
+
+# --- Array folders. ---
+
+def _arrays(root, pool_shape=(20, 8, 8, 1), test_shape=(4, 8, 8, 1), test_labels=(0, 1, 0, 1)):
+  os.makedirs(root)
+  np.save(root / 'pool.npy', np.zeros(pool_shape, np.uint8))
+  np.savez(root / 'test.npz', images=np.zeros(test_shape, np.uint8), labels=np.asarray(test_labels))
+  return root
+
+
+@pytest.mark.parametrize('edit, message', [
+    (lambda root: os.remove(root / 'test.npz'), r"lacks \['test.npz'\]: it needs pool.npy"),
+    (lambda root: (root / 'pool_lables.npy').write_bytes(b''),
+     r"holds \['pool_lables.npy'\], which jal does not read"),
+    (lambda root: np.save(root / 'pool_labels.npy', np.zeros(19, int)), 'holds .19,. labels for 20 pool images'),
+    (lambda root: np.save(root / 'pool_labels.npy', np.full(20, -2)),
+     r'pool_labels.npy: labels must lie in \[-1, 2\)'),
+    (lambda root: np.savez(root / 'labeled.npz', images=np.zeros((2, 9, 8, 1), np.uint8), labels=np.zeros(2, int)),
+     r"labeled.npz: images \(2, 9, 8, 1\).*the pool's image shape"),
+    (lambda root: np.savez(root / 'test.npz', images=np.zeros((4, 8, 8, 1), np.float32), labels=np.zeros(4, int)),
+     'test.npz: images are float32 but the pool is uint8'),
+    (lambda root: np.savez(root / 'test.npz', pixels=np.zeros((4, 8, 8, 1), np.uint8)),
+     'it needs `images` and `labels`'),
+    (lambda root: (root / 'classes.txt').write_text('only\n'), r'test.npz: labels must lie in \[0, 1\)'),
+])
+def test_an_array_folder_with_a_fault_is_refused_by_name(tmp_path, edit, message):
+  root = _arrays(tmp_path / 'arrays')
+  edit(root)
+  with pytest.raises(ValueError, match=message):
+    data.load_arrays(str(root))

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from jal import checkpoint, data, loop
+from jal import checkpoint, data, experiment, loop, report
 from jal import oracle as oracle_lib
 from jal.models import ModelConfig, ModelOutput, count_params
 from jal.search_space import Architecture
@@ -183,3 +183,34 @@ def test_a_pool_on_disk_runs_and_resumes_as_the_same_pool_in_memory(tmp_path):
     return [{k: v for k, v in r.items() if not k.startswith(('time/', 'compile/'))} for r in rows]
 
   assert outcome(resumed.history) == outcome(expected)
+
+
+def test_stabilising_predictions_end_the_session_without_spending_the_rest_of_the_budget():
+  # Warm starts at a learning rate of ~0: every round's model is the previous one, so successive models agree on
+  # the stop set (kappa 1). With stop_rounds=2 the session ends at round 2 without its query, the budget unspent.
+  splits = _tiny_splits()
+  still = TrainConfig(epochs=1, examples_per_epoch=16, batch_size=16, learning_rate=1e-12, weight_decay=0.0)
+  config = loop.LoopConfig(loop.BudgetSchedule(10, 8, 42), still, ModelConfig(width=4), warm_start=True,
+                           stop_set=40, stop_rounds=2, stop_agreement=0.9)
+  rows = []
+  state = loop.run(splits, config, 'entropy', loop.fixed(Architecture(1, 1)), seed=0,
+                   on_round=lambda s: rows.append(s.history[-1]))
+  history = state.history
+  assert [r['num_labeled'] for r in history] == [10, 18, 26] and state.num_labeled == 26
+  assert 'stop/agreement' not in history[0] and [r['stop/agreement'] for r in history[1:]] == [1.0, 1.0]
+  assert history[-1]['stop/stopped'] and history[-1]['query/size'] == 0 and 'stop/stopped' not in history[1]
+  assert all(sum(r['labels/per_class']) == r['num_labeled'] and len(r['labels/per_class']) == 2 for r in history)
+  assert 'agreement 1.000 (stopped: stable)' in report.round_line({**history[-1], 'policy': 'fixed', 'seed': 0})
+  rows_of_grid = [{**r, 'policy': 'fixed:A(1,1)', 'seed': 0} for r in history]
+  grid = experiment.base_config()
+  grid.policies, grid.strategies = ('fixed:A(1,1)',), ('entropy',)
+  grid.budget.initial, grid.budget.per_round, grid.budget.total = 10, 8, 42
+  assert experiment.complete(grid, rows_of_grid, 0)  # A run the rule ended is finished, not to be run again.
+  assert not experiment.complete(grid, rows_of_grid[:2], 0)
+  # Without the rule the same models run the whole budget, the agreement recorded each round.
+  everything = loop.run(splits, dataclasses.replace(config, stop_rounds=0), 'entropy',
+                        loop.fixed(Architecture(1, 1)), seed=0)
+  assert [r['num_labeled'] for r in everything.history] == [10, 18, 26, 34, 42]
+  assert not any(r.get('stop/stopped') for r in everything.history)
+  with pytest.raises(ValueError, match='stop_agreement in'):
+    loop.LoopConfig(config.schedule, still, stop_agreement=0.0)

@@ -112,3 +112,29 @@ def test_build_model_rejects_bad_arguments():
     build_model(Architecture(1, 1), 10, ModelConfig(dropout_rate=1.0))
   with pytest.raises(ValueError, match='conv_impl'):
     build_model(Architecture(1, 1), 10, ModelConfig(conv_impl='fft'))
+
+
+def test_bfloat16_mixed_precision_computes_the_backbone_in_bfloat16_and_keeps_float32_where_it_matters(
+    tiny_problem):
+  # (That it learns as float32 does: tests/test_train.py::test_model_learns_fashion_mnist[bfloat16].)
+  import numpy as np
+
+  from jal.train import TrainConfig, train
+  images, labels = tiny_problem
+  mixed = build_model(Architecture(1, 2), 2, ModelConfig(width=8, precision='bfloat16'))
+  full = build_model(Architecture(1, 2), 2, ModelConfig(width=8))
+  variables = init_variables(mixed, jax.random.key(0), (8, 8, 1))
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(variables))  # Parameters in float32.
+  out = mixed.apply(variables, jnp.asarray(images), train=False, return_stages=True)
+  assert all(stage.dtype == jnp.bfloat16 for stage in out.stages)
+  assert out.logits.dtype == out.embedding.dtype == jnp.float32
+  reference = full.apply(variables, jnp.asarray(images), train=False)  # The same variables, in float32.
+  np.testing.assert_allclose(out.logits, reference.logits, rtol=0.1, atol=0.1)
+  assert not np.array_equal(np.asarray(out.logits), np.asarray(reference.logits))
+  result = train(mixed, TrainConfig(epochs=1, examples_per_epoch=32, batch_size=16), images, labels,
+                 jax.random.key(1))
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(result.state.params))
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(result.state.opt_state)
+             if jnp.issubdtype(leaf.dtype, jnp.floating))  # Momentum in float32 (the step count is an int).
+  with pytest.raises(ValueError, match="Unknown precision 'float16'"):
+    ModelConfig(precision='float16')

@@ -130,6 +130,58 @@ def test_image_folder_is_a_pool_labelled_by_people(tmp_path, fashion_mnist):
   assert [r['num_labeled'] for r in rows] == [6]
 
 
+def _array_folder(root, fashion_mnist, seeds_per_class=2, unlabeled=30, test_per_class=3):
+  """A user's numpy files: labeled.npz seeds, pool.npy unlabelled, test.npz, classes.txt (3 Fashion-MNIST
+  classes, raw uint8); returns each pool item's true class name by id."""
+  pool = fashion_mnist.pool
+  raw = np.clip(np.round((pool.images * fashion_mnist.std + fashion_mnist.mean) * 255), 0, 255).astype(np.uint8)
+  names, classes = ('shirt', 'sneaker', 'trouser'), (6, 7, 1)
+  members = [np.flatnonzero(pool.labels == c) for c in classes]
+  seeds = np.concatenate([m[:seeds_per_class] for m in members])
+  tests = np.concatenate([m[seeds_per_class:seeds_per_class + test_per_class] for m in members])
+  unlabelled = np.flatnonzero(np.isin(pool.labels, classes))[-unlabeled:]
+  as_class = lambda items: np.array([classes.index(int(c)) for c in pool.labels[items]])  # noqa: E731
+  os.makedirs(root)
+  np.savez(root / 'labeled.npz', images=raw[seeds], labels=as_class(seeds))
+  np.savez(root / 'test.npz', images=raw[tests], labels=as_class(tests))
+  np.save(root / 'pool.npy', raw[unlabelled])
+  (root / 'classes.txt').write_text('\n'.join(names) + '\n')
+  return {f'pool.npy/{k}': names[c] for k, c in enumerate(as_class(unlabelled))}
+
+
+def test_an_array_folder_is_a_pool_labelled_by_people(tmp_path, fashion_mnist):
+  truth = _array_folder(tmp_path / 'arrays', fashion_mnist)
+  splits = data.load_arrays(str(tmp_path / 'arrays'))
+  assert splits.pool.class_names == ('shirt', 'sneaker', 'trouser') and splits.pool.unknown_labels
+  assert len(splits.pool) == 6 + 30 and int(np.sum(splits.pool.labels >= 0)) == 6 and len(splits.test) == 9
+  assert splits.pool.item_ids[0] == 'labeled.npz/0' and splits.pool.item_ids[6] == 'pool.npy/0'
+  assert isinstance(splits.pool.images, data.PoolView)  # The pool file is read a row at a time.
+  workdir = str(tmp_path / 'work')
+  config = _human_config(**{'data.name': 'arrays', 'data.data_dir': str(tmp_path / 'arrays'),
+                            'budget.per_round': 5, 'budget.total': 16})
+  with pytest.raises(oracle_lib.LabelsRequested, match="Round 0's query needs 5 labels from you"):
+    experiment.run(config, workdir)
+  query = os.path.join(workdir, 'queries', 'round_0')
+  labels = _answer(query, lambda r: truth[r['item_id']], tmp_path / 'labels.csv')
+  with pytest.raises(oracle_lib.LabelsRequested, match="Round 1's query needs 5 labels from you"):
+    experiment.run(config, workdir, labels)
+  assert [r['num_labeled'] for r in compare_rows(workdir)] == [6]
+
+
+def test_an_array_folder_with_every_label_is_a_simulation(tmp_path, fashion_mnist):
+  _array_folder(tmp_path / 'arrays', fashion_mnist)
+  os.remove(tmp_path / 'arrays' / 'labeled.npz')
+  truth = np.asarray(data.load_arrays(str(tmp_path / 'arrays')).pool.labels)
+  assert (truth == -1).all()
+  np.save(tmp_path / 'arrays' / 'pool_labels.npy', np.arange(30) % 3)
+  splits = data.load_arrays(str(tmp_path / 'arrays'))
+  assert not splits.pool.unknown_labels and splits.pool.labels.tolist() == (np.arange(30) % 3).tolist()
+  config = smoke_config(**{'data.name': 'arrays', 'data.data_dir': str(tmp_path / 'arrays'), 'budget.initial': 6,
+                          'budget.per_round': 6, 'budget.total': 12})
+  experiment.run(config, str(tmp_path / 'work'))
+  assert [r['num_labeled'] for r in compare_rows(str(tmp_path / 'work'))] == [6, 12]
+
+
 def test_a_folder_pool_cannot_be_simulated(tmp_path, fashion_mnist):
   _image_folder(tmp_path / 'images', fashion_mnist)
   config = _human_config(**{'data.name': 'folder', 'data.data_dir': str(tmp_path / 'images')})

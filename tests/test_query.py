@@ -281,3 +281,45 @@ def test_a_pool_file_streams_through_scoring_and_selection_as_the_array_in_memor
                                   batch_size=64, normalization=(mean, std))
     np.testing.assert_array_equal(query.select(name, streaming, 10, jax.random.key(2)),
                                   query.select(name, in_memory, 10, jax.random.key(2)))
+
+
+def _balanced_reference(scores, predicted, unlabeled, budget, classes):
+  """Each predicted class's top budget // C unlabelled items, then the best of the rest (ties: lower index)."""
+  quota = budget // classes
+  first = [i for c in range(classes) for i in _top(np.where(predicted == c, scores, -np.inf), unlabeled
+                                                  & (predicted == c), quota)]
+  rest = [i for i in _top(scores, unlabeled, len(scores)) if i not in first]
+  return sorted(first, key=lambda i: (-scores[i], i)) + rest[:budget - len(first)]
+
+
+@hypothesis.settings(max_examples=20, deadline=None)
+@hypothesis.given(st.integers(0, 1000), st.integers(1, 30), st.integers(0, 25))
+def test_a_balanced_query_takes_each_predicted_class_its_share(seed, budget, labeled):
+  inputs, _ = _inputs(n=60, labeled=labeled, seed=seed)
+  inputs = inputs.replace(probs=inputs.probs ** jnp.asarray([1.0, 1.0, 1.0, 6.0]))  # Class 3 rarely predicted.
+  inputs = inputs.replace(probs=inputs.probs / inputs.probs.sum(-1, keepdims=True))
+  budget = min(budget, 60 - labeled)
+  probs, unlabeled = np.asarray(inputs.probs), np.asarray(inputs.unlabeled_mask)
+  selected = query.select('margin+balanced', inputs, budget, jax.random.key(seed))
+  margin = np.asarray(query.score('margin', inputs, budget, jax.random.key(seed)))
+  assert selected.tolist() == _balanced_reference(margin, probs.argmax(1), unlabeled, budget, 4)
+  assert len(set(selected.tolist())) == budget and unlabeled[selected].all()
+
+
+def test_every_scored_strategy_has_a_balanced_variant_and_others_say_why_not():
+  inputs, _ = _inputs(n=80, labeled=10)
+  predicted = np.asarray(inputs.probs).argmax(1)
+  for name in ('entropy+balanced', 'coreset+balanced', 'bald+balanced'):
+    picked = query.select(name, inputs, 20, jax.random.key(0))
+    counts = np.bincount(predicted[picked], minlength=4)
+    available = np.bincount(predicted[np.asarray(inputs.unlabeled_mask)], minlength=4)
+    assert (counts >= np.minimum(available, 5)).all()  # Every class its 20 // 4 where it has them.
+  assert query.get_query('margin+balanced') is query.get_query('margin+balanced')  # One compile per variant.
+  query.register_query('order_only', lambda inputs, budget, rng: jnp.arange(budget, dtype=jnp.int32))
+  try:
+    with pytest.raises(ValueError, match="'order_only' has no per-item score to balance"):
+      query.get_query('order_only+balanced')
+  finally:
+    del query.QUERIES['order_only']
+  with pytest.raises(ValueError, match=r"also as '<name>\+balanced'"):
+    query.get_query('nope+balanced')
