@@ -117,17 +117,22 @@ def test_image_folder_is_a_pool_labelled_by_people(tmp_path, fashion_mnist):
   assert splits.pool.class_names == ('shirt', 'sneaker', 'trouser')
   assert len(splits.pool) == 6 + 30 and int(np.sum(splits.pool.labels >= 0)) == 6
   assert splits.pool.item_ids[0] == 'labeled/shirt/0.png' and len(splits.test) == 9
+  _label_one_round(tmp_path, 'folder', tmp_path / 'images', truth)
+
+
+def _label_one_round(tmp_path, name, data_dir, truth):
+  """Round 0 of a human session on your own data: its query answered from `truth` (id -> class name), round 0
+  recorded with the 6 seed labels and round 1's query written."""
   workdir = str(tmp_path / 'work')
-  config = _human_config(**{'data.name': 'folder', 'data.data_dir': str(tmp_path / 'images'), 'budget.per_round': 5,
-                      'budget.total': 16})
+  config = _human_config(**{'data.name': name, 'data.data_dir': str(data_dir), 'budget.per_round': 5,
+                            'budget.total': 16})
   with pytest.raises(oracle_lib.LabelsRequested, match="Round 0's query needs 5 labels from you"):
     experiment.run(config, workdir)
   query = os.path.join(workdir, 'queries', 'round_0')
   labels = _answer(query, lambda r: truth[r['item_id']], tmp_path / 'labels.csv')
   with pytest.raises(oracle_lib.LabelsRequested, match="Round 1's query needs 5 labels from you"):
     experiment.run(config, workdir, labels)
-  rows = compare_rows(workdir)
-  assert [r['num_labeled'] for r in rows] == [6]
+  assert [r['num_labeled'] for r in compare_rows(workdir)] == [6]
 
 
 def _array_folder(root, fashion_mnist, seeds_per_class=2, unlabeled=30, test_per_class=3):
@@ -156,16 +161,7 @@ def test_an_array_folder_is_a_pool_labelled_by_people(tmp_path, fashion_mnist):
   assert len(splits.pool) == 6 + 30 and int(np.sum(splits.pool.labels >= 0)) == 6 and len(splits.test) == 9
   assert splits.pool.item_ids[0] == 'labeled.npz/0' and splits.pool.item_ids[6] == 'pool.npy/0'
   assert isinstance(splits.pool.images, data.PoolView)  # The pool file is read a row at a time.
-  workdir = str(tmp_path / 'work')
-  config = _human_config(**{'data.name': 'arrays', 'data.data_dir': str(tmp_path / 'arrays'),
-                            'budget.per_round': 5, 'budget.total': 16})
-  with pytest.raises(oracle_lib.LabelsRequested, match="Round 0's query needs 5 labels from you"):
-    experiment.run(config, workdir)
-  query = os.path.join(workdir, 'queries', 'round_0')
-  labels = _answer(query, lambda r: truth[r['item_id']], tmp_path / 'labels.csv')
-  with pytest.raises(oracle_lib.LabelsRequested, match="Round 1's query needs 5 labels from you"):
-    experiment.run(config, workdir, labels)
-  assert [r['num_labeled'] for r in compare_rows(workdir)] == [6]
+  _label_one_round(tmp_path, 'arrays', tmp_path / 'arrays', truth)
 
 
 def test_an_array_folder_with_every_label_is_a_simulation(tmp_path, fashion_mnist):
