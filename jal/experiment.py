@@ -15,6 +15,7 @@ This module logs through absl and never reads flags.
 from __future__ import annotations
 
 import collections
+import csv
 import dataclasses
 import json
 import os
@@ -458,6 +459,25 @@ def append_row(path: str, row: dict) -> None:
     raise checkpoint.disk_error(error, path, 'append a row to') from error
 
 
+def write_labels(path: str, pool: data.Dataset, state: loop.LoopState) -> None:
+  """The labelled set as a CSV, `item_id,label,class_name` in pool order (written whole, then moved into place):
+  the labels a session has gathered, for use outside jal."""
+  if not checkpoint.is_primary():
+    return
+  items = np.flatnonzero(state.labeled_mask)
+  names = pool.class_names or tuple(str(c) for c in range(pool.num_classes))
+  ids = pool.item_ids
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + '.tmp', 'w', newline='', encoding='utf-8') as f:
+      writer = csv.writer(f)
+      writer.writerow(['item_id', 'label', 'class_name'])
+      writer.writerows((ids[i], int(state.labels[i]), names[int(state.labels[i])]) for i in items)
+    os.replace(path + '.tmp', path)
+  except OSError as error:
+    raise checkpoint.disk_error(error, path, 'write the labels to') from error
+
+
 def run_slug(policy: str, strategy: str, seed: int) -> str:
   """A directory name for one run: 'fixed:A(1,2)', 'entropy', 0 -> 'fixed_A1-2__entropy__seed0'."""
   clean = lambda text: re.sub(r'[^A-Za-z0-9_.-]+', '_', text.replace(',', '-')).replace('(', '').strip('_')  # noqa: E731
@@ -501,7 +521,7 @@ def run_grid(
       num_rounds = len(loop_config_for(querier).schedule.label_counts())
       for seed in seeds:
         done = [r for r in rows if (r['policy'], r['strategy'], r['seed']) == (spec, name, seed)]
-        if len(done) != num_rounds:
+        if len(done) != num_rounds and not any(r.get('stop/stopped') for r in done):  # (Or ended by the stop rule.)
           todo.append((spec, name, seed))
   if not todo:
     logging.info('Every run is complete in %s; nothing to do.', rows_path)
@@ -522,9 +542,11 @@ def run_grid(
                    resume[1].phase)
     _write_rows(rows_path, rows)
 
-    def record(state, spec=spec, seed=seed):
+    def record(state, spec=spec, name=name, seed=seed):
       row = dict(state.history[-1], policy=spec, seed=seed)
       append_row(rows_path, row)
+      write_labels(os.path.join(os.path.dirname(rows_path), 'labels', run_slug(spec, name, seed) + '.csv'),
+                   splits.pool, state)
       rows.append(row)
       if on_row is not None:
         on_row(row)

@@ -176,6 +176,14 @@ def test_an_array_folder_with_every_label_is_a_simulation(tmp_path, fashion_mnis
                           'budget.per_round': 6, 'budget.total': 12})
   experiment.run(config, str(tmp_path / 'work'))
   assert [r['num_labeled'] for r in compare_rows(str(tmp_path / 'work'))] == [6, 12]
+  # The labels gathered, out as a file after every round: the 12 labelled items, their class and its name.
+  [exported] = os.listdir(tmp_path / 'work' / 'labels')
+  with open(tmp_path / 'work' / 'labels' / exported, encoding='utf-8') as f:
+    labelled = list(csv.DictReader(f))
+  assert len(labelled) == 12 and all(r['item_id'].startswith('pool.npy/') for r in labelled)
+  names = ('shirt', 'sneaker', 'trouser')
+  assert all(int(r['label']) == int(r['item_id'].split('/')[1]) % 3 and r['class_name'] == names[int(r['label'])]
+             for r in labelled)
 
 
 def test_a_folder_pool_cannot_be_simulated(tmp_path, fashion_mnist):
