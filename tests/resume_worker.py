@@ -1,14 +1,16 @@
 """A small checkpointed active-learning run, as a separate process (the SIGKILL-and-resume tests run it).
 
-  python tests/resume_worker.py WORKDIR [fixed|inas]
+  python tests/resume_worker.py WORKDIR [fixed|inas|disk]
 
 'fixed': margin on A(1,2), 3 rounds; 'inas': active-iNAS (margin) over the 1 x 2 grid from A(1,1), 2 rounds, the
-architecture changing between them. Prints the final history (without timings), the labelled set and a digest of
+architecture changing between them; 'disk': 'fixed' with the pool's raw pixels in WORKDIR/../pool.npy, read through
+`jal.data.NpyPool` (a pool on disk). Prints the final history (without timings), the labelled set and a digest of
 the final parameters as one JSON line, read back from disk as a later process would.
 """
 
 import hashlib
 import json
+import os
 import sys
 
 import jax
@@ -22,6 +24,14 @@ from jal.train import TrainConfig
 
 def main(workdir, mode='fixed'):
   splits = data.load_splits(pool_size=300, test_size=200, seed=0)
+  if mode == 'disk':
+    path = os.path.join(os.path.dirname(os.path.abspath(workdir)), 'pool.npy')
+    raw = np.round((splits.pool.images * splits.std + splits.mean) * 255).astype(np.uint8)
+    if not os.path.exists(path):
+      np.save(path + '.tmp.npy', raw)
+      os.replace(path + '.tmp.npy', path)
+    pool = data.Dataset(data.NpyPool(path), splits.pool.labels, 10, 'disk')
+    splits = data.make_splits(pool, data.load_fashion_mnist('test').subset(np.arange(200)))
   if mode == 'inas':
     config = loop.LoopConfig(loop.BudgetSchedule(20, 20, 40), TrainConfig(epochs=2, examples_per_epoch=64,
                                                                           batch_size=32), ModelConfig(width=4))

@@ -67,6 +67,24 @@ def test_active_inas_killed_after_every_checkpoint_of_two_rounds_ends_as_an_unin
   assert resumed['params_sha256'] == uninterrupted['params_sha256']
 
 
+def test_a_run_on_a_pool_on_disk_killed_mid_session_resumes_to_the_uninterrupted_run(tmp_path, fashion_mnist):
+  """SIGKILL once two checkpoints are on disk, in a run whose pool is an .npy file read through NpyPool; restart."""
+  del fashion_mnist
+  cache = tmp_path / 'jax_cache'
+  uninterrupted = _result(_worker(tmp_path / 'a', 'disk', cache))
+  directory = tmp_path / 'b'
+  process, deadline = _worker(directory, 'disk', cache), time.time() + 600
+  while process.poll() is None and len(_steps(directory)) < 2 and time.time() < deadline:
+    time.sleep(0.01)
+  assert process.poll() is None, 'the run finished before the kill'
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  resumed = _result(_worker(directory, 'disk', cache))
+  assert resumed['done'] and resumed['history'] == uninterrupted['history']
+  assert resumed['labeled'] == uninterrupted['labeled']
+  assert resumed['params_sha256'] == uninterrupted['params_sha256']
+
+
 @pytest.fixture(scope='module')
 def small(fashion_mnist):
   splits = data.Splits(data.Dataset(fashion_mnist.pool.images[:300], fashion_mnist.pool.labels[:300], 10),
