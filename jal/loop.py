@@ -345,7 +345,6 @@ def pool_fingerprint(pool: Dataset) -> dict:
   return {'size': len(pool), 'ids_sha256': ids, 'images_sha256': images.hexdigest()}
 
 
-
 POOL_FILE = 'pool_items.json'
 
 
