@@ -30,6 +30,7 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
+from jal import albl as albl_lib
 from jal import autoal as autoal_lib
 from jal import checkpoint, data, loop, query, report
 from jal import inas as inas_lib
@@ -86,7 +87,7 @@ def base_config() -> ml_collections.ConfigDict:
   least confidence, 3 paired seeds, 100 -> 600 labels by 100, 640 SGD steps per round."""
   config = ml_collections.ConfigDict()
   config.policies = ('fixed:A(1,2)',)       # 'inas' and/or 'fixed:A(i,j)'.
-  config.strategies = ('least_confidence',)  # Names from jal.query.QUERIES, or 'autoal'.
+  config.strategies = ('least_confidence',)  # Names from jal.query.QUERIES, 'autoal' or 'albl'.
   config.seeds = (0, 1, 2)                  # Paired: a seed fixes the initial labelled set of every method.
   config.baseline_policy = ''               # Paired AUBC differences against these policies ('' = none).
   config.skip = ()                          # 'policy/strategy' pairs not to run.
@@ -296,6 +297,14 @@ def autoal_config(section: ml_collections.ConfigDict) -> autoal_lib.AutoALConfig
   return autoal_lib.AutoALConfig(**fields)
 
 
+def albl_config(section: ml_collections.ConfigDict) -> albl_lib.ALBLConfig:
+  """A config's `albl` section as an ALBLConfig (exploration 0: Auer et al.'s γ for the horizon)."""
+  fields = section.to_dict()
+  fields['candidates'] = names(fields['candidates'])
+  fields['exploration'] = fields.get('exploration') or None
+  return albl_lib.ALBLConfig(**fields)
+
+
 # name -> factory(search settings, the experiment's config, its splits) -> policy. `register_policy` adds one.
 PolicyFactory = Callable[[inas_lib.INASConfig, ml_collections.ConfigDict, data.Splits], loop.ArchitecturePolicy]
 POLICIES: dict[str, PolicyFactory] = {
@@ -345,10 +354,13 @@ def make_policy(spec: str, search: inas_lib.INASConfig, config: ml_collections.C
 
 
 def make_querier(name: str, config: ml_collections.ConfigDict) -> query.Querier:
-  """A strategy name -> its querier: 'autoal' from the config's `autoal` section, else the registered strategy."""
-  if name == 'autoal':
-    if 'autoal' not in config:
-      raise ValueError("Strategy 'autoal' needs an `autoal` config section: use --config=autoal (or add one).")
+  """A strategy name -> its querier: 'autoal' and 'albl' from the config's sections of those names, else the
+  registered strategy."""
+  if name in ('autoal', 'albl'):
+    if name not in config:
+      raise ValueError(f"Strategy {name!r} needs an `{name}` config section: use --config=autoal (or add one).")
+    if name == 'albl':
+      return albl_lib.ALBL(albl_config(config.albl))
     return autoal_lib.AutoAL(autoal_config(config.autoal))
   return query.as_querier(name, config.model.mc_passes, config.model.mc_dropout_rate)
 

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from jal import autoal, checkpoint, data, inas, loop
+from jal import albl, autoal, checkpoint, data, inas, loop
 from jal.models import ModelConfig
 from jal.search_space import Architecture, SearchSpace
 from jal.train import TrainConfig
@@ -147,6 +147,20 @@ def test_autoal_and_inas_state_resume_exactly(tmp_path, small):
   assert resumed.query_state is not None and len(resumed.history) == 3
   assert _without_times(resumed.history) == _without_times(straight.history)
   np.testing.assert_array_equal(resumed.labeled_mask, straight.labeled_mask)
+  for a, b in zip(jax.tree_util.tree_leaves(resumed.query_state), jax.tree_util.tree_leaves(straight.query_state)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_the_albl_bandit_resumes_exactly(tmp_path, small):
+  """ALBL's bandit (weights, the last two arms, the pending predictions) is checkpointed with the state: crashes
+  after round 0's query and after round 0 give the uninterrupted rows, round 1's reward read from restored state."""
+  splits, config = small
+  querier = albl.ALBL(albl.ALBLConfig(candidates=('entropy', 'kmeans'), exploration=0.5, mc_passes=3))
+  straight = _run_with_crashes(tmp_path / 'a', splits, config, querier, loop.fixed(Architecture(1, 1)),
+                               {'case': 'albl'})
+  resumed = _run_with_crashes(tmp_path / 'b', splits, config, querier, loop.fixed(Architecture(1, 1)),
+                              {'case': 'albl'}, ((0, 'query'), (1, 'start')))
+  assert 'albl/reward' in resumed.history[1] and _without_times(resumed.history) == _without_times(straight.history)
   for a, b in zip(jax.tree_util.tree_leaves(resumed.query_state), jax.tree_util.tree_leaves(straight.query_state)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

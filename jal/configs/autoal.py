@@ -1,9 +1,9 @@
 """AutoAL against each of its candidate strategies alone and random (`jal-autoal`).
 
-  ''         CPU scale: AutoAL with the official seven candidates, the seven alone, and random, on Fashion-MNIST,
-             fixed A(1,2) task model, 3 paired seeds, 100 -> 600 labels by 100, 640 SGD steps per round (the
-             measured CPU protocol: the task model fits L)
-  'three'    the same with the 3-candidate AutoAL (entropy, k-means, BALD) and those three alone
+  ''         CPU scale: AutoAL with the official seven candidates, ALBL (the bandit over the same candidates, Hsu
+             & Lin 2015), the seven alone, and random, on Fashion-MNIST, fixed A(1,2) task model, 3 paired seeds,
+             100 -> 600 labels by 100, 640 SGD steps per round (the measured CPU protocol: the task model fits L)
+  'three'    the same with the 3-candidate AutoAL and ALBL (entropy, k-means, BALD) and those three alone
   'smoke'    seconds, for tests
   'paper'    the published protocol on CIFAR-10 (GPU/TPU): 2000 initial labels, 1000 per round, 18 rounds,
              ResNet-18 for the task model, FitNet and SearchNet
@@ -18,8 +18,8 @@ def get_config(arg: str = ''):
   variant, _, scale = arg.partition(':') if arg.startswith('three') else ('', '', arg)
   config = experiment.base_config()
   config.policies = ('fixed:A(1,2)',)
-  config.strategies = ('autoal', 'least_confidence', 'margin', 'entropy', 'kmeans', 'bald', 'variation_ratio',
-                       'mean_std', 'random')
+  config.strategies = ('autoal', 'albl', 'least_confidence', 'margin', 'entropy', 'kmeans', 'bald',
+                       'variation_ratio', 'mean_std', 'random')
   config.model.mc_passes = 10                  # AutoAL's T, for its MC-dropout candidates alone too.
 
   config.autoal = autoal = ml_collections.ConfigDict()
@@ -49,12 +49,22 @@ def get_config(arg: str = ''):
   autoal.mc_passes = 10
   autoal.mc_dropout_rate = 0.5
 
+  # ALBL (Hsu & Lin, 2015), the bandit baseline over the same candidates (`jal.albl`).
+  config.albl = albl = ml_collections.ConfigDict()
+  albl.candidates = autoal.candidates
+  albl.random_share = 0.1                      # The uniform share of each batch, on which the reward is measured.
+  albl.exploration = 0.0                       # EXP3's γ; 0: Auer et al.'s for the horizon.
+  albl.horizon = 5                             # Queries per run: 100 -> 600 by 100.
+  albl.mc_passes = 10
+  albl.mc_dropout_rate = 0.5
+
   if variant == 'three':
-    autoal.candidates = ('entropy', 'kmeans', 'bald')
-    config.strategies = ('autoal', 'entropy', 'kmeans', 'bald', 'random')
+    autoal.candidates = albl.candidates = ('entropy', 'kmeans', 'bald')
+    config.strategies = ('autoal', 'albl', 'entropy', 'kmeans', 'bald', 'random')
   if scale == 'smoke':
     config.strategies = ('autoal', 'entropy', 'kmeans', 'random')
-    autoal.candidates = ('entropy', 'kmeans')
+    autoal.candidates = albl.candidates = ('entropy', 'kmeans')
+    albl.mc_passes = 3
     autoal.width = 4
     autoal.batch_size = 8                      # <= |L|/2 in every round: one shape, one compile.
     autoal.pretrain_steps = 3
@@ -73,5 +83,6 @@ def get_config(arg: str = ''):
     autoal.width = 64
     autoal.batch_size = 128
     autoal.pretrain_steps = 3000               # ~200 epochs of the first simulated labelled half.
+    albl.horizon = 17
     autoal.cycles = 2000
   return config
