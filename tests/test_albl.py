@@ -116,3 +116,16 @@ def test_albl_session_through_the_loop(fashion_mnist):
   arm0 = next(n for n in ('entropy', 'kmeans') if rows[0][f'albl/chosen/{n}'] == 1.0)
   assert rows[2][f'albl/p/{arm0}'] > 0.5 or rows[2]['albl/reward'] == 0.0
   assert isinstance(state.query_state, albl.BanditState)
+
+
+def test_the_autoal_configs_run_albl_over_autoals_candidates():
+  from jal import experiment
+  from jal.configs import autoal as autoal_config
+  for arg in ('', 'three', 'smoke'):
+    config = autoal_config.get_config(arg)
+    querier = experiment.make_querier('albl', config)
+    assert isinstance(querier, albl.ALBL)
+    assert querier.config.candidates == tuple(config.autoal.candidates)
+  assert 'albl' in autoal_config.get_config('three').strategies
+  with pytest.raises(ValueError, match='albl'):
+    experiment.make_querier('albl', experiment.base_config())
