@@ -32,7 +32,7 @@ from jax.experimental import multihost_utils
 
 from jal import albl as albl_lib
 from jal import autoal as autoal_lib
-from jal import checkpoint, data, loop, query, report
+from jal import checkpoint, data, loop, pretrained, query, report
 from jal import inas as inas_lib
 from jal import nas as nas_lib
 from jal import progress as progress_lib
@@ -79,6 +79,8 @@ def model_section() -> ml_collections.ConfigDict:
   section.dropout_rate = 0.0                # Training dropout of every strategy's model (0.5: the paper's ablation).
   section.mc_dropout_rate = 0.5             # Dropout of the MC passes at query time (MC-dropout strategies).
   section.mc_passes = 100                   # T, as in active-iNAS.
+  section.init_from = ''                    # Pretrained variables every round starts from (Orbax dir or .msgpack).
+  section.freeze = 'none'                   # 'backbone': train the head only (a linear probe of init_from).
   return section
 
 
@@ -353,6 +355,24 @@ def make_policy(spec: str, search: inas_lib.INASConfig, config: ml_collections.C
   return POLICIES[base](search, config, splits)
 
 
+def pretrained_start(config: ml_collections.ConfigDict, policy_names: Sequence[str]) -> dict | None:
+  """The variables of `config.model.init_from` (None without), checked against the grid before anything runs: a
+  pretrained start fits one architecture, so every policy must be a fixed one."""
+  path = config.model.get('init_from', '')
+  if config.model.get('freeze', 'none') != 'none' and not path:
+    raise ValueError(f'--config.model.freeze={config.model.freeze} freezes pretrained layers: set '
+                     '--config.model.init_from=PATH too.')
+  if not path:
+    return None
+  searched = [p for p in policy_names if not p.startswith('fixed:')]
+  if searched:
+    raise ValueError(f'--config.model.init_from fits one architecture, but the policies {searched} search over '
+                     'several: use fixed:A(i,j) policies with a pretrained start.')
+  if config.get('warm_start', False):
+    raise ValueError('--config.model.init_from and --config.warm_start are two ways to start a round: use one.')
+  return pretrained.load_variables(os.path.expanduser(path))
+
+
 def make_querier(name: str, config: ml_collections.ConfigDict) -> query.Querier:
   """A strategy name -> its querier: 'autoal' and 'albl' from the config's sections of those names, else the
   registered strategy."""
@@ -591,7 +611,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
   if splits.pool.unknown_labels and oracle_kind != 'human':
     raise ValueError('This pool has unlabelled images that only people can label: add --config.oracle=human.')
   schedule = budget_schedule(config, splits)
-  train_settings = train_config(config.train)
+  train_settings = dataclasses.replace(train_config(config.train), freeze=config.model.get('freeze', 'none'))
   search_settings = inas_config(config.inas)
   policy_names, strategy_names = names(config.policies), names(config.strategies)
   seeds = tuple(int(s) for s in names(config.seeds))
@@ -600,6 +620,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
     raise ValueError(f"config.skip must be 'policy/strategy' pairs, got {config.skip!r}.")
   policies = {spec: make_policy(spec, search_settings, config, splits) for spec in policy_names}
   queriers = {name: make_querier(name, config) for name in strategy_names}
+  init = pretrained_start(config, policy_names)
 
   def loop_config_for(querier):
     # One model config for every strategy: two rows of a comparison differ in the query only. MC-dropout is
@@ -608,7 +629,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
     stop = config.get('stop', {})
     return loop.LoopConfig(schedule, train_settings, model_config(config.model), config.model.mc_passes,
                            config.model.mc_dropout_rate, bool(config.get('warm_start', False)),
-                           stop.get('set_size', 1000), stop.get('stabilise', 0), stop.get('agreement', 0.99))
+                           stop.get('set_size', 1000), stop.get('stabilise', 0), stop.get('agreement', 0.99), init)
 
   for querier in queriers.values():
     loop_config_for(querier)  # Every model option checked before the workdir is touched.
@@ -767,8 +788,10 @@ def train_defaults() -> ml_collections.ConfigDict:
 
 
 def run_training(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains `num_seeds` models of one architecture on N random labels, evaluates them on the test split and
-  appends one JSON line to workdir/results.jsonl; returns that record."""
+  """Trains `num_seeds` models of one architecture on N random labels, evaluates them on the test split,
+  appends one JSON line to workdir/results.jsonl and saves the first seed's variables to
+  workdir/variables/<arch>_n<labels>_seed<seed>.msgpack (a pretrained start: `--config.model.init_from`);
+  returns that record."""
   start = time.perf_counter()
   splits = load_data(config, seed=config.seed)
   pool = splits.pool
@@ -797,6 +820,10 @@ def run_training(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'backend': jax.default_backend(), 'config': config.to_dict(),
       'train/curves': [result.curve(i) for i in range(result.num_seeds)],
   }
-  os.makedirs(workdir, exist_ok=True)
+  os.makedirs(os.path.join(workdir, 'variables'), exist_ok=True)
+  saved = os.path.join(workdir, 'variables', f'{arch}_n{config.data.num_labeled}_seed{config.seed}.msgpack')
+  if checkpoint.is_primary():
+    pretrained.save_variables(saved, result.state_for_seed(0).variables)
+  record['variables'] = saved
   append_row(os.path.join(workdir, 'results.jsonl'), json.loads(json.dumps(record, default=str)))
   return record

@@ -26,6 +26,7 @@ from flax import struct
 
 from jal import checkpoint as checkpoint_lib
 from jal import inherit as inherit_lib
+from jal import pretrained
 from jal import progress as progress_lib
 from jal import query as query_lib
 from jal.data import Dataset, Splits, row_blocks
@@ -258,6 +259,9 @@ class LoopConfig:
     stop_rounds: > 0 ends the session early, without the round's query, once this many successive agreements
       reach `stop_agreement` (0: the budget alone ends it).
     stop_agreement: the kappa that counts as stable (0.99 in the paper).
+    init: pretrained variables ({'params', 'batch_stats'}, `jal.pretrained.load_variables`) every round's model
+      starts from, each round afresh (not from the last round's): every leaf whose path and shape fit is taken, the
+      rest (a head for another number of classes) starts fresh (`jal.pretrained.fit_to`). None: from scratch.
   """
 
   schedule: BudgetSchedule
@@ -269,8 +273,12 @@ class LoopConfig:
   stop_set: int = 1000
   stop_rounds: int = 0
   stop_agreement: float = 0.99
+  init: dict | None = dataclasses.field(default=None, compare=False, hash=False)
 
   def __post_init__(self):
+    if self.init is not None and self.warm_start:
+      raise ValueError('A round model starts either from pretrained variables (init) or from the previous '
+                       "round's (warm_start), not both.")
     if self.stop_set < 1 or self.stop_rounds < 0 or not 0.0 < self.stop_agreement <= 1.0:
       raise ValueError(f'LoopConfig needs stop_set >= 1, stop_rounds >= 0 and stop_agreement in (0, 1], got '
                        f'{self.stop_set}, {self.stop_rounds}, {self.stop_agreement}.')
@@ -559,6 +567,10 @@ def run_round(
     init, inherited = None, {}
     if config.warm_start and state.train_state is not None:
       init, inherited = _inherited_start(state, progress.arch, model, train_rng, pool.image_shape)
+    if config.init is not None:
+      init, taken, fresh = pretrained.fit_to(
+          config.init, init_variables(model, jax.random.fold_in(train_rng, 1), pool.image_shape))
+      inherited = {'train/pretrained': taken / (taken + fresh)}
     with progress_lib.task(f'model {arch_name(progress.arch)}'):
       result = train(model, config.train, pool.images, np.maximum(state.labels, 0), train_rng,
                      state.labeled_mask, init=init)

@@ -29,7 +29,7 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jal import cpu_fusions, progress
+from jal import cpu_fusions, pretrained, progress
 from jal.augment import AugmentConfig, augment
 from jal.models import INIT_COMPILER_OPTIONS, init_variables
 from jal.predict import evaluate, make_mesh
@@ -64,6 +64,8 @@ class TrainConfig:
     eval_every: evaluate on the validation set every this many epochs (0: only at the end).
     eval_batch_size: chunk size for inference.
     seed_parallelism: how several seeds train: 'auto' (per backend, `SEED_PARALLELISM`), 'vmap' or 'sequential'.
+    freeze: 'none' trains every parameter; 'backbone' trains the model's 'head' only, the backbone's BatchNorm
+      on its running statistics (a linear probe of pretrained features, with the head's dropout).
   """
 
   epochs: int = 200
@@ -79,6 +81,7 @@ class TrainConfig:
   eval_every: int = 0
   eval_batch_size: int = 1024
   seed_parallelism: str = 'auto'
+  freeze: str = 'none'
 
   def __post_init__(self):
     if self.epochs < 1 or self.batch_size < 1 or self.examples_per_epoch < self.batch_size:
@@ -90,6 +93,8 @@ class TrainConfig:
     if self.seed_parallelism not in ('auto', 'vmap', 'sequential'):
       raise ValueError("TrainConfig.seed_parallelism must be 'auto', 'vmap' or 'sequential', got "
                        f'{self.seed_parallelism!r}.')
+    if self.freeze not in pretrained.FREEZE:
+      raise ValueError(f'TrainConfig.freeze must be one of {pretrained.FREEZE}, got {self.freeze!r}.')
     if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
       raise ValueError(f'TrainConfig.learning_rate must be a positive finite number, got {self.learning_rate}.')
 
@@ -187,17 +192,23 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
   other fields (evaluation interval, augmentation, ...), so jitted steps are reused across them.
   """
   return _optimizer(config.learning_rate, config.momentum, config.nesterov, config.weight_decay,
-                    tuple(config.lr_boundaries), config.lr_decay, total_steps)
+                    tuple(config.lr_boundaries), config.lr_decay, total_steps, config.freeze)
 
 
 @functools.cache
-def _optimizer(learning_rate, momentum, nesterov, weight_decay, lr_boundaries, lr_decay, total_steps):
+def _optimizer(learning_rate, momentum, nesterov, weight_decay, lr_boundaries, lr_decay, total_steps,
+               freeze='none'):
   boundaries = {max(1, int(round(fraction * total_steps))): lr_decay for fraction in lr_boundaries}
   schedule = optax.piecewise_constant_schedule(learning_rate, boundaries)
-  return optax.chain(
+  tx = optax.chain(
       optax.masked(optax.add_decayed_weights(weight_decay), _conv_kernel_mask),
       optax.sgd(schedule, momentum=momentum, nesterov=nesterov),
   )
+  if freeze == 'none':
+    return tx
+  # A frozen backbone gets no update at all (weight decay included); the head trains as before.
+  return optax.multi_transform({'train': tx, 'frozen': optax.set_to_zero()},
+                               functools.partial(pretrained.freeze_labels, freeze=freeze))
 
 
 def create_train_state(
@@ -230,22 +241,29 @@ def train_step(
     model: nn.Module,
     tx: optax.GradientTransformation,
     augment_config: AugmentConfig,
+    freeze: str = 'none',
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One SGD step on a [B, H, W, C] batch with [B] int labels. Pure; `train` jits it with the batch gather.
+
+  With freeze='backbone' no gradient flows into the backbone (XLA drops its backward pass) and its BatchNorm
+  runs on the running statistics, which stay as they are; the head trains with its dropout.
 
   Returns:
     The new state and {'train/loss', 'train/accuracy'} scalars.
   """
   augment_rng, dropout_rng = jax.random.split(rng)
   images = augment(images, augment_rng, augment_config)
+  frozen = freeze == 'backbone'
 
   def loss_fn(params):
+    if frozen:
+      params = {k: v if k == pretrained.HEAD else jax.lax.stop_gradient(v) for k, v in params.items()}
     output, updates = model.apply(
         {**state.variables, 'params': params},
         images,
-        train=True,
         rngs={'dropout': dropout_rng},
         mutable=['batch_stats'],
+        **({'train': False, 'dropout': True} if frozen else {'train': True}),
     )
     return cross_entropy(output.logits, labels), (output.logits, updates.get('batch_stats', {}))
 
@@ -282,7 +300,7 @@ def epoch_order(items: jax.Array, num_labeled: jax.Array, rng: jax.Array, pool_s
 
 def _sample_and_step(
     state, images, labels, order, num_labeled, step_in_epoch, rng, mean=None, std=None, *, model, tx,
-    augment_config, batch_size, data_sharding, scale=None,
+    augment_config, batch_size, data_sharding, scale=None, freeze='none',
 ):
   """Gathers the batch for `step_in_epoch` from the epoch's order (cycling over |L|) and takes one step; with
   `scale`, the batch's raw pixels are normalised first: (x / scale - mean) / std."""
@@ -295,16 +313,17 @@ def _sample_and_step(
     batch_images = jax.lax.with_sharding_constraint(batch_images, data_sharding)
     batch_labels = jax.lax.with_sharding_constraint(batch_labels, data_sharding)
   return train_step(
-      state, batch_images, batch_labels, rng, model=model, tx=tx, augment_config=augment_config
+      state, batch_images, batch_labels, rng, model=model, tx=tx, augment_config=augment_config, freeze=freeze
   )
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_step(model, tx, augment_config, batch_size, data_sharding, vmapped, scale=None):
-  """The jitted, donated step for one (model, optimiser, batch layout, pixel scale); cached so rounds reuse it."""
+def _compiled_step(model, tx, augment_config, batch_size, data_sharding, vmapped, scale=None, freeze='none'):
+  """The jitted, donated step for one (model, optimiser, batch layout, pixel scale, frozen part); cached so
+  rounds reuse it."""
   body = functools.partial(
       _sample_and_step, model=model, tx=tx, augment_config=augment_config, batch_size=batch_size,
-      data_sharding=data_sharding, scale=scale,
+      data_sharding=data_sharding, scale=scale, freeze=freeze,
   )
   if vmapped:
     body = jax.vmap(body, in_axes=(0, None, None, 0, None, None, 0, None, None))
@@ -510,7 +529,8 @@ def train(
   total_steps = config.total_steps
   tx = make_optimizer(config, total_steps)
   image_shape = tuple(images.shape[1:])
-  step_fn = _compiled_step(model, tx, config.augment, config.batch_size, data_sharding, vmapped, scale)
+  step_fn = _compiled_step(model, tx, config.augment, config.batch_size, data_sharding, vmapped, scale,
+                           config.freeze)
   init_fn = _compiled_init(model, tx, image_shape, vmapped, replicated)
   if init is not None:
     init_fn = _warm_init(model, tx, image_shape, init, vmapped, replicated)

@@ -175,6 +175,24 @@ def test_an_unknown_policy(sessions, tmp_path):
     experiment.run(smoke_config(policies='nas'), str(tmp_path / 'work'))
 
 
+def test_a_pretrained_start_from_nowhere(sessions, tmp_path):
+  with pytest.raises(ValueError, match='init_from=.*nothing there. Pass an Orbax checkpoint directory or a .msgpack'):
+    experiment.run(smoke_config(**{'model.init_from': str(tmp_path / 'none.msgpack')}), str(tmp_path / 'work'))
+  assert not os.path.exists(tmp_path / 'work')
+
+
+def test_a_pretrained_start_under_a_search(sessions, tmp_path):
+  with pytest.raises(ValueError, match=r"init_from fits one architecture, but the policies \['inas'\] search"):
+    experiment.run(smoke_config(policies='inas', **{'model.init_from': str(tmp_path)}), str(tmp_path / 'work'))
+  assert not os.path.exists(tmp_path / 'work')
+
+
+def test_a_frozen_backbone_without_a_pretrained_one(sessions, tmp_path):
+  with pytest.raises(ValueError, match='freeze=backbone freezes pretrained layers: set --config.model.init_from'):
+    experiment.run(smoke_config(**{'model.freeze': 'backbone'}), str(tmp_path / 'work'))
+  assert not os.path.exists(tmp_path / 'work')
+
+
 def test_an_unparseable_architecture(sessions, tmp_path):
   with pytest.raises(ValueError, match=r"Cannot parse architecture 'A\(0,2\)'"):
     experiment.run(smoke_config(policies='fixed:A(0,2)'), str(tmp_path / 'work'))

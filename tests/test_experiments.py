@@ -28,6 +28,16 @@ def test_train_binary_smoke(tmp_path, fashion_mnist):
   assert record['arch'] == 'A(1,2)' and record['num_labeled'] == 64
   assert len(record['test/accuracy']) == 2
   assert all(0.0 <= a <= 1.0 for a in record['test/accuracy'])
+  # Its variables are a pretrained start for an active-learning run of the same architecture and width.
+  assert record['variables'] == str(tmp_path / 'variables' / 'A(1,2)_n64_seed0.msgpack')
+  from workdirs import smoke_config
+
+  from jal import experiment
+  config = smoke_config(**{'model.init_from': record['variables'], 'model.freeze': 'backbone'})
+  experiment.run(config, str(tmp_path / 'probe'))
+  with open(tmp_path / 'probe' / 'rounds.jsonl') as f:
+    rows = [json.loads(line) for line in f]
+  assert rows and all(r['train/pretrained'] == 1.0 for r in rows)
 
 
 @pytest.mark.parametrize('override, message', [

@@ -3,7 +3,9 @@ r"""Trains one architecture on N random labelled examples and reports test accur
   jal-train --workdir=/tmp/jal_train
   jal-train --config=train:paper --workdir=...
 
-Writes one JSON line per run to <workdir>/results.jsonl.
+Writes one JSON line per run to <workdir>/results.jsonl, and the first seed's variables to
+<workdir>/variables/<arch>_n<labels>_seed<seed>.msgpack: a pretrained start for the active-learning binaries
+(--config.model.init_from).
 """
 
 import jax
@@ -26,7 +28,8 @@ def _main(argv):
     return
   print(f"{record['arch']} on {record['num_labeled']} labels of {record['dataset']}: test accuracy "
         f"{record['test/accuracy_mean']:.4f} (seeds: {', '.join(f'{a:.4f}' for a in record['test/accuracy'])}) "
-        f"in {record['total/seconds']:.1f} s; results in {_WORKDIR.value}/results.jsonl")
+        f"in {record['total/seconds']:.1f} s; results in {_WORKDIR.value}/results.jsonl, variables in "
+        f"{record['variables']}")
 
 
 def main():
