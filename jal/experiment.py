@@ -37,9 +37,9 @@ from jal import inas as inas_lib
 from jal import nas as nas_lib
 from jal import progress as progress_lib
 from jal.augment import AugmentConfig
-from jal.models import ModelConfig, build_model, count_params, model_fn
+from jal.models import ModelConfig, build_model, count_params, init_variables, model_fn
 from jal.oracle import HumanOracle, LabelsRequested
-from jal.predict import evaluate
+from jal.predict import evaluate, predict
 from jal.search_space import SearchSpace, parse_architecture
 from jal.train import TrainConfig, train
 
@@ -94,6 +94,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.baseline_policy = ''               # Paired AUBC differences against these policies ('' = none).
   config.skip = ()                          # 'policy/strategy' pairs not to run.
   config.oracle = 'simulated'               # 'human': queries go to workdir/queries/, answers come by --labels.
+  config.initial = 'random'                 # The initial set: 'random', 'kmeans' or 'typiclust' (jal.cold_start).
   config.warm_start = False                 # Round models start from the previous round's (jal.inherit); the
                                             # paper trains each from scratch.
   config.progress_every = 30.0              # Seconds between progress lines per training (0: every epoch; <0: none).
@@ -373,6 +374,16 @@ def pretrained_start(config: ml_collections.ConfigDict, policy_names: Sequence[s
   return pretrained.load_variables(os.path.expanduser(path))
 
 
+def pretrained_embedding(init: dict, policy: str, splits: data.Splits, config: ml_collections.ConfigDict
+                         ) -> Callable[[object], np.ndarray]:
+  """images -> [N, D] pooled features of the pretrained network (the first fixed policy's architecture): what a
+  cold start clusters when `init_from` is given."""
+  model = build_model(parse_architecture(policy.removeprefix('fixed:')), splits.pool.num_classes,
+                      model_config(config.model))
+  variables, _, _ = pretrained.fit_to(init, init_variables(model, jax.random.key(0), splits.pool.image_shape))
+  return lambda images: np.asarray(predict(model, variables, images, to_host=True).embeddings)
+
+
 def make_querier(name: str, config: ml_collections.ConfigDict) -> query.Querier:
   """A strategy name -> its querier: 'autoal' and 'albl' from the config's sections of those names, else the
   registered strategy."""
@@ -621,6 +632,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
   policies = {spec: make_policy(spec, search_settings, config, splits) for spec in policy_names}
   queriers = {name: make_querier(name, config) for name in strategy_names}
   init = pretrained_start(config, policy_names)
+  embed = pretrained_embedding(init, policy_names[0], splits, config) if init is not None else None
 
   def loop_config_for(querier):
     # One model config for every strategy: two rows of a comparison differ in the query only. MC-dropout is
@@ -629,7 +641,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
     stop = config.get('stop', {})
     return loop.LoopConfig(schedule, train_settings, model_config(config.model), config.model.mc_passes,
                            config.model.mc_dropout_rate, bool(config.get('warm_start', False)),
-                           stop.get('set_size', 1000), stop.get('stabilise', 0), stop.get('agreement', 0.99), init)
+                           stop.get('set_size', 1000), stop.get('stabilise', 0), stop.get('agreement', 0.99),
+                           config.get('initial', 'random'), embed, init)
 
   for querier in queriers.values():
     loop_config_for(querier)  # Every model option checked before the workdir is touched.

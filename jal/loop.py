@@ -25,8 +25,8 @@ from absl import logging
 from flax import struct
 
 from jal import checkpoint as checkpoint_lib
+from jal import cold_start, pretrained
 from jal import inherit as inherit_lib
-from jal import pretrained
 from jal import progress as progress_lib
 from jal import query as query_lib
 from jal.data import Dataset, Splits, row_blocks
@@ -217,13 +217,16 @@ class RoundProgress:
 PHASES = ('start', 'policy', 'train', 'query')
 
 
-def initial_state(pool_size: int, schedule: BudgetSchedule, oracle: Oracle, seed: int) -> LoopState:
-  """k random initial labels (depending on `seed` only, so strategies compared on a seed share them)."""
+def initial_state(pool_size: int, schedule: BudgetSchedule, oracle: Oracle, seed: int,
+                  initial: np.ndarray | None = None) -> LoopState:
+  """The state with the initial set labelled: `initial` ([k] items, `jal.cold_start`), by default k random
+  items (depending on `seed` only, so strategies compared on a seed share them)."""
   if schedule.total > pool_size:
     raise ValueError(
         f'The total budget ({schedule.total}) exceeds the pool ({pool_size} items); lower the budget or use a '
         'larger pool.')
-  initial = np.random.default_rng(seed).choice(pool_size, schedule.initial, replace=False)
+  if initial is None:
+    initial = cold_start.random_items(pool_size, schedule.initial, seed)
   state = LoopState(np.zeros(pool_size, bool), np.full(pool_size, -1, np.int32), jax.random.key(seed))
   return state.reveal(initial, oracle.label(initial, -1))
 
@@ -259,6 +262,10 @@ class LoopConfig:
     stop_rounds: > 0 ends the session early, without the round's query, once this many successive agreements
       reach `stop_agreement` (0: the budget alone ends it).
     stop_agreement: the kappa that counts as stable (0.99 in the paper).
+    initial: how the initial set is chosen before any label: 'random', 'kmeans' or 'typiclust' on embeddings
+      (`jal.cold_start`).
+    embed: images -> [N, D] embeddings the cold start clusters (e.g. a pretrained backbone's); None: the pixels'
+      principal components.
     init: pretrained variables ({'params', 'batch_stats'}, `jal.pretrained.load_variables`) every round's model
       starts from, each round afresh (not from the last round's): every leaf whose path and shape fit is taken, the
       rest (a head for another number of classes) starts fresh (`jal.pretrained.fit_to`). None: from scratch.
@@ -273,9 +280,13 @@ class LoopConfig:
   stop_set: int = 1000
   stop_rounds: int = 0
   stop_agreement: float = 0.99
+  initial: str = 'random'
+  embed: Callable[[Any], np.ndarray] | None = dataclasses.field(default=None, compare=False, hash=False)
   init: dict | None = dataclasses.field(default=None, compare=False, hash=False)
 
   def __post_init__(self):
+    if self.initial not in cold_start.COLD_STARTS:
+      raise ValueError(f'Unknown initial-set method {self.initial!r}; use one of {cold_start.COLD_STARTS}.')
     if self.init is not None and self.warm_start:
       raise ValueError('A round model starts either from pretrained variables (init) or from the previous '
                        "round's (warm_start), not both.")
@@ -680,8 +691,18 @@ def _run(splits, config, querier, policy, oracle, seed, model_fn, checkpointer, 
       return state
   if state is None:
     seeded = splits.pool.unknown_labels and bool(np.any(splits.pool.labels >= 0))
-    state = (seeded_state(splits.pool, config.schedule, seed) if seeded
-             else initial_state(len(splits.pool), config.schedule, oracle, seed))
+    if seeded and config.initial != 'random':
+      raise ValueError(f'The pool comes with your seed labels, which are the initial set: a cold start '
+                       f"('{config.initial}') chooses one only for a pool without; drop --config.initial.")
+    if seeded:
+      state = seeded_state(splits.pool, config.schedule, seed)
+    else:
+      initial = None
+      if config.initial != 'random':
+        with progress_lib.task(f'initial set ({config.initial})'):
+          initial = cold_start.initial_items(config.initial, splits.pool.images, config.schedule.initial, seed,
+                                             config.embed)
+      state = initial_state(len(splits.pool), config.schedule, oracle, seed, initial)
   num_rounds = len(config.schedule.label_counts())
 
   def save_phase(state, progress):

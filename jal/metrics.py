@@ -16,9 +16,9 @@ import numpy as np
 def _curve(num_labels: Sequence[float], accuracy: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
   n = np.asarray(num_labels, np.float64)
   a = np.asarray(accuracy, np.float64)
-  if n.ndim != 1 or n.shape != a.shape or n.size < 2:
+  if n.ndim != 1 or n.shape != a.shape or n.size < 1:
     raise ValueError(
-        f'A learning curve needs matching 1-D label counts and accuracies with at least 2 rounds, got shapes '
+        f'A learning curve needs matching 1-D label counts and accuracies with at least 1 round, got shapes '
         f'{n.shape} and {a.shape}.')
   if np.any(np.diff(n) <= 0):
     raise ValueError(f'Label counts must increase strictly from round to round, got {n.tolist()}.')
@@ -28,8 +28,11 @@ def _curve(num_labels: Sequence[float], accuracy: Sequence[float]) -> tuple[np.n
 
 
 def aubc(num_labels: Sequence[float], accuracy: Sequence[float]) -> float:
-  """Area under the budget curve: trapezoid area of accuracy over labels, divided by (n_R - n_0); in [0, 1]."""
+  """Area under the budget curve: trapezoid area of accuracy over labels, divided by (n_R - n_0); in [0, 1]. A
+  curve of one round (a session that trained on its initial set only) has the limit of that ratio: its accuracy."""
   n, a = _curve(num_labels, accuracy)
+  if n.size == 1:
+    return float(a[0])
   return float(np.trapezoid(a, n) / (n[-1] - n[0]))
 
 
@@ -42,10 +45,11 @@ def auc_gain(
   """
   n, active = _curve(num_labels, active_accuracy)
   _, passive = _curve(num_labels, passive_accuracy)
-  passive_error = np.trapezoid(1.0 - passive, n)
+  area = (lambda y: float(y[0])) if n.size == 1 else (lambda y: np.trapezoid(y, n))  # One round: its error.
+  passive_error = area(1.0 - passive)
   if passive_error <= 0:
     raise ValueError('The passive learner has zero error everywhere; AUC-GAIN is undefined.')
-  return float((passive_error - np.trapezoid(1.0 - active, n)) / passive_error)
+  return float((passive_error - area(1.0 - active)) / passive_error)
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:

@@ -363,6 +363,16 @@ def _kmeans_centres(inputs: QueryInputs, budget: int, rng: jax.Array, iterations
   return jax.lax.fori_loop(0, iterations, lloyd, centres)
 
 
+@functools.partial(jax.jit, static_argnames=('num_clusters', 'iterations'))
+def kmeans_clusters(embeddings: jax.Array, mask: jax.Array, num_clusters: int, rng: jax.Array,
+                    iterations: int = 10) -> jax.Array:
+  """[N] cluster of every point: k-means with `num_clusters` centres fitted to the [N, D] embeddings where `mask`
+  ([N] bool) holds (k-means++ seeding, Lloyd iterations; the centres `kmeans` uses with the same key)."""
+  inputs = QueryInputs(mask, ~mask, embeddings=embeddings)
+  centres = _kmeans_centres(inputs, num_clusters, rng, iterations)
+  return _nearest_centres(embeddings.astype(jnp.float32), centres)
+
+
 def kmeans(inputs: QueryInputs, budget: int, rng: jax.Array, iterations: int = 10) -> jax.Array:
   """k-means with `budget` centres over the unlabelled embeddings (k-means++ seeding, Lloyd iterations);
   for each centre in turn, the nearest unlabelled point not yet chosen."""

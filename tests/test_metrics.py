@@ -10,6 +10,8 @@ def test_aubc_is_normalised_trapezoid_area():
   assert metrics.aubc([100, 200, 400], [0.5, 0.7, 0.9]) == pytest.approx(
       ((0.5 + 0.7) / 2 * 100 + (0.7 + 0.9) / 2 * 200) / 300)
   assert metrics.aubc([0, 10], [0.8, 0.8]) == pytest.approx(0.8)
+  assert metrics.aubc([100], [0.7]) == 0.7  # One round (the initial set only): its accuracy, the ratio's limit.
+  assert metrics.auc_gain([100], [0.8], [0.6]) == pytest.approx(0.5)
 
 
 def test_auc_gain_against_passive():
@@ -45,7 +47,7 @@ def test_a_paired_difference_is_called_only_past_the_t_critical_value_for_its_se
 
 
 @pytest.mark.parametrize('call, message', [
-    (lambda: metrics.aubc([100], [0.5]), 'at least 2 rounds'),
+    (lambda: metrics.aubc([], []), 'at least 1 round'),
     (lambda: metrics.aubc([100, 100], [0.5, 0.6]), 'increase strictly'),
     (lambda: metrics.aubc([100, 200], [0.5, float('nan')]), 'finite'),
     (lambda: metrics.aubc([100, 200, 300], [0.5, 0.6]), 'matching'),
