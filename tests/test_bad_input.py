@@ -193,6 +193,13 @@ def test_a_frozen_backbone_without_a_pretrained_one(sessions, tmp_path):
   assert not os.path.exists(tmp_path / 'work')
 
 
+def test_an_unknown_cold_start(sessions, tmp_path):
+  with pytest.raises(ValueError, match=r"Unknown initial-set method 'centres'; use one of \('random', 'kmeans', "
+                                       r"'typiclust'\)"):
+    experiment.run(smoke_config(initial='centres'), str(tmp_path / 'work'))
+  assert not os.path.exists(tmp_path / 'work')
+
+
 def test_an_unparseable_architecture(sessions, tmp_path):
   with pytest.raises(ValueError, match=r"Cannot parse architecture 'A\(0,2\)'"):
     experiment.run(smoke_config(policies='fixed:A(0,2)'), str(tmp_path / 'work'))
