@@ -68,7 +68,8 @@ ADDED_FIELDS = {'warm_start': False, 'autoal.mixture_init': 'kmeans++', 'autoal.
                 'model.cpu_fusions': 'default', 'data.image_size': 0, 'data.imbalance': 1.0, 'inas.min_feature_map': 1,
                 'nas.folds': 3, 'nas.evidence': 2.0, 'nas.evidence_score': 'correct', 'data.on_disk': False,
                 'stop.stabilise': 0, 'stop.agreement': 0.99, 'stop.set_size': 1000, 'model.precision': 'float32',
-                'model.init_from': '', 'model.freeze': 'none', 'initial': 'random'}
+                'model.init_from': '', 'model.freeze': 'none', 'initial': 'random',
+                'initial_labels': ''}
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:

@@ -38,7 +38,7 @@ from jal import nas as nas_lib
 from jal import progress as progress_lib
 from jal.augment import AugmentConfig
 from jal.models import ModelConfig, build_model, count_params, init_variables, model_fn
-from jal.oracle import HumanOracle, LabelsRequested
+from jal.oracle import HumanOracle, LabelsRequested, import_labels
 from jal.predict import evaluate, predict
 from jal.search_space import SearchSpace, parse_architecture
 from jal.train import TrainConfig, train
@@ -95,6 +95,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.skip = ()                          # 'policy/strategy' pairs not to run.
   config.oracle = 'simulated'               # 'human': queries go to workdir/queries/, answers come by --labels.
   config.initial = 'random'                 # The initial set: 'random', 'kmeans' or 'typiclust' (jal.cold_start).
+  config.initial_labels = ''                # A CSV item_id,label of labels you have: they join the initial set.
   config.warm_start = False                 # Round models start from the previous round's (jal.inherit); the
                                             # paper trains each from scratch.
   config.progress_every = 30.0              # Seconds between progress lines per training (0: every epoch; <0: none).
@@ -619,6 +620,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
   if oracle_kind == 'human' and jax.process_count() > 1:
     raise ValueError('A human-labelled session runs in one process: start it without --coordinator_address.')
   splits = load_data(config)
+  if config.get('initial_labels', ''):
+    splits = dataclasses.replace(splits, pool=import_labels(splits.pool, os.path.expanduser(config.initial_labels)))
   if splits.pool.unknown_labels and oracle_kind != 'human':
     raise ValueError('This pool has unlabelled images that only people can label: add --config.oracle=human.')
   schedule = budget_schedule(config, splits)

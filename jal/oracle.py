@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from jal.data import Splits
+from jal.data import Dataset, Splits
 
 
 class Oracle(Protocol):
@@ -183,19 +183,14 @@ def _read_rows(path: str) -> list[list[str]]:
   return list(csv.reader(io.StringIO(text, newline=''), delimiter=delimiter))
 
 
-def read_labels(path: str, asked_ids: list[str], all_ids: set[str], class_names: tuple[str, ...] | None,
-                num_classes: int) -> np.ndarray:
-  """[b] class indices for `asked_ids`, in their order, from a CSV of item_id,label (a class name or index).
-
-  Raises:
-    LabelFileError: listing every bad line (unknown ids, ids not asked for, duplicates, labels that are not a
-      class, missing rows) when anything is wrong; nothing is returned then.
-  """
+def _parse_labels(path: str, asked: set[str] | None, all_ids: set[str], class_names: tuple[str, ...] | None,
+                  num_classes: int, what: str) -> tuple[dict[str, int], list[str]]:
+  """item_id -> class index for every good row of a CSV of item_id,label (a class name or index), and the list of
+  bad lines (unknown ids, ids not in `asked` when given, duplicates, labels that are not a class)."""
   if not os.path.isfile(path):
     raise LabelFileError(f'Labels file {path!r} does not exist.')
   names = {name: i for i, name in enumerate(class_names or ())}
-  problems, answers, seen = [], {}, set()
-  asked = set(asked_ids)
+  problems, answers = [], {}
   rows = _read_rows(path)
   header = rows[0] if rows else None
   if header is None or [h.strip().lower() for h in header[:2]] != ['item_id', 'label']:
@@ -210,13 +205,12 @@ def read_labels(path: str, asked_ids: list[str], all_ids: set[str], class_names:
     if item not in all_ids:
       problems.append(f'line {line_number}: unknown item id {item!r}')
       continue
-    if item not in asked:
-      problems.append(f'line {line_number}: item {item!r} was not asked for in this round')
+    if asked is not None and item not in asked:
+      problems.append(f'line {line_number}: item {item!r} was not asked for in {what}')
       continue
-    if item in seen:
+    if item in answers:
       problems.append(f'line {line_number}: item {item!r} appears again')
       continue
-    seen.add(item)
     if value in names:
       label = names[value]
     elif re.fullmatch(r'-?\d+', value):
@@ -229,15 +223,59 @@ def read_labels(path: str, asked_ids: list[str], all_ids: set[str], class_names:
       problems.append(f'line {line_number}: {value!r} is not a class name ({", ".join(names) or "none"}) nor a '
                       f'class number from 0 to {num_classes - 1}')
       continue
-    answers[item] = (label, line_number)
-  missing = [item for item in asked_ids if item not in seen]
-  if missing:
-    problems.append(f'{len(missing)} items asked for have no row: ' + ', '.join(missing[:20]) +
-                    (' ...' if len(missing) > 20 else ''))
+    answers[item] = label
+  return answers, problems
+
+
+def _refuse(path: str, problems: list[str]) -> None:
   if problems:
     raise LabelFileError(f'{path} was not imported (nothing was applied); fix these and run again:\n  ' +
                          '\n  '.join(problems))
-  return np.array([answers[item][0] for item in asked_ids], np.int32)
+
+
+def read_labels(path: str, asked_ids: list[str], all_ids: set[str], class_names: tuple[str, ...] | None,
+                num_classes: int) -> np.ndarray:
+  """[b] class indices for `asked_ids`, in their order, from a CSV of item_id,label (a class name or index).
+
+  Raises:
+    LabelFileError: listing every bad line (unknown ids, ids not asked for, duplicates, labels that are not a
+      class, missing rows) when anything is wrong; nothing is returned then.
+  """
+  answers, problems = _parse_labels(path, set(asked_ids), all_ids, class_names, num_classes, 'this round')
+  missing = [item for item in asked_ids if item not in answers]
+  if missing:
+    problems.append(f'{len(missing)} items asked for have no row: ' + ', '.join(missing[:20]) +
+                    (' ...' if len(missing) > 20 else ''))
+  _refuse(path, problems)
+  return np.array([answers[item] for item in asked_ids], np.int32)
+
+
+def import_labels(pool: Dataset, path: str) -> Dataset:
+  """`pool` with the labels of a CSV of item_id,label (labels a person already has, in bulk) added to its known
+  ones: they join the initial labelled set. The same checks as a round's answers (every bad line listed, nothing
+  applied), and a row that contradicts a label the pool already holds is refused.
+
+  Raises:
+    LabelFileError: on any bad line, or for a pool whose labels are all known (a simulation has nothing to import).
+  """
+  if not pool.unknown_labels:
+    raise LabelFileError(f'--config.initial_labels={path}: this pool comes with every label (a simulation); labels '
+                         'are imported into a pool people label (--config.data.name=folder or arrays with unknown '
+                         'labels).')
+  ids = pool.item_ids
+  answers, problems = _parse_labels(path, None, set(ids), pool.class_names, pool.num_classes, 'the pool')
+  index = {item: i for i, item in enumerate(ids)}
+  labels = np.array(pool.labels, np.int32)
+  for item, label in answers.items():
+    known = int(labels[index[item]])
+    if known >= 0 and known != label:
+      problems.append(f'item {item!r}: labelled {label} here but {known} already (your seed labels)')
+  if not answers and not problems:
+    problems.append('no rows: the file holds only its header')
+  _refuse(path, problems)
+  for item, label in answers.items():
+    labels[index[item]] = label
+  return dataclasses.replace(pool, labels=labels)
 
 
 def _round_of(directory: str) -> str:

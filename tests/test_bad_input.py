@@ -193,6 +193,14 @@ def test_a_frozen_backbone_without_a_pretrained_one(sessions, tmp_path):
   assert not os.path.exists(tmp_path / 'work')
 
 
+def test_labels_imported_into_a_simulation(sessions, tmp_path):
+  answers = tmp_path / 'mine.csv'
+  answers.write_text('item_id,label\nfashion_mnist_idx/train/0,1\n')
+  with pytest.raises(oracle_lib.LabelFileError, match='comes with every label .* a pool people label'):
+    experiment.run(smoke_config(initial_labels=str(answers)), str(tmp_path / 'work'))
+  assert not os.path.exists(tmp_path / 'work')
+
+
 def test_an_unknown_cold_start(sessions, tmp_path):
   with pytest.raises(ValueError, match=r"Unknown initial-set method 'centres'; use one of \('random', 'kmeans', "
                                        r"'typiclust'\)"):

@@ -205,3 +205,44 @@ def test_label_files_as_spreadsheets_save_them(tmp_path, encoding, delimiter):
   path.write_bytes(text.encode(encoding))
   labels = oracle_lib.read_labels(str(path), ['c', 'a', 'b'], {'a', 'b', 'c', 'd'}, classes, 3)
   np.testing.assert_array_equal(labels, [0, 1, 2])
+
+
+def test_labels_you_already_have_join_the_initial_set(tmp_path, fashion_mnist):
+  truth = _array_folder(tmp_path / 'arrays', fashion_mnist)
+  imported = tmp_path / 'mine.csv'
+  imported.write_text('item_id,label\n' + ''.join(f'pool.npy/{k},{truth[f"pool.npy/{k}"]}\n' for k in range(4)))
+  workdir = str(tmp_path / 'work')
+  config = _human_config(**{'data.name': 'arrays', 'data.data_dir': str(tmp_path / 'arrays'),
+                            'budget.per_round': 5, 'budget.total': 20, 'initial_labels': str(imported)})
+  with pytest.raises(oracle_lib.LabelsRequested, match="Round 0's query needs 5 labels from you"):
+    experiment.run(config, workdir)
+  query = os.path.join(workdir, 'queries', 'round_0')
+  with open(os.path.join(query, 'index.csv')) as f:
+    asked = [r['item_id'] for r in csv.DictReader(f)]
+  assert not set(asked) & {f'pool.npy/{k}' for k in range(4)}  # Imported items are labelled, never asked.
+  labels = _answer(query, lambda r: truth[r['item_id']], tmp_path / 'labels.csv')
+  with pytest.raises(oracle_lib.LabelsRequested, match="Round 1's query"):
+    experiment.run(config, workdir, labels)
+  assert [r['num_labeled'] for r in compare_rows(workdir)] == [10]  # 6 seed labels + 4 imported.
+
+
+def test_an_import_is_checked_whole_and_refused_with_every_bad_line(tmp_path, fashion_mnist):
+  _array_folder(tmp_path / 'arrays', fashion_mnist)
+  pool = data.load_arrays(str(tmp_path / 'arrays')).pool
+  bad = tmp_path / 'bad.csv'
+  bad.write_text('item_id,label\npool.npy/0,shirt\npool.npy/0,shirt\npool.npy/99,shirt\npool.npy/1,coat\n'
+                 'labeled.npz/0,7\n')
+  with pytest.raises(oracle_lib.LabelFileError) as error:
+    oracle_lib.import_labels(pool, str(bad))
+  message = str(error.value)
+  for expected in ("line 3: item 'pool.npy/0' appears again", "line 4: unknown item id 'pool.npy/99'",
+                   "line 5: 'coat' is not a class name", 'line 6: there is no class number 7', 'nothing was applied'):
+    assert expected in message
+  clash = tmp_path / 'clash.csv'
+  seed_label = int(pool.labels[0])
+  clash.write_text(f'item_id,label\nlabeled.npz/0,{(seed_label + 1) % 3}\n')
+  with pytest.raises(oracle_lib.LabelFileError, match="'labeled.npz/0': labelled .* already"):
+    oracle_lib.import_labels(pool, str(clash))
+  simulated = data.Dataset(np.zeros((4, 2, 2, 1), np.float32), np.array([0, 1, 0, 1]), 2)
+  with pytest.raises(oracle_lib.LabelFileError, match='comes with every label'):
+    oracle_lib.import_labels(simulated, str(clash))
