@@ -35,7 +35,6 @@ import math
 import time
 from collections.abc import Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,6 +45,7 @@ from jal import mixture, progress
 from jal import query as query_lib
 from jal.augment import AugmentConfig
 from jal.data import Dataset
+from jal.loss_prediction import LossModule, margin_ranking_loss
 from jal.models import ModelConfig, ResNet, build_model, init_variables
 from jal.predict import predict
 from jal.search_space import Architecture
@@ -249,26 +249,6 @@ def selection_regulariser(selection: jax.Array, query_fraction: float, different
   alpha = (jnp.sum(selection) if differentiable
            else jax.lax.stop_gradient(jnp.sum(selection > 0.5).astype(selection.dtype)))
   return 1.0 / (1.0 + jnp.exp(0.5 * jnp.abs(alpha - query_fraction * selection.shape[0]))) - 0.5
-
-
-def margin_ranking_loss(predicted: jax.Array, target: jax.Array, margin: float = 1.0) -> jax.Array:
-  """Learning Loss (Yoo & Kweon 2019): pairs (i, B-1-i); the predicted order must match the target's by `margin`."""
-  half = predicted.shape[0] // 2
-  predicted_diff = (predicted - predicted[::-1])[:half]
-  target_diff = jax.lax.stop_gradient((target - target[::-1])[:half])
-  sign = jnp.where(target_diff > 0, 1.0, -1.0)
-  return jnp.mean(jnp.maximum(0.0, margin - sign * predicted_diff))
-
-
-class LossModule(nn.Module):
-  """Predicts a per-sample loss from stage features: per stage GAP -> Dense -> ReLU; concat -> Dense(1)."""
-
-  features: int = 128
-
-  @nn.compact
-  def __call__(self, stages: Sequence[jax.Array]) -> jax.Array:
-    pooled = [nn.relu(nn.Dense(self.features)(jnp.mean(stage, axis=(1, 2)))) for stage in stages]
-    return nn.Dense(1)(jnp.concatenate(pooled, axis=-1))[:, 0]
 
 
 # --- State and the three steps. ---

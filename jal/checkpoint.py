@@ -69,7 +69,8 @@ ADDED_FIELDS = {'warm_start': False, 'autoal.mixture_init': 'kmeans++', 'autoal.
                 'nas.folds': 3, 'nas.evidence': 2.0, 'nas.evidence_score': 'correct', 'data.on_disk': False,
                 'stop.stabilise': 0, 'stop.agreement': 0.99, 'stop.set_size': 1000, 'model.precision': 'float32',
                 'model.init_from': '', 'model.freeze': 'none', 'initial': 'random',
-                'initial_labels': ''}
+                'initial_labels': '', 'model.loss_prediction': False, 'train.loss_prediction_weight': 1.0,
+                'train.loss_prediction_detach': 0.6}
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:

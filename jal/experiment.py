@@ -61,6 +61,8 @@ def train_section() -> ml_collections.ConfigDict:
   section.eval_every = 0
   section.eval_batch_size = 1024
   section.seed_parallelism = 'auto'         # 'vmap' or 'sequential' for several seeds; 'auto' picks per backend.
+  section.loss_prediction_weight = 1.0      # λ of a loss-predicting model's ranking loss (model.loss_prediction).
+  section.loss_prediction_detach = 0.6      # Its gradient stops reaching the backbone after this share of steps.
   section.augment = ml_collections.ConfigDict()
   section.augment.flip = True
   section.augment.shift = 2
@@ -79,6 +81,7 @@ def model_section() -> ml_collections.ConfigDict:
   section.dropout_rate = 0.0                # Training dropout of every strategy's model (0.5: the paper's ablation).
   section.mc_dropout_rate = 0.5             # Dropout of the MC passes at query time (MC-dropout strategies).
   section.mc_passes = 100                   # T, as in active-iNAS.
+  section.loss_prediction = False           # A loss-prediction module (Learning Loss) on every strategy's model.
   section.init_from = ''                    # Pretrained variables every round starts from (Orbax dir or .msgpack).
   section.freeze = 'none'                   # 'backbone': train the head only (a linear probe of init_from).
   return section
@@ -272,7 +275,8 @@ def train_config(section: ml_collections.ConfigDict) -> TrainConfig:
 def model_config(section: ml_collections.ConfigDict) -> ModelConfig:
   """A config's `model` section as a ModelConfig: the same for every strategy of a comparison."""
   return ModelConfig(section.width, section.conv_bias, section.dropout_rate, section.conv_impl,
-                     section.get('cpu_fusions', 'default'), section.get('precision', 'float32'))
+                     section.get('cpu_fusions', 'default'), section.get('precision', 'float32'),
+                     section.get('loss_prediction', False))
 
 
 def inas_config(section: ml_collections.ConfigDict) -> inas_lib.INASConfig:
@@ -647,6 +651,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
                            stop.get('set_size', 1000), stop.get('stabilise', 0), stop.get('agreement', 0.99),
                            config.get('initial', 'random'), embed, init)
 
+  needs_loss = [n for n in strategy_names if 'predicted_loss' in getattr(queriers[n], 'needs', ())]
+  if needs_loss and not config.model.get('loss_prediction', False):
+    raise ValueError(f'{needs_loss} read a loss-prediction module: add --config.model.loss_prediction=True (every '
+                     "strategy's model then trains with it, so the rows differ in the query only).")
   for querier in queriers.values():
     loop_config_for(querier)  # Every model option checked before the workdir is touched.
   if schedule.total > len(splits.pool):

@@ -20,6 +20,7 @@ from flax import struct
 from jal import search_space
 from jal.cpu_fusions import CPU_FUSIONS
 from jal.layers import CONV_IMPLS, Conv, max_pool
+from jal.loss_prediction import LossModule
 from jal.search_space import Architecture
 
 PRECISIONS = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}  # `ModelConfig.precision` -> compute dtype.
@@ -33,11 +34,13 @@ class ModelOutput:
     logits: [N, C] float32.
     embedding: [N, D] the pooled features before the dropout slot (D = width * 2**(j-1)).
     stages: the output of the stem and of every stack, [N, H_s, W_s, C_s] each, when requested; else ().
+    predicted_loss: [N] the loss-prediction module's output (a model built with `loss_prediction`); else None.
   """
 
   logits: jax.Array
   embedding: jax.Array
   stages: tuple[jax.Array, ...] = ()
+  predicted_loss: jax.Array | None = None
 
 
 class BasicBlock(nn.Module):
@@ -101,6 +104,7 @@ class ResNet(nn.Module):
   bn_momentum: float = 0.9
   cpu_fusions: str = 'default'
   precision: str = 'float32'
+  loss_prediction: bool = False
 
   @nn.compact
   def __call__(
@@ -109,6 +113,7 @@ class ResNet(nn.Module):
       train: bool = False,
       dropout: bool | None = None,
       return_stages: bool = False,
+      loss_coupling: float | jax.Array = 1.0,
   ) -> ModelOutput:
     """Runs the network.
 
@@ -117,6 +122,8 @@ class ResNet(nn.Module):
       train: BatchNorm uses batch statistics and updates `batch_stats` (pass `mutable=['batch_stats']`).
       dropout: activate the dropout slot; defaults to `train`. MC-dropout passes `train=False, dropout=True`.
       return_stages: also return the stem's and every stack's output (AutoAL's loss-prediction module).
+      loss_coupling: with `loss_prediction`, the share of the loss module's gradient that reaches the backbone
+        (1: joint training; 0: the module learns on fixed features, as Learning Loss does late in training).
 
     Returns:
       A ModelOutput with logits [N, C], embedding [N, D] and the stages if requested.
@@ -140,7 +147,11 @@ class ResNet(nn.Module):
     logits = Head(self.num_classes, self.dropout_rate, name='head')(
         embedding, dropout=train if dropout is None else dropout
     )
-    return ModelOutput(logits, embedding, tuple(stages) if return_stages else ())
+    predicted_loss = None
+    if self.loss_prediction:  # Learning loss: the value is the same either way, the gradient scaled.
+      coupled = [loss_coupling * s + (1.0 - loss_coupling) * jax.lax.stop_gradient(s) for s in stages]
+      predicted_loss = LossModule(name='loss_module')(coupled)
+    return ModelOutput(logits, embedding, tuple(stages) if return_stages else (), predicted_loss)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +169,8 @@ class ModelConfig:
     precision: the backbone's compute dtype, `PRECISIONS`: 'float32', or 'bfloat16' (mixed precision: convolutions
       and batch norm in bfloat16, parameters, optimiser, pooled embedding, head and loss in float32; no loss
       scaling, as bfloat16 keeps float32's range). For accelerators; CPUs have no fast bfloat16 convolutions.
+    loss_prediction: a loss-prediction module on the stem's and every stack's output (Learning Loss, Yoo & Kweon
+      2019), trained with the model (`TrainConfig.loss_prediction_weight`); the `learning_loss` strategy reads it.
   """
 
   width: int = 64
@@ -166,6 +179,7 @@ class ModelConfig:
   conv_impl: str = 'auto'
   cpu_fusions: str = 'default'
   precision: str = 'float32'
+  loss_prediction: bool = False
 
   def __post_init__(self):
     if self.width < 1:
@@ -192,7 +206,7 @@ def build_model(arch: Architecture, num_classes: int, config: ModelConfig | None
   if num_classes < 2:
     raise ValueError(f'num_classes must be >= 2, got {num_classes}.')
   return ResNet(arch, num_classes, config.width, config.conv_bias, config.dropout_rate, config.conv_impl,
-                cpu_fusions=config.cpu_fusions, precision=config.precision)
+                cpu_fusions=config.cpu_fusions, precision=config.precision, loss_prediction=config.loss_prediction)
 
 
 # Architecture -> the Flax module of a round. The module's `apply(variables, images [N, H, W, C], train=...)`

@@ -31,11 +31,13 @@ class Predictions:
     logits: [N, C] float32.
     probs: [N, C] softmax of the logits.
     embeddings: [N, D] pooled features.
+    predicted_loss: [N] a loss-predicting model's predicted loss (`ModelConfig.loss_prediction`); else None.
   """
 
   logits: jax.Array
   probs: jax.Array
   embeddings: jax.Array
+  predicted_loss: jax.Array | None = None
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   """A 1-D mesh with a 'data' axis over `devices` (default: every device of every process, `jax.devices()`;
@@ -55,6 +57,8 @@ def _compiled_forward(model, data_sharding, scale=None, dtype=None):
       images = jax.lax.with_sharding_constraint(images, data_sharding)
     output = model.apply(variables, images, train=False)
     outputs = output.logits, jax.nn.softmax(output.logits), output.embedding
+    if output.predicted_loss is not None:
+      outputs += (output.predicted_loss.astype(jnp.float32),)
     return outputs if dtype is None else tuple(x.astype(dtype) for x in outputs)
 
   return jax.jit(forward, compiler_options=cpu_fusions.compiler_options(model, 'infer'))
@@ -118,8 +122,7 @@ def predict(
       out[start:start + count] = part[:count]
   if to_host:
     return Predictions(*outputs)
-  logits, probs, embeddings = (jnp.concatenate(parts)[:num_images] for parts in zip(*outputs))
-  return Predictions(logits, probs, embeddings)
+  return Predictions(*(jnp.concatenate(parts)[:num_images] for parts in zip(*outputs)))
 
 
 def process_share(num_images: int, process_index: int, process_count: int) -> tuple[int, int]:

@@ -61,6 +61,7 @@ class QueryInputs:
     probs: [N, C] softmax outputs of the deterministic (eval-mode) model.
     embeddings: [N, D] pooled features.
     mc: MC-dropout statistics over T passes.
+    predicted_loss: [N] a loss-predicting model's predicted loss (`jal.models.ModelConfig.loss_prediction`).
   """
 
   unlabeled_mask: jax.Array
@@ -68,6 +69,7 @@ class QueryInputs:
   probs: jax.Array | None = None
   embeddings: jax.Array | None = None
   mc: MCDropoutStats | None = None
+  predicted_loss: jax.Array | None = None
 
 
 QueryFn = Callable[[QueryInputs, int, jax.Array], jax.Array]
@@ -97,9 +99,9 @@ def register_query(name: str, fn: QueryFn | None, needs: tuple[str, ...] = (), d
   `needs` lists the QueryInputs fields it reads ('probs', 'embeddings', 'mc'), so the loop computes only those.
   `score(inputs, budget, rng) -> [N]` is its per-item score; with `fn` None the query is the top `budget` of it.
   """
-  unknown = set(needs) - {'probs', 'embeddings', 'mc'}
+  unknown = set(needs) - {'probs', 'embeddings', 'mc', 'predicted_loss'}
   if unknown:
-    raise ValueError(f"Unknown needs {sorted(unknown)}; valid: 'probs', 'embeddings', 'mc'.")
+    raise ValueError(f"Unknown needs {sorted(unknown)}; valid: 'probs', 'embeddings', 'mc', 'predicted_loss'.")
   if fn is None and score is None:
     raise ValueError(f'Strategy {name!r} needs a query function or a score.')
   fn = fn or top_of(score)
@@ -445,6 +447,15 @@ for _name, _fn, _score, _needs in (
     ('badge', badge, badge_score, ('probs', 'embeddings')),
 ):
   register_query(_name, _fn, _needs, score=_score)
+
+
+def learning_loss(inputs: QueryInputs, budget: int, rng: jax.Array) -> jax.Array:
+  """Learning Loss (Yoo & Kweon 2019): the loss the model's loss-prediction module predicts for each item."""
+  del budget, rng
+  return inputs.predicted_loss.astype(jnp.float32)
+
+
+register_query('learning_loss', None, ('predicted_loss',), score=learning_loss)
 QUERIES['softmax_response'] = dataclasses.replace(QUERIES['least_confidence'], name='softmax_response')
 
 
@@ -465,6 +476,9 @@ def _check(inputs: QueryInputs, needs: frozenset[str], name: str, budget: int) -
     raise ValueError('An item is both labelled and unlabelled; the masks must be disjoint.')
   for field in needs:
     if getattr(inputs, field) is None:
+      if field == 'predicted_loss':
+        raise ValueError(f'Query strategy {name!r} reads a loss-prediction module the model does not have: build it '
+                         'with ModelConfig(loss_prediction=True) (--config.model.loss_prediction=True).')
       raise ValueError(f'Query strategy {name!r} needs QueryInputs.{field}; compute it with jal.query.pool_inputs.')
   available = int(unlabeled.sum())
   if not isinstance(budget, int | np.integer) or budget < 1:
@@ -593,7 +607,8 @@ def pool_inputs(
                         to_host=normalization is not None, dtype=dtype)
   mc = (mc_dropout_stats(model, variables, predictions.embeddings, mc_passes, rng, mc_rate)
         if 'mc' in spec.needs else None)
-  return inputs.replace(probs=predictions.probs, embeddings=predictions.embeddings, mc=mc)
+  return inputs.replace(probs=predictions.probs, embeddings=predictions.embeddings, mc=mc,
+                        predicted_loss=predictions.predicted_loss if 'predicted_loss' in spec.needs else None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,6 +31,7 @@ from jax.sharding import PartitionSpec as P
 
 from jal import cpu_fusions, pretrained, progress
 from jal.augment import AugmentConfig, augment
+from jal.loss_prediction import margin_ranking_loss
 from jal.models import INIT_COMPILER_OPTIONS, init_variables
 from jal.predict import evaluate, make_mesh
 
@@ -66,6 +67,10 @@ class TrainConfig:
     seed_parallelism: how several seeds train: 'auto' (per backend, `SEED_PARALLELISM`), 'vmap' or 'sequential'.
     freeze: 'none' trains every parameter; 'backbone' trains the model's 'head' only, the backbone's BatchNorm
       on its running statistics (a linear probe of pretrained features, with the head's dropout).
+    loss_prediction_weight: λ, the weight of the loss-prediction module's margin ranking loss for a model built
+      with `ModelConfig.loss_prediction` (Learning Loss: 1).
+    loss_prediction_detach: the share of training after which the module's gradient no longer reaches the
+      backbone (Learning Loss: epoch 120 of 200, 0.6).
   """
 
   epochs: int = 200
@@ -82,8 +87,13 @@ class TrainConfig:
   eval_batch_size: int = 1024
   seed_parallelism: str = 'auto'
   freeze: str = 'none'
+  loss_prediction_weight: float = 1.0
+  loss_prediction_detach: float = 0.6
 
   def __post_init__(self):
+    if self.loss_prediction_weight < 0 or not 0.0 <= self.loss_prediction_detach <= 1.0:
+      raise ValueError('TrainConfig needs loss_prediction_weight >= 0 and loss_prediction_detach in [0, 1]; got '
+                       f'{self.loss_prediction_weight}, {self.loss_prediction_detach}.')
     if self.epochs < 1 or self.batch_size < 1 or self.examples_per_epoch < self.batch_size:
       raise ValueError(
           'TrainConfig needs epochs >= 1, batch_size >= 1 and examples_per_epoch >= batch_size; got '
@@ -242,11 +252,14 @@ def train_step(
     tx: optax.GradientTransformation,
     augment_config: AugmentConfig,
     freeze: str = 'none',
+    loss_prediction: tuple[float, int] | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One SGD step on a [B, H, W, C] batch with [B] int labels. Pure; `train` jits it with the batch gather.
 
   With freeze='backbone' no gradient flows into the backbone (XLA drops its backward pass) and its BatchNorm
-  runs on the running statistics, which stay as they are; the head trains with its dropout.
+  runs on the running statistics, which stay as they are; the head trains with its dropout. With
+  `loss_prediction` = (λ, detach step), a loss-predicting model adds λ times its module's margin ranking loss
+  against the per-sample loss, the module's gradient reaching the backbone until the detach step.
 
   Returns:
     The new state and {'train/loss', 'train/accuracy'} scalars.
@@ -254,6 +267,9 @@ def train_step(
   augment_rng, dropout_rng = jax.random.split(rng)
   images = augment(images, augment_rng, augment_config)
   frozen = freeze == 'backbone'
+  extra = {}
+  if loss_prediction is not None:
+    extra['loss_coupling'] = (state.step < loss_prediction[1]).astype(jnp.float32)
 
   def loss_fn(params):
     if frozen:
@@ -263,9 +279,13 @@ def train_step(
         images,
         rngs={'dropout': dropout_rng},
         mutable=['batch_stats'],
-        **({'train': False, 'dropout': True} if frozen else {'train': True}),
+        **({'train': False, 'dropout': True} if frozen else {'train': True}), **extra,
     )
-    return cross_entropy(output.logits, labels), (output.logits, updates.get('batch_stats', {}))
+    losses = optax.softmax_cross_entropy_with_integer_labels(output.logits, labels)
+    loss = losses.mean()
+    if loss_prediction is not None:
+      loss += loss_prediction[0] * margin_ranking_loss(output.predicted_loss, losses)
+    return loss, (output.logits, updates.get('batch_stats', {}))
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
@@ -300,7 +320,7 @@ def epoch_order(items: jax.Array, num_labeled: jax.Array, rng: jax.Array, pool_s
 
 def _sample_and_step(
     state, images, labels, order, num_labeled, step_in_epoch, rng, mean=None, std=None, *, model, tx,
-    augment_config, batch_size, data_sharding, scale=None, freeze='none',
+    augment_config, batch_size, data_sharding, scale=None, freeze='none', loss_prediction=None,
 ):
   """Gathers the batch for `step_in_epoch` from the epoch's order (cycling over |L|) and takes one step; with
   `scale`, the batch's raw pixels are normalised first: (x / scale - mean) / std."""
@@ -313,17 +333,19 @@ def _sample_and_step(
     batch_images = jax.lax.with_sharding_constraint(batch_images, data_sharding)
     batch_labels = jax.lax.with_sharding_constraint(batch_labels, data_sharding)
   return train_step(
-      state, batch_images, batch_labels, rng, model=model, tx=tx, augment_config=augment_config, freeze=freeze
+      state, batch_images, batch_labels, rng, model=model, tx=tx, augment_config=augment_config, freeze=freeze,
+      loss_prediction=loss_prediction,
   )
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_step(model, tx, augment_config, batch_size, data_sharding, vmapped, scale=None, freeze='none'):
+def _compiled_step(model, tx, augment_config, batch_size, data_sharding, vmapped, scale=None, freeze='none',
+                   loss_prediction=None):
   """The jitted, donated step for one (model, optimiser, batch layout, pixel scale, frozen part); cached so
   rounds reuse it."""
   body = functools.partial(
       _sample_and_step, model=model, tx=tx, augment_config=augment_config, batch_size=batch_size,
-      data_sharding=data_sharding, scale=scale, freeze=freeze,
+      data_sharding=data_sharding, scale=scale, freeze=freeze, loss_prediction=loss_prediction,
   )
   if vmapped:
     body = jax.vmap(body, in_axes=(0, None, None, 0, None, None, 0, None, None))
@@ -529,8 +551,11 @@ def train(
   total_steps = config.total_steps
   tx = make_optimizer(config, total_steps)
   image_shape = tuple(images.shape[1:])
+  loss_prediction = None
+  if getattr(model, 'loss_prediction', False):  # Learning loss: (λ, the step its gradient stops at the backbone).
+    loss_prediction = (config.loss_prediction_weight, int(round(config.loss_prediction_detach * total_steps)))
   step_fn = _compiled_step(model, tx, config.augment, config.batch_size, data_sharding, vmapped, scale,
-                           config.freeze)
+                           config.freeze, loss_prediction)
   init_fn = _compiled_init(model, tx, image_shape, vmapped, replicated)
   if init is not None:
     init_fn = _warm_init(model, tx, image_shape, init, vmapped, replicated)

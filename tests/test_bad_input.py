@@ -201,6 +201,13 @@ def test_labels_imported_into_a_simulation(sessions, tmp_path):
   assert not os.path.exists(tmp_path / 'work')
 
 
+def test_learning_loss_without_its_module(sessions, tmp_path):
+  with pytest.raises(ValueError, match=r"\['learning_loss'\] read a loss-prediction module: add "
+                                       r"--config.model.loss_prediction=True"):
+    experiment.run(smoke_config(strategies='learning_loss'), str(tmp_path / 'work'))
+  assert not os.path.exists(tmp_path / 'work')
+
+
 def test_an_unknown_cold_start(sessions, tmp_path):
   with pytest.raises(ValueError, match=r"Unknown initial-set method 'centres'; use one of \('random', 'kmeans', "
                                        r"'typiclust'\)"):
