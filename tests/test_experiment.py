@@ -247,3 +247,17 @@ def test_the_safe_grid_config_names_three_datasets_and_registers_its_upper_bound
   assert tuple(full.seeds) == (0, 1, 2, 3, 4)
   with pytest.raises(ValueError, match='Unknown dataset'):
     module.get_config('cifar')
+
+
+def test_the_practitioner_grids_differ_from_each_other_in_what_they_measure(tmp_path):
+  import importlib.util
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments', 'configs',
+                      'practitioner_grids.py')
+  spec = importlib.util.spec_from_file_location('practitioner_grids', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  balanced, learning_loss = module.get_config('balanced'), module.get_config('learning_loss')
+  assert balanced.data.imbalance == 10.0 and 'margin+balanced' in balanced.strategies
+  assert learning_loss.model.loss_prediction and learning_loss.strategies[0] == 'learning_loss'
+  with pytest.raises(ValueError, match='Unknown grid'):
+    module.get_config('cifar')
