@@ -241,6 +241,41 @@ def architecture_table(rows: Sequence[dict]) -> str:
   return '\n'.join([header, '|' + '---|' * (3 + len(sizes))] + lines) + '\n'
 
 
+STOP_THRESHOLDS = (0.8, 0.9, 0.95, 0.99)  # Cohen's kappa of successive models that counts as stable.
+
+
+def stop_rule_table(rows: Sequence[dict], thresholds: Sequence[float] = STOP_THRESHOLDS,
+                    patience: Sequence[int] = (1, 2)) -> str:
+  """Where the stabilising-predictions rule (`--config.stop.stabilise=K`, `--config.stop.agreement=κ`) would have
+  ended each complete run: per (κ, K), the share of runs it stops, the mean labels at the stop and the test
+  accuracy given up (the run's final accuracy minus the accuracy where it stopped; 0 for a run it never stops),
+  mean ± SE over runs. '' when no row records the agreement."""
+  runs: dict = {}
+  for r in sorted(rows, key=lambda r: r['round']):
+    runs.setdefault((r['policy'], r['strategy'], r['seed']), []).append(r)
+  runs = {k: v for k, v in runs.items() if any('stop/agreement' in r for r in v)}
+  if not runs:
+    return ''
+  lines = ['| κ | K rounds | runs stopped | labels at the stop | accuracy given up |', '|---|---|---|---|---|']
+  for kappa in thresholds:
+    for k in patience:
+      stops, labels, lost = 0, [], []
+      for history in runs.values():
+        stop = next((i for i in range(len(history)) if i + 1 >= k and all(
+            history[j].get('stop/agreement', -1.0) >= kappa for j in range(i + 1 - k, i + 1))), None)
+        final = history[-1]['test/accuracy']
+        if stop is None or stop == len(history) - 1:
+          labels.append(history[-1]['num_labeled'])
+          lost.append(0.0)
+          continue
+        stops += 1
+        labels.append(history[stop]['num_labeled'])
+        lost.append(final - history[stop]['test/accuracy'])
+      lines.append(f'| {kappa:.2f} | {k} | {stops} of {len(runs)} | {np.mean(labels):.0f} | '
+                   f'{format_pm(metrics.mean_se(lost))} |')
+  return '\n'.join(lines) + '\n'
+
+
 def paired_table(rows: Sequence[dict], method: str) -> str:
   """AUBC of `method` minus every other strategy's, per policy, on paired seeds (mean ± SE of differences)."""
   by_method = curves(rows)
@@ -430,6 +465,10 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str,
   inheritance = inheritance_study_table(all_rows)
   if inheritance:  # Policy 'inheritance_study': how short an inherited schedule keeps the choice.
     table += '\nInherited candidates against the from-scratch choice:\n\n' + inheritance
+  stopping = stop_rule_table(rows)
+  if stopping:
+    table += ('\nWhere the stopping rule (agreement of successive models, Cohen\'s κ, K rounds in a row) would have '
+              'ended each run:\n\n' + stopping)
   costs = search_cost_table(rows)
   if costs:
     table += '\nWhat each search spent on candidates per round (mean over rounds and seeds):\n\n' + costs

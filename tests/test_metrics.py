@@ -211,3 +211,19 @@ def test_search_cost_table_gives_the_search_overhead_per_run_and_after_the_first
           row(1, 1, 4.0, 4.0, 0.4, 0.7)]
   line = report.search_cost_table(rows).splitlines()[2]
   assert line == '| inas+inherit | 2.0 | 10 | 3.5 | 2.50× ± 0.17 | 1.75× ± 0.25 | 0.300 ± 0.100 | +0.025 ± 0.075 |'
+
+
+def test_the_stop_rule_table_says_where_each_run_would_have_stopped_and_what_it_gave_up():
+  def run(seed, agreements, accuracies):
+    return [{'policy': 'p', 'strategy': 's', 'seed': seed, 'round': i, 'num_labeled': 100 * (i + 1),
+             'test/accuracy': a, **({'stop/agreement': k} if k is not None else {})}
+            for i, (k, a) in enumerate(zip(agreements, accuracies))]
+  rows = (run(0, [None, 0.85, 0.95, 0.96], [0.5, 0.6, 0.7, 0.75])      # κ >= 0.9 first at round 2.
+          + run(1, [None, 0.70, 0.80, 0.99], [0.5, 0.6, 0.65, 0.7]))   # κ >= 0.9 only at the last round.
+  table = report.stop_rule_table(rows, thresholds=(0.9,), patience=(1, 2))
+  lines = table.splitlines()
+  # K = 1: run 0 stops at 300 labels giving up 0.05; run 1 stops at its last round (not a stop).
+  assert lines[2] == '| 0.90 | 1 | 1 of 2 | 350 | 0.0250 ± 0.0250 |'
+  # K = 2: run 0 needs rounds 2 and 3 (its end), run 1 never: nothing stops early.
+  assert lines[3] == '| 0.90 | 2 | 0 of 2 | 400 | 0.0000 ± 0.0000 |'
+  assert report.stop_rule_table([{k: v for k, v in r.items() if k != 'stop/agreement'} for r in rows]) == ''
