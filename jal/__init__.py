@@ -9,8 +9,10 @@ The public API:
   data          `load`, `load_splits`, `load_fashion_mnist`, `load_tfds`, `from_arrays`, `make_splits`,
                 `load_image_folder`, `Dataset`, `Splits`, `NpyPool` (pools larger than memory) (jal.data)
 Active learning lives in its modules: `jal.query` (strategies, queriers), `jal.loop` (the loop, policies,
-checkpointed resume), `jal.oracle` (simulated and human oracles), `jal.inas` (iNAS, active-iNAS), `jal.autoal`
-(AutoAL), `jal.checkpoint` (Orbax checkpoints of PyTrees), `jal.experiment` (configs -> resumable grids of runs),
+checkpointed resume), `jal.oracle` (simulated and human oracles, label import), `jal.inas` (iNAS, active-iNAS),
+`jal.autoal` (AutoAL), `jal.albl` (ALBL, the bandit over strategies), `jal.cold_start` (the initial set),
+`jal.pretrained` (pretrained variables), `jal.loss_prediction` (Learning Loss), `jal.checkpoint` (Orbax checkpoints
+of PyTrees), `jal.experiment` (configs -> resumable grids of runs),
 `jal.report` (tables, paired differences, figures), `jal.metrics` (AUBC, AUC-GAIN), `jal.progress` (progress
 lines and TensorBoard events while training).
 """
