@@ -53,15 +53,8 @@ class ALBLConfig:
   mc_dropout_rate: float = 0.5
 
   def __post_init__(self):
-    if not self.candidates:
-      raise ValueError('ALBL needs at least one candidate strategy.')
-    for name in self.candidates:
-      query_lib.get_query(name)
-    if 'random' in self.candidates:
-      raise ValueError("'random' cannot be an ALBL arm: the uniform share of every batch (random_share) is ALBL's "
-                       'uniform expert.')
-    if len(set(self.candidates)) != len(self.candidates):
-      raise ValueError(f'ALBL candidates repeat a strategy: {self.candidates}.')
+    query_lib.check_candidates(self.candidates, 'ALBL',
+                               "the uniform share of every batch (random_share) is ALBL's uniform expert")
     if not 0.0 < self.random_share < 1.0:
       raise ValueError(f'random_share must be in (0, 1), got {self.random_share}.')
     if self.exploration is not None and not 0.0 < self.exploration <= 1.0:

@@ -127,14 +127,7 @@ class AutoALConfig:
   mc_dropout_rate: float = 0.5
 
   def __post_init__(self):
-    if not self.candidates:
-      raise ValueError('AutoAL needs at least one candidate strategy.')
-    for name in self.candidates:
-      query_lib.get_query(name)
-    if 'random' in self.candidates:
-      raise ValueError("'random' cannot be an AutoAL candidate: its marks carry no information to learn from.")
-    if len(set(self.candidates)) != len(self.candidates):
-      raise ValueError(f'AutoAL candidates repeat a strategy: {self.candidates}.')
+    query_lib.check_candidates(self.candidates, 'AutoAL', 'its marks carry no information to learn from')
     if (self.batch_size is not None and self.batch_size < 2) or self.pretrain_steps < 0 or self.cycles < 1:
       raise ValueError('AutoALConfig needs batch_size >= 2 (or None), pretrain_steps >= 0 and cycles >= 1; got '
                        f'{self.batch_size}, {self.pretrain_steps}, {self.cycles}.')

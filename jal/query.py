@@ -123,6 +123,19 @@ def get_query(name: str) -> QueryStrategy:
   return QUERIES[name]
 
 
+def check_candidates(candidates, method: str, random_role: str) -> None:
+  """Refuses the candidate strategies of a method that chooses among them (AutoAL, ALBL) when the list is empty,
+  names an unknown strategy, repeats one, or holds 'random' (whose `random_role` in `method` says why not)."""
+  if not candidates:
+    raise ValueError(f'{method} needs at least one candidate strategy.')
+  for name in candidates:
+    get_query(name)
+  if 'random' in candidates:
+    raise ValueError(f"'random' cannot be a {method} candidate: {random_role}.")
+  if len(set(candidates)) != len(candidates):
+    raise ValueError(f'{method} candidates repeat a strategy: {tuple(candidates)}.')
+
+
 def balanced_top(scores: jax.Array, predicted: jax.Array, unlabeled_mask: jax.Array, budget: int,
                  num_classes: int) -> jax.Array:
   """[budget] indices: the `budget // C` highest-scoring unlabelled items of each predicted class, the slots a
