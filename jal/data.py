@@ -13,6 +13,7 @@ import gzip
 import os
 import re
 import struct
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -114,9 +115,21 @@ class Splits:
             f'{split.name} has {split.num_classes} classes but the pool has {self.pool.num_classes}.')
 
 
+@runtime_checkable
+class RowSource(Protocol):
+  """What a pool larger than memory is read through: [N, H, W, C] rows by slice or index array, as numpy arrays.
+  `NpyPool`, `PoolView`, `TFDSImages` and `StackedImages` are row sources."""
+
+  shape: tuple[int, ...]
+  dtype: np.dtype
+
+  def __getitem__(self, index) -> np.ndarray:
+    ...
+
+
 def is_lazy(images) -> bool:
-  """Whether `images` is a random-access source read row by row (`NpyPool`, `PoolView`), not an in-memory array."""
-  return not isinstance(images, np.ndarray) and all(hasattr(images, a) for a in ('shape', 'dtype', '__getitem__'))
+  """Whether `images` is a `RowSource` read row by row, not an in-memory array."""
+  return not isinstance(images, np.ndarray) and isinstance(images, RowSource)
 
 
 def _validate(images, labels, num_classes, name):
