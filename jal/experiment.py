@@ -807,6 +807,8 @@ def train_defaults() -> ml_collections.ConfigDict:
   config.model.conv_bias = True
   config.model.dropout_rate = 0.0
   config.model.conv_impl = 'auto'
+  config.model.init_from = ''               # Pretrained variables to start from (an Orbax dir or a .msgpack file).
+  config.model.freeze = 'none'              # 'backbone': train the head only.
   config.train = train_section()
   return config
 
@@ -826,11 +828,14 @@ def run_training(config: ml_collections.ConfigDict, workdir: str) -> dict:
   labeled_mask[labeled] = True
   arch = parse_architecture(config.model.arch)
   model = build_model(arch, pool.num_classes, model_config(config.model))
-  settings = train_config(config.train)
+  settings = dataclasses.replace(train_config(config.train), freeze=config.model.get('freeze', 'none'))
+  init = pretrained_start(config, [f'fixed:{arch}'])
+  if init is not None:
+    init, _, _ = pretrained.fit_to(init, init_variables(model, jax.random.key(config.seed), pool.image_shape))
   rngs = jax.random.split(jax.random.key(config.seed), config.num_seeds)
   validation = (splits.validation.images, splits.validation.labels) if splits.validation else None
   with reporting(config, workdir), progress_lib.task(f'{arch} on {config.data.num_labeled} labels'):
-    result = train(model, settings, pool.images, pool.labels, rngs, labeled_mask, validation)
+    result = train(model, settings, pool.images, pool.labels, rngs, labeled_mask, validation, init=init)
   logging.info('Trained %s (%d params) on %d labels of %s, %d seed(s).', arch,
                count_params(result.state_for_seed(0).params), config.data.num_labeled, pool.name, config.num_seeds)
   accuracies = [evaluate(model, result.state_for_seed(i).variables, splits.test.images, splits.test.labels)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,6 +39,16 @@ def test_train_binary_smoke(tmp_path, fashion_mnist):
   with open(tmp_path / 'probe' / 'rounds.jsonl') as f:
     rows = [json.loads(line) for line in f]
   assert rows and all(r['train/pretrained'] == 1.0 for r in rows)
+  # jal-train itself starts from them too: a linear probe leaves every backbone weight as saved.
+  from jal import pretrained
+  from jal.configs import train as train_config
+  probe = train_config.get_config('smoke')
+  probe.model.init_from, probe.model.freeze = record['variables'], 'backbone'
+  again = experiment.run_training(probe, str(tmp_path / 'probe_train'))
+  before, after = pretrained.load_variables(record['variables']), pretrained.load_variables(again['variables'])
+  assert all(np.array_equal(after['params'][k]['kernel'], before['params'][k]['kernel'])
+             for k in ('stem_conv',)) and not np.array_equal(after['params']['head']['dense']['kernel'],
+                                                             before['params']['head']['dense']['kernel'])
 
 
 @pytest.mark.parametrize('override, message', [
