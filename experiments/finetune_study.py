@@ -67,7 +67,7 @@ def main():
       results.setdefault((name, lr), []).append(
           (evaluate(model, variables, *validation)['accuracy'], evaluate(model, variables, *test)['accuracy']))
   print(f'# Fine-tuning a pretrained backbone at {args.labels} labels: {args.seeds} seeds\n')
-  print('`python experiments/finetune_study.py --seeds={args.seeds}`. ' + __doc__.split('\n\n')[2].replace('\n', ' ')
+  print(f'`python experiments/finetune_study.py --seeds={args.seeds}`. ' + __doc__.split('\n\n')[2].replace('\n', ' ')
         + f' The backbone with its source head scores {source_test["accuracy"]:.3f} on the target test split.\n')
   print('| start | learning rate | validation accuracy | test accuracy | validation − from scratch (paired) |')
   print('|---|---|---|---|---|')
