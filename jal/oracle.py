@@ -184,13 +184,14 @@ def _read_rows(path: str) -> list[list[str]]:
 
 
 def _parse_labels(path: str, asked: set[str] | None, all_ids: set[str], class_names: tuple[str, ...] | None,
-                  num_classes: int, what: str) -> tuple[dict[str, int], list[str]]:
-  """item_id -> class index for every good row of a CSV of item_id,label (a class name or index), and the list of
-  bad lines (unknown ids, ids not in `asked` when given, duplicates, labels that are not a class)."""
+                  num_classes: int, what: str) -> tuple[dict[str, int], set[str], list[str]]:
+  """item_id -> class index for every good row of a CSV of item_id,label (a class name or index), the ids that
+  have a row at all, and the list of bad lines (unknown ids, ids not in `asked` when given, duplicates, labels
+  that are not a class)."""
   if not os.path.isfile(path):
     raise LabelFileError(f'Labels file {path!r} does not exist.')
   names = {name: i for i, name in enumerate(class_names or ())}
-  problems, answers = [], {}
+  problems, answers, seen = [], {}, set()
   rows = _read_rows(path)
   header = rows[0] if rows else None
   if header is None or [h.strip().lower() for h in header[:2]] != ['item_id', 'label']:
@@ -208,9 +209,10 @@ def _parse_labels(path: str, asked: set[str] | None, all_ids: set[str], class_na
     if asked is not None and item not in asked:
       problems.append(f'line {line_number}: item {item!r} was not asked for in {what}')
       continue
-    if item in answers:
+    if item in seen:
       problems.append(f'line {line_number}: item {item!r} appears again')
       continue
+    seen.add(item)
     if value in names:
       label = names[value]
     elif re.fullmatch(r'-?\d+', value):
@@ -224,7 +226,7 @@ def _parse_labels(path: str, asked: set[str] | None, all_ids: set[str], class_na
                       f'class number from 0 to {num_classes - 1}')
       continue
     answers[item] = label
-  return answers, problems
+  return answers, seen, problems
 
 
 def _refuse(path: str, problems: list[str]) -> None:
@@ -241,8 +243,8 @@ def read_labels(path: str, asked_ids: list[str], all_ids: set[str], class_names:
     LabelFileError: listing every bad line (unknown ids, ids not asked for, duplicates, labels that are not a
       class, missing rows) when anything is wrong; nothing is returned then.
   """
-  answers, problems = _parse_labels(path, set(asked_ids), all_ids, class_names, num_classes, 'this round')
-  missing = [item for item in asked_ids if item not in answers]
+  answers, seen, problems = _parse_labels(path, set(asked_ids), all_ids, class_names, num_classes, 'this round')
+  missing = [item for item in asked_ids if item not in seen]
   if missing:
     problems.append(f'{len(missing)} items asked for have no row: ' + ', '.join(missing[:20]) +
                     (' ...' if len(missing) > 20 else ''))
@@ -263,7 +265,7 @@ def import_labels(pool: Dataset, path: str) -> Dataset:
                          'are imported into a pool people label (--config.data.name=folder or arrays with unknown '
                          'labels).')
   ids = pool.item_ids
-  answers, problems = _parse_labels(path, None, set(ids), pool.class_names, pool.num_classes, 'the pool')
+  answers, _, problems = _parse_labels(path, None, set(ids), pool.class_names, pool.num_classes, 'the pool')
   index = {item: i for i, item in enumerate(ids)}
   labels = np.array(pool.labels, np.int32)
   for item, label in answers.items():

@@ -22,7 +22,9 @@ def _inputs(n=60, classes=4, dim=6, labeled=10, seed=0):
   mc = query.MCDropoutStats(passes.mean(0), (passes**2).mean(0), query.entropy(passes).mean(0))
   labeled_mask = np.zeros(n, bool)
   labeled_mask[rng.choice(n, labeled, replace=False)] = True
-  return query.QueryInputs(jnp.asarray(~labeled_mask), jnp.asarray(labeled_mask), probs, embeddings, mc), passes
+  predicted_loss = jnp.asarray(rng.exponential(size=n), jnp.float32)  # A loss-prediction module's output.
+  return query.QueryInputs(jnp.asarray(~labeled_mask), jnp.asarray(labeled_mask), probs, embeddings, mc,
+                           predicted_loss), passes
 
 
 def _top(scores, unlabeled, b):
