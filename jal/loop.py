@@ -550,7 +550,7 @@ def run_round(
   policy_rng, train_rng, query_rng = jax.random.split(round_rng, 3)
 
   if progress.phase == 'start':
-    start, compiled = time.perf_counter(), COMPILES.snapshot()
+    start, cpu_start, compiled = time.perf_counter(), time.process_time(), COMPILES.snapshot()
     inputs = PolicyInputs(pool, state.labeled_mask, state.labels, state.arch, state.train_state, state.model_mask,
                           state.round, config.train, model_fn, state.kept)
     arch, policy_metrics, *kept = policy(inputs, policy_rng)
@@ -565,7 +565,10 @@ def run_round(
               'labels/per_class': np.bincount(state.labels[state.labeled_mask], minlength=pool.num_classes).tolist()}
     if isinstance(arch, Architecture):
       record.update({'arch/blocks': arch.blocks, 'arch/stacks': arch.stacks, 'arch/depth': arch.depth})
-    record.update({'time/nas': time.perf_counter() - start, **policy_metrics})
+    # Wall seconds, and the process's CPU seconds (all threads): a pause or another process's load on a shared
+    # machine inflates the first, not the second, so search costs stay comparable across runs.
+    record.update({'time/nas': time.perf_counter() - start, 'time/nas_cpu': time.process_time() - cpu_start,
+                   **policy_metrics})
     record = _add_compiles(record, compiled)
     # A fresh progress: nothing of the previous round's model may be saved under this round's architecture.
     progress = RoundProgress(kept=kept, phase='policy', arch=arch, record=record)
@@ -574,7 +577,7 @@ def run_round(
 
   model = model_fn(progress.arch)
   if progress.phase == 'policy':
-    start, compiled = time.perf_counter(), COMPILES.snapshot()
+    start, cpu_start, compiled = time.perf_counter(), time.process_time(), COMPILES.snapshot()
     init, inherited = None, {}
     if config.warm_start and state.train_state is not None:
       init, inherited = _inherited_start(state, progress.arch, model, train_rng, pool.image_shape)
@@ -586,7 +589,7 @@ def run_round(
       result = train(model, config.train, pool.images, np.maximum(state.labels, 0), train_rng,
                      state.labeled_mask, init=init)
     train_state = result.state_for_seed(0)
-    train_seconds = time.perf_counter() - start
+    train_seconds, train_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     train_loss = result.history[0][-1]['train/loss']
     if not np.isfinite(train_loss):
       raise FloatingPointError(
@@ -603,7 +606,8 @@ def run_round(
       stability['stop/agreement'] = cohen_kappa(np.asarray(before), np.asarray(after), pool.num_classes)
     progress = progress.replace(phase='train', train_state=train_state, record=_add_compiles({
         **progress.record, 'test/accuracy': scores['accuracy'], 'test/loss': scores['loss'],
-        'train/loss': train_loss, 'time/train': train_seconds, 'train/curve': result.curve(0),
+        'train/loss': train_loss, 'time/train': train_seconds, 'time/train_cpu': train_cpu_seconds,
+        'train/curve': result.curve(0),
         'train/steps': result.history[0][-1]['step'],
         **inherited, **stability}, compiled))
     if on_phase is not None:

@@ -694,27 +694,30 @@ def inherited_fraction_rule(rows: Sequence[dict]) -> tuple[float | None, str]:
 
 
 def search_cost_table(rows: Sequence[dict]) -> str:
-  """Per policy (with a search): candidates, their SGD steps and seconds per round (means over rounds and seeds),
-  and a run's (search + training) seconds over its training seconds (1.0 = no search; mean ± SE over seeds), over
-  all rounds and over the rounds after the first (round 0 has no previous model, so an inheriting search trains
-  its candidates from scratch there), and the chosen candidate's V' error in the rounds after the first (mean over
-  rounds per run, mean ± SE over runs): how the candidates scored where inheritance applies; and that error minus
-  the round model's test error: a choice among more candidates on the same small V' looks better on V' than it is
-  (the winner's curse), which lowers this gap. The gap is positive at these sizes (V' is drawn from L, which the
-  queries filled with hard items; candidates train on S' for half the schedule), and every from-scratch policy
-  shares those causes, so between two of them it differs by the selection and by what it chose."""
+  """Per policy (with a search): candidates, their SGD steps and seconds per round (means over rounds and seeds), and a
+  run's (search + training) seconds over its training seconds (1.0 = no search; mean ± SE over seeds), over all rounds
+  and over the rounds after the first (round 0 has no previous model, so an inheriting search trains its candidates
+  from scratch there), the same ratio in the process's CPU seconds over the runs that record them (a pause or a shared
+  machine does not inflate those), and the chosen candidate's V' error in the rounds after the first (mean over rounds
+  per run, mean ± SE over runs): how the candidates scored where inheritance applies; and that error minus the round
+  model's test error: a choice among more candidates on the same small V' looks better on V' than it is (the winner's
+  curse), which lowers this gap. The gap is positive at these sizes (V' is drawn from L, which the queries filled with
+  hard items; candidates train on S' for half the schedule), and every from-scratch policy shares those causes, so
+  between two of them it differs by the selection and by what it chose."""
   lines = []
   for policy in sorted({r['policy'] for r in rows if 'nas/candidates' in r}):
     mine = [r for r in rows if r['policy'] == policy and 'nas/candidates' in r]
     steps = [r['nas/candidate_steps'] for r in mine if 'nas/candidate_steps' in r]
     overheads = []
-    for first in (0, 1):
+    for first, suffix in ((0, ''), (1, ''), (0, '_cpu')):
       runs = collections.defaultdict(lambda: [0.0, 0.0])
       for r in mine:
         if r['round'] >= first:
-          runs[(r['strategy'], r['seed'])][0] += r['time/nas'] + r['time/train']
-          runs[(r['strategy'], r['seed'])][1] += r['time/train']
-      ratio = metrics.mean_se([total / train for total, train in runs.values()]) if runs else None
+          runs[(r['strategy'], r['seed'])][0] += r.get(f'time/nas{suffix}', np.nan) + r.get(f'time/train{suffix}',
+                                                                                                np.nan)
+          runs[(r['strategy'], r['seed'])][1] += r.get(f'time/train{suffix}', np.nan)
+      ratios = [total / train for total, train in runs.values() if np.isfinite(total)]  # CPU: runs that record it.
+      ratio = metrics.mean_se(ratios) if ratios else None
       overheads.append(f'{ratio[0]:.2f}× ± {ratio[1]:.2f}' if ratio else '—')
     chosen_errors, optimism = collections.defaultdict(list), collections.defaultdict(list)
     for r in mine:
@@ -734,8 +737,9 @@ def search_cost_table(rows: Sequence[dict]) -> str:
     return ''
   return '\n'.join(['| policy | candidates / round | candidate SGD steps / round | candidate seconds / round | '
                      '(search + training) / training, per run | the same, rounds after the first | '
+                     'the same in CPU seconds, per run | '
                      "chosen candidate's V' error, rounds after the first | the same − the round's test error |",
-                     '|---|---|---|---|---|---|---|---|'] + lines) + '\n'
+                     '|---|---|---|---|---|---|---|---|---|'] + lines) + '\n'
 
 
 def compute_points(rows: Sequence[dict], entries: Sequence[dict]) -> dict[str, dict]:

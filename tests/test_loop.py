@@ -1,6 +1,7 @@
 """Tests for jal.loop: the budget schedule, the state, the oracle, and an end-to-end run."""
 
 import dataclasses
+import time
 
 import flax.linen as nn
 import jax
@@ -80,6 +81,20 @@ def test_end_to_end_rounds(strategy):
   # Paired seeds: another strategy on the same seed starts from the same labelled set.
   other = loop.initial_state(len(splits.pool), config.schedule, oracle_lib.SimulatedOracle(splits.pool.labels), 1)
   assert history[0]['num_labeled'] == other.num_labeled
+
+
+def test_rows_record_cpu_seconds_that_a_pause_does_not_inflate():
+  """A search that waits (as a paused process or a busy machine makes it) spends wall seconds, not CPU seconds."""
+  def waiting_policy(inputs, rng):
+    del inputs, rng
+    time.sleep(0.5)
+    return Architecture(1, 1), {}
+
+  config = loop.LoopConfig(loop.BudgetSchedule(10, 8, 10), TrainConfig(epochs=1, examples_per_epoch=32,
+                                                                       batch_size=16), ModelConfig(width=4))
+  row, = loop.run(_tiny_splits(), config, 'entropy', waiting_policy, seed=0).history
+  assert row['time/nas'] >= 0.5 and row['time/nas_cpu'] < row['time/nas'] - 0.4
+  assert row['time/train_cpu'] > 0 and row['time/train'] > 0
 
 
 def test_warm_start_inherits_the_previous_rounds_model():

@@ -210,7 +210,12 @@ def test_search_cost_table_gives_the_search_overhead_per_run_and_after_the_first
   rows = [row(0, 0, 3.0, 1.0, 0.0, 0.5), row(0, 1, 1.0, 2.0, 0.2, 0.75), row(1, 0, 6.0, 2.0, 0.0, 0.5),
           row(1, 1, 4.0, 4.0, 0.4, 0.7)]
   line = report.search_cost_table(rows).splitlines()[2]
-  assert line == '| inas+inherit | 2.0 | 10 | 3.5 | 2.50× ± 0.17 | 1.75× ± 0.25 | 0.300 ± 0.100 | +0.025 ± 0.075 |'
+  assert line == ('| inas+inherit | 2.0 | 10 | 3.5 | 2.50× ± 0.17 | 1.75× ± 0.25 | — | 0.300 ± 0.100 | '
+                  '+0.025 ± 0.075 |')  # No CPU seconds recorded: no CPU ratio.
+  # With the process's CPU seconds: seed 0 (1.5 + 1 + 1 + 1) / (1 + 1) = 2.25, seed 1 (0.5 + 0 + 2 + 4) / 6.
+  cpu = [(1.5, 1.0), (1.0, 1.0), (0.5, 2.0), (0.0, 4.0)]
+  rows = [{**r, 'time/nas_cpu': n, 'time/train_cpu': t} for r, (n, t) in zip(rows, cpu)]
+  assert report.search_cost_table(rows).splitlines()[2].split(' | ')[6] == '1.67× ± 0.58'
 
 
 def test_the_stop_rule_table_says_where_each_run_would_have_stopped_and_what_it_gave_up():
