@@ -4,14 +4,22 @@ XLA (JAX 0.10) can give dots, convolutions, reductions or elementwise fusions to
 (`xla_cpu_experimental_ynn_fusion_type`, an experimental compile option); by default it already gives it some
 reductions and elementwise fusions. `benchmarks/studies/xla_cpu_flags.py` (in the repository) times the alternatives
 on the A(i, j) family (`docs/results/xla_cpu_flags.md`): reductions alone train fastest, dots alone infer fastest,
-and neither elementwise fusions nor convolutions in YNNPACK, nor oneDNN's or XNNPACK's dots, help. Side by side with
-the default (`benchmarks/train_throughput.py`, 2-core AMD EPYC, width 64, batch 128,
-`docs/results/train_throughput.md`) the pair trains A(1,1) at 781 img/s against 442 and A(2,4) at 157 against 123,
-and infers A(1,2) at 2,006 against 1,168 (medians of three runs).
+and neither elementwise fusions nor convolutions in YNNPACK, nor oneDNN's or XNNPACK's dots, help.
 
-`ModelConfig.cpu_fusions`: 'default' leaves XLA's own list (every committed result ran so); 'ynnpack' compiles
-the training step with reductions and inference with dots in YNNPACK. Other kernels round differently, so a run
-under 'ynnpack' is not bit-identical to one under 'default' (the same function, to float32 rounding). On other
+Whether the pair beats XLA's own list depends on the network's widest stack (`benchmarks/train_throughput.py
+--impls=auto,auto+ynnpack`, 2-core AMD EPYC, batch 128, inference batch 1024, medians of three alternating runs;
+`docs/results/train_throughput.md` at base width 64, `train_throughput_width16.md`, `train_throughput_width32.md`):
+- training with YNNPACK reductions is faster on every measured row whose widest stack has >= 32 channels (1.03x
+  for A(1,2) at width 16 to 1.77x for A(1,1) at width 64) and slower on the one row below (A(1,1) at width 16: 0.95x);
+- inference with YNNPACK dots is faster on every row whose widest stack has >= 64 channels (1.12x for A(2,4) at width
+  16 to 2.03x for A(2,2) at width 32) and slower on every row below (0.78-0.92x: A(1,1), A(1,2), A(2,2) at width
+  16, A(1,1) at width 32).
+
+`ModelConfig.cpu_fusions`: 'auto' (the default) applies those two measured thresholds per direction; 'default'
+leaves XLA's own list (what every result committed before 'auto' ran with, and what such rows' configs record);
+'ynnpack' hands reductions (training) and dots (inference) to YNNPACK whatever the width. The kernels round
+differently, so runs under different choices are the same function to float32 rounding, not bit-identical (five
+paired training seeds moved test accuracy by +0.0001 ± 0.0009: `docs/results/cpu_fusions_paired`). On other
 backends the choice does nothing.
 """
 
@@ -19,8 +27,31 @@ from __future__ import annotations
 
 import jax
 
-CPU_FUSIONS = ('default', 'ynnpack')
+CPU_FUSIONS = ('auto', 'default', 'ynnpack')
 _YNNPACK = {'train': 'LIBRARY_FUSION_TYPE_REDUCE', 'infer': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}
+# 'auto': the least widest-stack channel count at which YNNPACK was measured faster, per direction (docstring).
+AUTO_MIN_CHANNELS = {'train': 32, 'infer': 64}
+
+
+def widest_stack(model) -> int | None:
+  """Channels of the model's widest (last) stack, or None for a module that is not an A(B, i, j) network."""
+  arch, width = getattr(model, 'arch', None), getattr(model, 'width', None)
+  if arch is None or width is None or not hasattr(arch, 'widths'):
+    return None
+  return max(arch.widths(width))
+
+
+def uses_ynnpack(model, direction: str) -> bool:
+  """Whether `model`'s compiled `direction` ('train' or 'infer') hands its fusions of that kind to YNNPACK."""
+  if direction not in _YNNPACK:
+    raise ValueError(f"direction must be 'train' or 'infer', got {direction!r}.")
+  choice = getattr(model, 'cpu_fusions', 'default')
+  if choice not in CPU_FUSIONS:
+    raise ValueError(f'Unknown cpu_fusions {choice!r}; valid: {CPU_FUSIONS}.')
+  if choice == 'auto':
+    channels = widest_stack(model)
+    return channels is not None and channels >= AUTO_MIN_CHANNELS[direction]
+  return choice == 'ynnpack'
 
 
 def compiler_options(model, direction: str, backend: str | None = None) -> dict[str, str] | None:
@@ -28,11 +59,6 @@ def compiler_options(model, direction: str, backend: str | None = None) -> dict[
 
   `model.cpu_fusions` (absent on a user's own module: 'default') picks them; see the module docstring.
   """
-  choice = getattr(model, 'cpu_fusions', 'default')
-  if choice not in CPU_FUSIONS:
-    raise ValueError(f'Unknown cpu_fusions {choice!r}; valid: {CPU_FUSIONS}.')
-  if direction not in _YNNPACK:
-    raise ValueError(f"direction must be 'train' or 'infer', got {direction!r}.")
-  if choice == 'default' or (backend or jax.default_backend()) != 'cpu':
+  if not uses_ynnpack(model, direction) or (backend or jax.default_backend()) != 'cpu':
     return None
   return {'xla_cpu_experimental_ynn_fusion_type': _YNNPACK[direction]}

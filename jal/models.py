@@ -102,7 +102,7 @@ class ResNet(nn.Module):
   dropout_rate: float = 0.0
   conv_impl: str = 'auto'
   bn_momentum: float = 0.9
-  cpu_fusions: str = 'default'
+  cpu_fusions: str = 'auto'
   precision: str = 'float32'
   loss_prediction: bool = False
 
@@ -165,7 +165,8 @@ class ModelConfig:
     conv_impl: the convolution formulation (`jal.layers.CONV_IMPLS`; 'auto' picks per backend and shape by fixed
       rules, 'tuned' by timing them on this machine, `jal.layers.ConvTuner`).
     cpu_fusions: which fusions XLA's CPU backend gives to YNNPACK when it compiles the training step and the
-      forward pass (`jal.cpu_fusions`): 'default' (XLA's own) or 'ynnpack' (measured faster; rounds differently).
+      forward pass (`jal.cpu_fusions`): 'auto' (where measured faster, by the widest stack's channels), 'default'
+      (XLA's own list) or 'ynnpack' (always); they round differently.
     precision: the backbone's compute dtype, `PRECISIONS`: 'float32', or 'bfloat16' (mixed precision: convolutions
       and batch norm in bfloat16, parameters, optimiser, pooled embedding, head and loss in float32; no loss
       scaling, as bfloat16 keeps float32's range). For accelerators; CPUs have no fast bfloat16 convolutions.
@@ -177,7 +178,7 @@ class ModelConfig:
   conv_bias: bool = True
   dropout_rate: float = 0.0
   conv_impl: str = 'auto'
-  cpu_fusions: str = 'default'
+  cpu_fusions: str = 'auto'
   precision: str = 'float32'
   loss_prediction: bool = False
 

@@ -2,6 +2,8 @@
 
 import dataclasses
 import importlib
+import re
+import types
 
 import jax
 import numpy as np
@@ -18,6 +20,49 @@ train_lib = importlib.import_module('jal.train')
 
 def _model(choice):
   return build_model(Architecture(1, 1), 2, ModelConfig(width=8, cpu_fusions=choice))
+
+
+def test_auto_is_the_default_and_applies_the_measured_thresholds():
+  """'auto' (the default of the library and of the binaries' configs) hands training to YNNPACK from a widest
+  stack of 32 channels and inference from 64: where `benchmarks/train_throughput.py` measured it faster."""
+  from jal import experiment
+  assert ModelConfig().cpu_fusions == 'auto' and experiment.base_config().model.cpu_fusions == 'auto'
+  assert experiment.model_config(experiment.base_config().model).cpu_fusions == 'auto'
+  cases = {(Architecture(1, 1), 16): (False, False),   # 16 channels: 0.95x training, 0.92x inference.
+           (Architecture(2, 2), 16): (True, False),    # 32: 1.34x training, 0.84x inference.
+           (Architecture(1, 1), 32): (True, False),    # 32: 1.42x training, 0.78x inference.
+           (Architecture(2, 4), 16): (True, True),     # 128: 1.12x training, 1.12x inference.
+           (Architecture(1, 2), 32): (True, True)}     # 64: 1.63x training, 1.83x inference.
+  for (arch, width), (train_fast, infer_fast) in cases.items():
+    model = build_model(arch, 10, ModelConfig(width=width))
+    assert cpu_fusions.widest_stack(model) == width * 2 ** (arch.stacks - 1)
+    assert (cpu_fusions.compiler_options(model, 'train', 'cpu') is not None) == train_fast, (arch, width)
+    assert (cpu_fusions.compiler_options(model, 'infer', 'cpu') is not None) == infer_fast, (arch, width)
+    assert cpu_fusions.compiler_options(model, 'train', 'tpu') is None
+  # 'default' and 'ynnpack' ignore the width; a module that is not A(B, i, j) gets XLA's own list under 'auto'.
+  wide = build_model(Architecture(2, 4), 10, ModelConfig(width=64, cpu_fusions='default'))
+  assert cpu_fusions.compiler_options(wide, 'infer', 'cpu') is None
+  assert cpu_fusions.compiler_options(_model('ynnpack'), 'infer', 'cpu') is not None
+  assert not cpu_fusions.uses_ynnpack(types.SimpleNamespace(cpu_fusions='auto'), 'train')
+
+
+@pytest.mark.skipif(jax.default_backend() != 'cpu', reason='a CPU compile option')
+def test_the_default_compiles_the_measured_fastest_options(tiny_problem):
+  """Under the default config A(1,1)'s forward pass compiles at width 64 as under 'ynnpack' (dots in YNNPACK), at
+  width 16 as under XLA's own list: the compiled programs themselves, not only the options asked for."""
+  images, _ = tiny_problem
+
+  def compiled(width, choice=None):
+    config = ModelConfig(width=width) if choice is None else ModelConfig(width=width, cpu_fusions=choice)
+    model = build_model(Architecture(1, 1), 2, config)
+    variables = jax.device_get(train_lib.create_train_state(model, train_lib.make_optimizer(TrainConfig(), 10),
+                                                            jax.random.key(0), images.shape[1:]).variables)
+    text = _compiled_forward(model, None).lower(variables, images).compile().as_text()
+    program = text[text.index('\n%'):]  # The computations, without the header's tables of source files.
+    return re.sub(r', metadata=\{[^}]*\}', '', program)
+
+  assert compiled(64) == compiled(64, 'ynnpack') != compiled(64, 'default')
+  assert compiled(16) == compiled(16, 'default') != compiled(16, 'ynnpack')
 
 
 def test_options_per_direction_and_backend():

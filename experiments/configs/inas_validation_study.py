@@ -17,6 +17,7 @@ from jal import experiment
 def get_config(arg: str = ''):
   variant, _, scale = arg.partition(':') if arg.startswith('truncated') else ('', '', arg)
   config = experiment.base_config()
+  config.model.cpu_fusions = 'default'  # What its committed rows ran with (before 'auto' became the default).
   config.policies = ('inas_study',)
   config.strategies = ('least_confidence',)
   config.seeds = (0,)

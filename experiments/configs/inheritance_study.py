@@ -13,5 +13,6 @@ def get_config(arg: str = ''):
   config = compare_nas.get_config(arg)
   config.policies = ('inheritance_study',)
   config.baseline_policy = ''
+  config.model.cpu_fusions = 'default'  # What its committed rows ran with (before 'auto' became the default).
   config.inas.inherited_fraction = 1 / 16  # Unused (the study's policy sets its own); what its rows ran under.
   return config

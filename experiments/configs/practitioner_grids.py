@@ -22,6 +22,7 @@ def get_config(arg: str = 'balanced'):
   if grid not in GRIDS:
     raise ValueError(f'Unknown grid {grid!r}; use one of {GRIDS} (then :smoke).')
   config = experiment.base_config()
+  config.model.cpu_fusions = 'default'  # What its committed rows ran with (before 'auto' became the default).
   config.seeds = (0, 1, 2)
   if grid == 'balanced':
     config.data.imbalance = 10.0

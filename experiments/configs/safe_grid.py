@@ -39,6 +39,7 @@ def get_config(arg: str = ''):
   if dataset not in DATASETS:
     raise ValueError(f'Unknown dataset {dataset!r} for the safe grid; use one of {DATASETS} (then :smoke).')
   config = experiment.base_config()
+  config.model.cpu_fusions = 'default'  # What its committed rows ran with (before 'auto' became the default).
   config.policies = ('fixed:A(1,1)', 'fixed:A(1,2)', 'fixed:A(2,4)', 'inas', 'safe', 'heldout_best')
   config.baseline_policy = 'fixed:A(1,1),fixed:A(1,2),fixed:A(2,4)'
   config.strategies = ('least_confidence',)

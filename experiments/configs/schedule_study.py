@@ -16,6 +16,7 @@ def schedule_study_config() -> ml_collections.ConfigDict:
   """Which per-round schedule fits the labelled set: architectures x |L| x epochs x seeds, scored on L (train
   accuracy, eval mode) and on a validation split held out of the training data (never the test split)."""
   config = experiment.base_config()
+  config.model.cpu_fusions = 'default'  # What its committed rows ran with (before 'auto' became the default).
   config.data.validation_size = 2000
   config.study = ml_collections.ConfigDict()
   config.study.archs = ('A(1,2)', 'A(2,4)')
