@@ -154,6 +154,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.nas.evidence = 2.0                 # 'safe': a move needs this many paired SEs of out-of-fold advantage.
   config.nas.evidence_score = 'probability'  # 'safe': per-item score compared ('correct': accuracy); measured:
                                             # docs/results/safe_power_study_28x28.md.
+  config.nas.candidate_fraction = 0.0       # 'safe': each fold model's schedule as a fraction of the round's
+                                            # (0: inas.candidate_fraction, as iNAS's candidates).
 
   # The CPU protocol, chosen on the pool's labelled part and a held-out split (docs/results/schedule_study): 640
   # SGD steps per round is the shortest schedule at which A(1,2) and ResNet-18 fit every |L| <= 600 (train
@@ -323,7 +325,8 @@ POLICIES: dict[str, PolicyFactory] = {
                                                                           config.nas.cycles, config.nas.sample),
     # A config without `evidence_score` predates it and compared correctness.
     'safe': lambda search, config, splits: nas_lib.safe_policy(search, config.nas.folds, config.nas.evidence,
-                                                               config.nas.get('evidence_score', 'correct')),
+                                                               config.nas.get('evidence_score', 'correct'),
+                                                               config.nas.get('candidate_fraction', 0.0) or None),
 }
 SEARCH_OPTIONS = {'inherit': ('inherit', 'round_model'), 'lineage': ('inherit', 'lineage'),
                   'pareto': ('choose', 'pareto')}

@@ -252,15 +252,18 @@ def paired_evidence(current: OutOfFold, other: OutOfFold, kind: str = 'correct')
 
 
 def safe_policy(config: INASConfig | None = None, folds: int = 3, evidence: float = 2.0,
-                score: str = 'probability'):
+                score: str = 'probability', candidate_fraction: float | None = None):
   """The safe search: each round the current architecture, its expansions (deeper, wider) and its reductions
   (shallower, narrower), within the space fitted to the input, are scored out of fold on L (`folds`-fold
   cross-validation, `out_of_fold`); the architecture changes only to a candidate whose out-of-fold accuracy beats
   the current one's by more than `evidence` standard errors paired over the items (`paired_evidence` on `score`:
   correctness, or the probability of the true class; the largest such advantage wins), else it stays. Rows
   record every candidate's out-of-fold error and loss ± SE, its advantage, SE and t against the current one, and
-  the decision ('nas/decision': 'stay' or 'move')."""
+  the decision ('nas/decision': 'stay' or 'move'). `candidate_fraction`, when given, replaces the config's for the
+  fold models (the schedule a fold model trains, as a fraction of the round's)."""
   config = config or INASConfig()
+  if candidate_fraction is not None:
+    config = dataclasses.replace(config, candidate_fraction=candidate_fraction)  # Its own checks run again.
   if evidence < 0:
     raise ValueError(f'safe_policy needs evidence >= 0 (a t threshold), got {evidence}.')
   if score not in EVIDENCE_SCORES:

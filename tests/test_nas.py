@@ -261,6 +261,32 @@ def test_the_safe_search_stays_without_evidence_and_moves_on_it_shrinking_too(mo
     assert all(np.array_equal(a, b) for a, b in zip(masks, by_round[round_index]))
 
 
+def test_the_safe_search_trains_its_fold_models_on_its_own_fraction(monkeypatch):
+  """`nas.candidate_fraction` reaches the fold models' schedule; 0 keeps iNAS's `inas.candidate_fraction`."""
+  from jal import experiment
+  fractions = []
+
+  def fake(arch, inputs, config, masks, rng):
+    fractions.append(config.candidate_fraction)
+    items = np.flatnonzero(np.logical_or.reduce(masks))
+    return nas.OutOfFold(items, np.full(len(items), 0.5), np.ones(len(items), bool), steps=len(masks))
+
+  monkeypatch.setattr(nas, 'out_of_fold', fake)
+  splits = _tiny_splits()
+  labeled = np.zeros(len(splits.pool), bool)
+  labeled[:24] = True
+  inputs = loop.PolicyInputs(splits.pool, labeled, np.where(labeled, splits.pool.labels, -1), None, None, None, 0,
+                             _loop_config().train, lambda arch: build_model(arch, 2, _loop_config().model))
+  config = experiment.base_config()
+  config.inas.candidate_fraction, config.inas.max_blocks, config.inas.max_stacks = 0.5, 2, 2
+  for fraction, expected in ((0.0, 0.5), (0.125, 0.125)):
+    config.nas.candidate_fraction = fraction
+    fractions.clear()
+    policy = experiment.POLICIES['safe'](experiment.inas_config(config.inas), config, splits)
+    arch, record = policy(inputs, jax.random.key(0))
+    assert fractions and set(fractions) == {expected} and record['nas/decision'] == 'stay'
+
+
 def test_out_of_fold_trains_and_scores_on_the_labelled_set_only(monkeypatch):
   """Each fold trains on L minus the fold and predicts the fold's images: never an unlabelled item, never the
   test split."""
