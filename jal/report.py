@@ -276,6 +276,29 @@ def stop_rule_table(rows: Sequence[dict], thresholds: Sequence[float] = STOP_THR
   return '\n'.join(lines) + '\n'
 
 
+def class_balance_table(rows: Sequence[dict]) -> str:
+  """The labels' class balance at each complete run's last round, per (policy, strategy): the least and the most
+  frequent class's label count, mean ± SE over seeds. '' when no row records `labels/per_class`."""
+  last: dict = {}
+  for r in rows:
+    key = (r['policy'], r['strategy'], r['seed'])
+    if r.get('labels/per_class') and r['round'] >= last.get(key, {'round': -1})['round']:
+      last[key] = r
+  if not last:
+    return ''
+  groups: dict = {}
+  for (policy, strategy, _), r in sorted(last.items()):
+    groups.setdefault((policy, strategy), []).append(r)
+  lines = ['| policy | strategy | seeds | labels | least frequent class | most frequent class |', '|---|---|---|---|---|---|']
+  for (policy, strategy), group in groups.items():
+    labels = sorted({r['num_labeled'] for r in group})
+    least = metrics.mean_se([min(r['labels/per_class']) for r in group])
+    most = metrics.mean_se([max(r['labels/per_class']) for r in group])
+    lines.append(f"| {policy} | {strategy} | {len(group)} | {'/'.join(str(n) for n in labels)} | "
+                 f'{least[0]:.1f} ± {least[1]:.1f} | {most[0]:.1f} ± {most[1]:.1f} |')
+  return '\n'.join(lines) + '\n'
+
+
 def paired_table(rows: Sequence[dict], method: str) -> str:
   """AUBC of `method` minus every other strategy's, per policy, on paired seeds (mean ± SE of differences)."""
   by_method = curves(rows)
@@ -465,6 +488,9 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str,
   inheritance = inheritance_study_table(all_rows)
   if inheritance:  # Policy 'inheritance_study': how short an inherited schedule keeps the choice.
     table += '\nInherited candidates against the from-scratch choice:\n\n' + inheritance
+  balance = class_balance_table(rows)
+  if balance:
+    table += '\nThe labels per class at each run\'s last round:\n\n' + balance
   stopping = stop_rule_table(rows)
   if stopping:
     table += ('\nWhere the stopping rule (agreement of successive models, Cohen\'s κ, K rounds in a row) would have '

@@ -232,3 +232,16 @@ def test_the_stop_rule_table_says_where_each_run_would_have_stopped_and_what_it_
   # K = 2: run 0 needs rounds 2 and 3 (its end), run 1 never: nothing stops early.
   assert lines[3] == '| 0.90 | 2 | 0 of 2 | 400 | 0.0000 ± 0.0000 |'
   assert report.stop_rule_table([{k: v for k, v in r.items() if k != 'stop/agreement'} for r in rows]) == ''
+
+
+def test_the_class_balance_table_reads_each_runs_last_round():
+  def row(strategy, seed, r, counts):
+    return {'policy': 'p', 'strategy': strategy, 'seed': seed, 'round': r, 'num_labeled': sum(counts),
+            'labels/per_class': counts}
+  rows = [row('margin', 0, 0, [5, 5, 5]), row('margin', 0, 1, [2, 10, 18]), row('margin', 1, 1, [4, 12, 14]),
+          row('balanced', 0, 1, [9, 10, 11])]
+  lines = report.class_balance_table(rows).splitlines()
+  # margin: the last rounds' rarest classes 2 and 4 (mean 3, SE 1), most frequent 18 and 14; round 0 is not read.
+  assert lines[2] == '| p | balanced | 1 | 30 | 9.0 ± 0.0 | 11.0 ± 0.0 |'
+  assert lines[3] == '| p | margin | 2 | 30 | 3.0 ± 1.0 | 16.0 ± 2.0 |'
+  assert report.class_balance_table([{k: v for k, v in r.items() if k != 'labels/per_class'} for r in rows]) == ''
