@@ -89,7 +89,8 @@ def _setting_table(rows: list[dict], settings, evidence: float = 2.0) -> list[st
     name = f'{folds}:{fraction:g}'
     better = [r for r in rows if r['held_out'] > 0]
     worse = [r for r in rows if r['held_out'] <= 0]
-    moved = lambda group: sum(r[f't_{name}'] > evidence for r in group)
+    def moved(group, name=name):
+      return sum(r[f't_{name}'] > evidence for r in group)
     median = float(np.median([r[f't_{name}'] for r in better])) if better else float('nan')
     lines.append(f'| {folds} : {fraction:g} | {np.mean([r[f"steps_{name}"] for r in rows]):.2f} | {len(rows)} | '
                  f'{moved(better)} of {len(better)} | {moved(worse)} of {len(worse)} | {median:+.1f} |')

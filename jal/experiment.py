@@ -76,7 +76,7 @@ def model_section() -> ml_collections.ConfigDict:
   section.width = 16                        # The paper's width is 64; 16 keeps CPU runs in minutes.
   section.conv_bias = True
   section.conv_impl = 'auto'
-  section.cpu_fusions = 'auto'              # YNNPACK where measured faster on the CPU; 'default': XLA's own (jal.cpu_fusions).
+  section.cpu_fusions = 'auto'              # YNNPACK where measured faster on the CPU (jal.cpu_fusions).
   section.precision = 'float32'             # 'bfloat16': mixed precision, for accelerators (ModelConfig.precision).
   section.dropout_rate = 0.0                # Training dropout of every strategy's model (0.5: the paper's ablation).
   section.mc_dropout_rate = 0.5             # Dropout of the MC passes at query time (MC-dropout strategies).

@@ -289,7 +289,8 @@ def class_balance_table(rows: Sequence[dict]) -> str:
   groups: dict = {}
   for (policy, strategy, _), r in sorted(last.items()):
     groups.setdefault((policy, strategy), []).append(r)
-  lines = ['| policy | strategy | seeds | labels | least frequent class | most frequent class |', '|---|---|---|---|---|---|']
+  lines = ['| policy | strategy | seeds | labels | least frequent class | most frequent class |',
+           '|---|---|---|---|---|---|']
   for (policy, strategy), group in groups.items():
     labels = sorted({r['num_labeled'] for r in group})
     least = metrics.mean_se([min(r['labels/per_class']) for r in group])
