@@ -7,6 +7,10 @@
   heldout_best       the analysis-only upper bound of the safe search: each round the current architecture and
                      its four neighbours train on all of L and the one with the lowest error on a large held-out
                      split is kept (experiments/configs/safe_grid.py; never a user option)
+  safe_2x025         the safe search scored by 2 folds at a quarter of the round's schedule, beside the grid's 'safe'
+                     (3 folds at its inas.candidate_fraction) in one workdir: the cheaper scoring of
+                     docs/results/safe_cost_study_28x28.md (a user asks for it with --config.nas.folds=2
+                     --config.nas.candidate_fraction=0.25)
 
 Study-only: they record what a search cannot know (held-out errors, other seeds' choices), so they live here, not in
 the library.
@@ -20,6 +24,7 @@ import numpy as np
 
 from jal import experiment, progress
 from jal import inas as inas_lib
+from jal import nas as nas_lib
 from jal.inas import INASConfig
 from jal.predict import evaluate
 from jal.train import train
@@ -155,8 +160,11 @@ def _validation_study(search, config, splits):
 
 
 def register() -> None:
-  """Makes the 'inas_study', 'inheritance_study' and 'heldout_best' policies a config can name (once per process)."""
+  """Makes the 'inas_study', 'inheritance_study', 'heldout_best' and 'safe_2x025' policies a config can name (once
+  per process)."""
   if 'inas_study' not in experiment.POLICIES:
+    experiment.register_policy('safe_2x025', lambda search, config, splits: nas_lib.safe_policy(
+        search, 2, config.nas.evidence, config.nas.get('evidence_score', 'correct'), 0.25))
     experiment.register_policy('inas_study', _validation_study)
     experiment.register_policy('inheritance_study', lambda search, config, splits: inheritance_study_policy(search))
     experiment.register_policy('heldout_best',

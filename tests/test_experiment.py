@@ -233,7 +233,7 @@ def test_policy_specs_name_searches_and_their_options(monkeypatch):
 
 def test_the_safe_grid_config_names_three_datasets_and_registers_its_upper_bound(monkeypatch):
   import importlib.util
-  studies = ('inas_study', 'inheritance_study', 'heldout_best')
+  studies = ('inas_study', 'inheritance_study', 'heldout_best', 'safe_2x025')
   monkeypatch.setattr(experiment, 'POLICIES', {k: v for k, v in experiment.POLICIES.items() if k not in studies})
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments', 'configs',
                       'safe_grid.py')
@@ -242,6 +242,12 @@ def test_the_safe_grid_config_names_three_datasets_and_registers_its_upper_bound
   spec.loader.exec_module(module)
   full, small, tailed = (module.get_config(arg) for arg in ('', 'small', 'imbalanced'))
   assert 'heldout_best' in experiment.POLICIES  # Any runner that loads the config can run the upper bound.
+  # The cheaper safe row: the safe search itself, with 2 folds at a quarter of the round's schedule.
+  from jal import inas, nas
+  seen = {}
+  monkeypatch.setattr(nas, 'safe_policy', lambda *args: seen.setdefault('args', args))
+  experiment.POLICIES['safe_2x025'](inas.INASConfig(), full, None)
+  assert seen['args'][1:] == (2, 2.0, 'probability', 0.25) and 'safe_2x025' in full.policies
   assert 'fixed:A(2,4)' in full.policies and 'fixed:A(2,4)' not in small.policies  # No 2x2 map for it at 8x8.
   assert (small.data.image_size, tailed.data.imbalance, full.data.validation_size) == (8, 10.0, 2000)
   assert tuple(full.seeds) == (0, 1, 2, 3, 4)
