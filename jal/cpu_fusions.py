@@ -36,9 +36,9 @@ AUTO_MIN_CHANNELS = {'train': 32, 'infer': 64}
 def widest_stack(model) -> int | None:
   """Channels of the model's widest (last) stack, or None for a module that is not an A(B, i, j) network."""
   arch, width = getattr(model, 'arch', None), getattr(model, 'width', None)
-  if arch is None or width is None or not hasattr(arch, 'widths'):
+  if width is None or not hasattr(arch, 'embedding_dim'):
     return None
-  return max(arch.widths(width))
+  return arch.embedding_dim(width)  # The last stack: widths double per stack.
 
 
 def uses_ynnpack(model, direction: str) -> bool:
