@@ -291,8 +291,10 @@ class LoopConfig:
       raise ValueError('A round model starts either from pretrained variables (init) or from the previous '
                        "round's (warm_start), not both.")
     if self.stop_set < 1 or self.stop_rounds < 0 or not 0.0 < self.stop_agreement <= 1.0:
-      raise ValueError(f'LoopConfig needs stop_set >= 1, stop_rounds >= 0 and stop_agreement in (0, 1], got '
-                       f'{self.stop_set}, {self.stop_rounds}, {self.stop_agreement}.')
+      raise ValueError(f'The stop rule needs stop_set >= 1, stop_rounds >= 0 and stop_agreement in (0, 1], got '
+                       f'{self.stop_set}, {self.stop_rounds}, {self.stop_agreement}: set --config.stop.set_size, '
+                       '--config.stop.stabilise (0: the budget alone ends a session) and --config.stop.agreement '
+                       "(Cohen's kappa, e.g. 0.99).")
 
 
 def stop_set(pool_size: int, size: int, rng: jax.Array) -> np.ndarray:

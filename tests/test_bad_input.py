@@ -208,6 +208,13 @@ def test_learning_loss_without_its_module(sessions, tmp_path):
   assert not os.path.exists(tmp_path / 'work')
 
 
+@pytest.mark.parametrize('field, value', [('stop.stabilise', -1), ('stop.agreement', 1.5), ('stop.set_size', 0)])
+def test_a_stop_rule_out_of_range(sessions, tmp_path, field, value):
+  with pytest.raises(ValueError, match=r'stop rule needs .* set --config.stop.set_size, --config.stop.stabilise'):
+    experiment.run(smoke_config(**{field: value}), str(tmp_path / 'work'))
+  assert not os.path.exists(tmp_path / 'work')
+
+
 def test_an_unknown_cold_start(sessions, tmp_path):
   with pytest.raises(ValueError, match=r"Unknown initial-set method 'centres'; use one of \('random', 'kmeans', "
                                        r"'typiclust'\)"):

@@ -6,7 +6,8 @@ CPU protocol (100 -> 600 labels by 100, 640 SGD steps per round), rows that diff
   fixed:A(2,4)   ResNet-18 (where the input allows a 2x2 last map: not at 8x8)
   inas           the paper's Algorithm 1 (V' = a random 20% of L, candidates compressed to half the epochs)
   safe           the safe search (3-fold out-of-fold accuracy, a move at t > 2.0)
-  safe_2x025     the same scored more cheaply: 2 folds, each a quarter of the round's schedule (1/3 of the cost)
+  safe_2x025     the same scored more cheaply: 2 folds, each a quarter of the round's schedule (1/3 of the cost);
+                 8x8 only: there it broke the start bound, so the larger grids spend their cores on the rows above
   heldout_best   the analysis-only upper bound: each round the safe search's candidates trained on all of L and
                  chosen by their error on 2,000 held-out training images (never queried, never the test split)
 
@@ -41,7 +42,7 @@ def get_config(arg: str = ''):
     raise ValueError(f'Unknown dataset {dataset!r} for the safe grid; use one of {DATASETS} (then :smoke).')
   config = experiment.base_config()
   config.model.cpu_fusions = 'default'  # What its committed rows ran with (before 'auto' became the default).
-  config.policies = ('fixed:A(1,1)', 'fixed:A(1,2)', 'fixed:A(2,4)', 'inas', 'safe', 'safe_2x025', 'heldout_best')
+  config.policies = ('fixed:A(1,1)', 'fixed:A(1,2)', 'fixed:A(2,4)', 'inas', 'safe', 'heldout_best')
   config.baseline_policy = 'fixed:A(1,1),fixed:A(1,2),fixed:A(2,4)'
   config.strategies = ('least_confidence',)
   config.seeds = (0, 1, 2, 3, 4)
@@ -50,7 +51,7 @@ def get_config(arg: str = ''):
   config.inas.candidate_fraction = 0.5
   if dataset == 'small':
     config.data.image_size = 8
-    config.policies = tuple(p for p in config.policies if p != 'fixed:A(2,4)')
+    config.policies = ('fixed:A(1,1)', 'fixed:A(1,2)', 'inas', 'safe', 'safe_2x025', 'heldout_best')
     config.baseline_policy = 'fixed:A(1,1),fixed:A(1,2)'
   if dataset == 'imbalanced':
     config.data.imbalance = 10.0
