@@ -4,8 +4,9 @@ seeds, rows that differ in the query only:
 
   'balanced'       a long-tailed pool (class 9 ten times rarer than class 0; the test split as drawn, balanced):
                    margin, margin+balanced (its top items per predicted class) and random
-  'learning_loss'  every model with the loss-prediction module (model.loss_prediction): learning_loss, margin and
-                   random
+  'learning_loss'  every model with the loss-prediction module (model.loss_prediction): learning_loss, its
+                   class-balanced variant (the check of why it trails: its picks pile onto a few classes), margin
+                   and random
   '...:smoke'      seconds, for tests
 
   jal-compare --config=experiments/configs/practitioner_grids.py:balanced --workdir=docs/results/balanced_grid
@@ -29,7 +30,7 @@ def get_config(arg: str = 'balanced'):
     config.strategies = ('margin', 'margin+balanced', 'random')
   else:
     config.model.loss_prediction = True
-    config.strategies = ('learning_loss', 'margin', 'random')
+    config.strategies = ('learning_loss', 'learning_loss+balanced', 'margin', 'random')
   config = experiment.apply_scale(config, scale)
   if scale == 'smoke':
     config.seeds = (0,)
