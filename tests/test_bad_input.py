@@ -5,6 +5,7 @@ no bad input loses a labelled example or a finished round."""
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -161,9 +162,11 @@ def test_a_missing_dataset(sessions, tmp_path):
 
 # --- Configs. ---
 
-def test_an_unknown_strategy(sessions, tmp_path):
-  with pytest.raises(ValueError, match=r"Unknown query strategy 'entropi'; registered: \["):
-    experiment.run(smoke_config(strategies='entropi'), str(tmp_path / 'work'))
+@pytest.mark.parametrize('name', ['entropi', 'entropi+balanced'])
+def test_an_unknown_strategy(sessions, tmp_path, name):
+  message = rf"Unknown query strategy '{re.escape(name)}'; registered: \[.*'<name>\+balanced'"
+  with pytest.raises(ValueError, match=message):
+    experiment.run(smoke_config(strategies=name), str(tmp_path / 'work'))
   assert not os.path.exists(tmp_path / 'work')
 
 
