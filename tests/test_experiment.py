@@ -246,8 +246,9 @@ def test_the_safe_grid_config_names_three_datasets_and_registers_its_upper_bound
   from jal import inas, nas
   seen = {}
   monkeypatch.setattr(nas, 'safe_policy', lambda *args: seen.setdefault('args', args))
-  experiment.POLICIES['safe_2x025'](inas.INASConfig(), full, None)
-  assert seen['args'][1:] == (2, 2.0, 'probability', 0.25) and 'safe_2x025' in full.policies
+  experiment.POLICIES['safe_2x025'](inas.INASConfig(), small, None)
+  assert seen['args'][1:] == (2, 2.0, 'probability', 0.25) and 'safe_2x025' in small.policies
+  assert 'safe_2x025' not in full.policies and 'safe_2x025' not in tailed.policies  # It broke the bound at 8x8.
   assert 'fixed:A(2,4)' in full.policies and 'fixed:A(2,4)' not in small.policies  # No 2x2 map for it at 8x8.
   assert (small.data.image_size, tailed.data.imbalance, full.data.validation_size) == (8, 10.0, 2000)
   assert tuple(full.seeds) == (0, 1, 2, 3, 4)
@@ -264,6 +265,7 @@ def test_the_practitioner_grids_differ_from_each_other_in_what_they_measure(tmp_
   spec.loader.exec_module(module)
   balanced, learning_loss = module.get_config('balanced'), module.get_config('learning_loss')
   assert balanced.data.imbalance == 10.0 and 'margin+balanced' in balanced.strategies
-  assert learning_loss.model.loss_prediction and learning_loss.strategies[0] == 'learning_loss'
+  assert learning_loss.model.loss_prediction and learning_loss.strategies[:2] == ('learning_loss',
+                                                                                  'learning_loss+balanced')
   with pytest.raises(ValueError, match='Unknown grid'):
     module.get_config('cifar')
