@@ -249,6 +249,7 @@ def test_the_safe_grid_config_names_three_datasets_and_registers_its_upper_bound
   experiment.POLICIES['safe_2x025'](inas.INASConfig(), small, None)
   assert seen['args'][1:] == (2, 2.0, 'probability', 0.25) and 'safe_2x025' in small.policies
   assert 'safe_2x025' not in full.policies and 'safe_2x025' not in tailed.policies  # It broke the bound at 8x8.
+  assert (full.model.cpu_fusions, small.model.cpu_fusions, tailed.model.cpu_fusions) == ('default', 'default', 'auto')
   assert 'fixed:A(2,4)' in full.policies and 'fixed:A(2,4)' not in small.policies  # No 2x2 map for it at 8x8.
   assert (small.data.image_size, tailed.data.imbalance, full.data.validation_size) == (8, 10.0, 2000)
   assert tuple(full.seeds) == (0, 1, 2, 3, 4)
