@@ -210,6 +210,43 @@ def calibrated_temperature(scores: jax.Array, thresholds: jax.Array, weights: ja
   return jnp.exp(0.5 * (low + high))
 
 
+def threshold_offset(scores: jax.Array, thresholds: jax.Array, weights: jax.Array, target: jax.Array,
+                     temperature: jax.Array, iterations: int = 30) -> jax.Array:
+  """δ >= 0 that, added to every threshold, brings the relaxed count Σ_j Σ_k W_jk sigmoid((s_jk - ϑ_k - δ) / τ) to
+  target (bisection, no gradient); 0 where the count at δ = 0 is already at most target.
+
+  Needed where τ sits on its floor and the count is still above target: the mixture's thresholds, percentiles of a
+  5-component fit to about a hundred score vectors, smooth the tail, so more than q items lie above them (on
+  Fashion-MNIST α/q read 1.8-2.5 with τ alone). Scores are standardised per candidate, so one shared δ moves every
+  candidate's threshold by the same share of its spread.
+  """
+  scores, thresholds, weights, temperature = (jax.lax.stop_gradient(x) for x in (scores, thresholds, weights,
+                                                                               temperature))
+  spread = jnp.mean(jnp.std(scores, axis=0)) + 1e-12
+
+  def count(offset):
+    return jnp.sum(weights * jax.nn.sigmoid((scores - thresholds - offset) / temperature))
+
+  def bisect(_, bracket):
+    low, high = bracket
+    middle = 0.5 * (low + high)
+    too_many = count(middle) > target
+    return jnp.where(too_many, middle, low), jnp.where(too_many, high, middle)
+
+  low, high = jax.lax.fori_loop(0, iterations, bisect, (jnp.zeros_like(spread), 10.0 * spread))
+  return jnp.where(count(0.0) > target, 0.5 * (low + high), 0.0)
+
+
+def calibrated_selection(scores: jax.Array, thresholds: jax.Array, weights: jax.Array, target: jax.Array,
+                         config: AutoALConfig) -> tuple[jax.Array, jax.Array]:
+  """(thresholds [K], τ) of the relaxed selection: τ per `config.temperature`; calibrated, the thresholds also rise
+  by `threshold_offset` where τ's floor leaves the relaxed count above target, so that α = Σ s̄ comes to q."""
+  temperature = selection_temperature(scores, thresholds, weights, target, config)
+  if config.temperature == 'calibrated':
+    thresholds = thresholds + threshold_offset(scores, thresholds, weights, target, temperature)
+  return thresholds, temperature
+
+
 def relaxed_selection(weight_logits: jax.Array, scores: jax.Array, query_fraction: float, rng: jax.Array,
                       config: AutoALConfig) -> tuple[jax.Array, jax.Array]:
   """s̄ [B] and the per-candidate relaxed selections [B, K] from SearchNet's [B, K] outputs and the candidates'
@@ -218,11 +255,13 @@ def relaxed_selection(weight_logits: jax.Array, scores: jax.Array, query_fractio
   W = softmax over the K candidates; ϑ_k from the joint mixture (`mixture_thresholds`); per candidate the relaxed
   selection sigmoid((s_k - ϑ_k) / τ); s̄ = Σ_k W_k sigmoid((s_k - ϑ_k) / τ), the weighted, integrated score: an item
   is selected as far as the candidates it is weighted towards would select it. τ per `config.temperature`
-  (calibrated: Σ s̄ as close to t·B as τ >= σ/4 allows).
+  (calibrated: Σ s̄ as close to t·B as τ >= σ/4 allows, the thresholds raised together where that is not close
+  enough: `calibrated_selection`).
   """
   weights = jax.nn.softmax(weight_logits, axis=-1)
   thresholds = mixture_thresholds(scores, query_fraction, rng, config)
-  temperature = selection_temperature(scores, thresholds, weights, query_fraction * scores.shape[0], config)
+  thresholds, temperature = calibrated_selection(scores, thresholds, weights, query_fraction * scores.shape[0],
+                                                 config)
   per_candidate = jax.nn.sigmoid((scores - thresholds) / temperature)
   return jnp.sum(weights * per_candidate, axis=-1), per_candidate
 
@@ -552,7 +591,8 @@ def integrated_scores(weights: np.ndarray, scores: np.ndarray, unlabeled_mask: n
   fraction = budget / len(unlabeled)
   sample_scores, sample_weights = jnp.asarray(scores[rows]), jnp.asarray(weights[rows])
   thresholds = mixture_thresholds(sample_scores, fraction, threshold_rng, config)
-  temperature = selection_temperature(sample_scores, thresholds, sample_weights, fraction * len(rows), config)
+  thresholds, temperature = calibrated_selection(sample_scores, thresholds, sample_weights, fraction * len(rows),
+                                                 config)
   per_candidate = jax.nn.sigmoid((jnp.asarray(scores) - thresholds) / temperature)
   return np.asarray(jnp.sum(jnp.asarray(weights) * per_candidate, axis=-1))
 

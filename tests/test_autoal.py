@@ -319,6 +319,12 @@ def test_the_calibrated_temperature_brings_the_relaxed_count_to_the_query_size(r
   many = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)  # q = 2 of 100.
   calibrated, std = _relaxed_count('calibrated', many, 0.02), _relaxed_count('std', many, 0.02)
   assert 0.5 <= calibrated / 2 <= 2.0 < std / 2  # τ = std(s) leaves every row a share: α overshoots.
+  # Where τ's floor binds (here at 1.69 q with τ alone), the thresholds rise together until α is q.
+  assert abs(calibrated / 2 - 1.0) < 0.05
+  thresholds = autoal.mixture_thresholds(jnp.asarray(many), 0.02, jax.random.key(0), SMALL)
+  weights = jnp.full(many.shape, 1 / 3)
+  raised, temperature = autoal.calibrated_selection(jnp.asarray(many), thresholds, weights, 2.0, SMALL)
+  assert np.all(np.asarray(raised - thresholds) > 0) and np.ptp(np.asarray(raised - thresholds)) < 1e-6
 
 
 def test_the_query_takes_items_for_different_candidates_reasons_and_equals_neither_candidates_query():
