@@ -33,7 +33,7 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -185,6 +185,21 @@ def standardise(scores: jax.Array, mask: jax.Array | None = None) -> jax.Array:
 
 # --- Scores, relaxed selection and the losses. ---
 
+def _crossing(count: Callable[[jax.Array], jax.Array], target: jax.Array, low: jax.Array, high: jax.Array,
+              iterations: int, increasing: bool) -> jax.Array:
+  """The x in [low, high] where a monotone count(x) crosses target, by bisection (no gradient); an end of the
+  bracket where it does not cross inside it."""
+
+  def halve(_, bracket):
+    low, high = bracket
+    middle = 0.5 * (low + high)
+    crossed = (count(middle) > target) == increasing  # The crossing lies below middle.
+    return jnp.where(crossed, low, middle), jnp.where(crossed, middle, high)
+
+  low, high = jax.lax.fori_loop(0, iterations, halve, (low, high))
+  return 0.5 * (low + high)
+
+
 def calibrated_temperature(scores: jax.Array, thresholds: jax.Array, weights: jax.Array, target: jax.Array,
                            iterations: int = 30, sharpest: float = 0.25) -> jax.Array:
   """τ in [sharpest·σ, 10·σ] (σ: the scores' mean std over candidates) at which the relaxed count
@@ -200,14 +215,8 @@ def calibrated_temperature(scores: jax.Array, thresholds: jax.Array, weights: ja
   def count(log_tau):
     return jnp.sum(weights * jax.nn.sigmoid((scores - thresholds) / jnp.exp(log_tau)))
 
-  def bisect(_, bracket):
-    low, high = bracket
-    middle = 0.5 * (low + high)
-    too_many = count(middle) > target
-    return jnp.where(too_many, low, middle), jnp.where(too_many, middle, high)
-
-  low, high = jax.lax.fori_loop(0, iterations, bisect, (jnp.log(spread * sharpest), jnp.log(spread * 10.0)))
-  return jnp.exp(0.5 * (low + high))
+  return jnp.exp(_crossing(count, target, jnp.log(spread * sharpest), jnp.log(spread * 10.0), iterations,
+                           increasing=True))
 
 
 def threshold_offset(scores: jax.Array, thresholds: jax.Array, weights: jax.Array, target: jax.Array,
@@ -227,14 +236,8 @@ def threshold_offset(scores: jax.Array, thresholds: jax.Array, weights: jax.Arra
   def count(offset):
     return jnp.sum(weights * jax.nn.sigmoid((scores - thresholds - offset) / temperature))
 
-  def bisect(_, bracket):
-    low, high = bracket
-    middle = 0.5 * (low + high)
-    too_many = count(middle) > target
-    return jnp.where(too_many, middle, low), jnp.where(too_many, high, middle)
-
-  low, high = jax.lax.fori_loop(0, iterations, bisect, (jnp.zeros_like(spread), 10.0 * spread))
-  return jnp.where(count(0.0) > target, 0.5 * (low + high), 0.0)
+  offset = _crossing(count, target, jnp.zeros_like(spread), 10.0 * spread, iterations, increasing=False)
+  return jnp.where(count(0.0) > target, offset, 0.0)
 
 
 def calibrated_selection(scores: jax.Array, thresholds: jax.Array, weights: jax.Array, target: jax.Array,

@@ -150,6 +150,19 @@ def test_the_readme_results_come_from_committed_summaries():
     assert number.replace('−', '-') in summaries, f'README number {number} is in no docs/results/*/summary.md'
 
 
+def test_every_number_with_an_error_bar_in_the_docs_is_in_a_committed_report():
+  """Guides quote 'mean ± SE' from the reports under docs/results (summaries and study tables); a grid that grows
+  rewrites its report, and a guide still quoting the old figure fails here instead of drifting."""
+  reports = ''
+  for directory, _, files in os.walk(os.path.join(ROOT, 'docs', 'results')):
+    reports += ''.join(_read(os.path.join(directory, f)) for f in files if f.endswith('.md'))
+  normal = lambda number: number.replace('−', '-').lstrip('+')  # noqa: E731
+  reports = re.sub(r'(?<![\d.])\+(?=\d\.\d{4} ±)', '', reports.replace('−', '-'))
+  for path in DOCS:
+    for number in re.findall(r'[+−-]?\d\.\d{4} ± \d\.\d{4}', _without_code(_read(path))):
+      assert normal(number) in reports, f'{path} quotes {number}, which no docs/results/**/*.md holds: re-read it'
+
+
 def _true_labels(query_dir, truth):
   with open(os.path.join(query_dir, 'index.csv')) as f:
     return [[r['item_id'], str(truth[int(r['pool_index'])])] for r in csv.DictReader(f)]

@@ -87,8 +87,10 @@ def test_a_two_seed_grid_from_python_resumes_after_an_interruption(tmp_path, fas
   assert experiment.complete(config, merged_rows, 0) and experiment.complete(config, merged_rows, 1, 'fixed:A(1,2)')
   assert not experiment.complete(config, [r for r in merged_rows if r['round'] < 2], 0)
   assert not experiment.complete(config, merged_rows, 2)
-  assert [s['backend'] for s in map(json.loads, (tmp_path / 'merged' / 'sessions.jsonl').read_text().splitlines())] == [
-      'cpu']  # part0 was written by hand: only part1 recorded a session.
+  sessions = [json.loads(line) for line in (tmp_path / 'merged' / 'sessions.jsonl').read_text().splitlines()]
+  assert [s['backend'] for s in sessions] == ['cpu']  # part0 was written by hand: only part1 recorded a session.
+  # Which machine made the rows: two CPU machines need not agree bit for bit.
+  assert sessions[0]['cpu'] and sessions[0]['packages']['jaxlib'] and sessions[0]['packages']['flax']
 
 
 def _part(directory, config, runs):
