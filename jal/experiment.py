@@ -709,14 +709,22 @@ def grid_record(config: ml_collections.ConfigDict) -> dict:
        'baseline_policy': config.baseline_policy, 'title': f'{config.data.name}, width {config.model.width}'})
 
 
-def _cpu_model() -> str:
-  """The host CPU's model name ('AMD EPYC ...'), or the machine type where the OS does not say."""
+def _cpu() -> tuple[str, str]:
+  """The host CPU's model name ('AMD EPYC ...', else the machine type) and its vector extensions ('avx2 avx512f
+  fma ...'; ARM: 'asimd sve ...'), which decide the kernels XLA compiles, as far as Linux's /proc/cpuinfo says."""
   try:
     with open('/proc/cpuinfo', encoding='utf-8') as f:
-      names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
+      lines = f.read().splitlines()
   except OSError:
-    names = []
-  return names[0] if names else (platform.processor() or platform.machine())
+    lines = []
+
+  def field(key):
+    return next((line.split(':', 1)[1].split() for line in lines if line.split(':')[0].strip() == key), [])
+
+  model = ' '.join(field('model name')) or platform.processor() or platform.machine()
+  flags = field('flags') or field('Features')
+  vector = sorted(f for f in flags if f.startswith(('avx', 'fma', 'amx', 'sse4', 'asimd', 'sve', 'neon')))
+  return model, ' '.join(vector)
 
 
 def _versions(packages: Sequence[str]) -> dict[str, str]:
@@ -731,14 +739,14 @@ def _versions(packages: Sequence[str]) -> dict[str, str]:
 
 
 def _record_session(workdir: str) -> None:
-  """Appends where this session runs (backend, device, CPU model, JAX version, host) to workdir/sessions.jsonl.
+  """Appends where this session runs (backend, device, CPU and its vector extensions, versions, host) to sessions.jsonl.
 
   Rows made on a GPU and on a CPU agree in expectation, not bit for bit, and so may rows made on two CPU machines
   (one seed's round-0 model read 0.6755 test accuracy on one 2-core machine and 0.6580 on another, JAX 0.10.2 on
   both): a paired comparison wants each seed's runs made on one machine, and these lines say which made which."""
-  device = jax.devices()[0]
+  device, (cpu, vector) = jax.devices()[0], _cpu()
   line = {'started': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'backend': jax.default_backend(),
-          'device': device.device_kind, 'device_count': jax.device_count(), 'cpu': _cpu_model(),
+          'device': device.device_kind, 'device_count': jax.device_count(), 'cpu': cpu, 'cpu_vector': vector,
           'jax': jax.__version__, 'packages': _versions(('jaxlib', 'flax', 'optax', 'numpy')),
           'host': socket.gethostname(), 'process_count': jax.process_count()}
   if not checkpoint.is_primary():

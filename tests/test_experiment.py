@@ -90,7 +90,8 @@ def test_a_two_seed_grid_from_python_resumes_after_an_interruption(tmp_path, fas
   sessions = [json.loads(line) for line in (tmp_path / 'merged' / 'sessions.jsonl').read_text().splitlines()]
   assert [s['backend'] for s in sessions] == ['cpu']  # part0 was written by hand: only part1 recorded a session.
   # Which machine made the rows: two CPU machines need not agree bit for bit.
-  assert sessions[0]['cpu'] and sessions[0]['packages']['jaxlib'] and sessions[0]['packages']['flax']
+  assert sessions[0]['cpu'] and 'cpu_vector' in sessions[0]
+  assert sessions[0]['packages']['jaxlib'] and sessions[0]['packages']['flax']
 
 
 def _part(directory, config, runs):
