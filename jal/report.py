@@ -448,19 +448,36 @@ def ablation_table(reference: Sequence[dict], variants: dict[str, Sequence[dict]
   return table + ('\n' + DIFFERENCE_NOTE if '\\*' in table else '')
 
 
+def paired_seeds(rows: Sequence[dict]) -> tuple[list[dict], list[tuple[str, str, int]]]:
+  """The rows of the seeds every (policy, strategy) holds, and the (policy, strategy, seed) runs left out.
+
+  Rows as they are where every method holds the same seeds, or where no seed is common to all of them.
+  """
+  seeds = collections.defaultdict(set)
+  for r in rows:
+    seeds[(r['policy'], r['strategy'])].add(r['seed'])
+  common = set.intersection(*seeds.values()) if seeds else set()
+  if not common or all(s == common for s in seeds.values()):
+    return list(rows), []
+  left_out = sorted((p, s, seed) for (p, s), held in seeds.items() for seed in held - common)
+  return [r for r in rows if r['seed'] in common], left_out
+
+
 def write_outputs(rows: Sequence[dict], workdir: str, title: str,
                   baseline_policy: str | Sequence[str] | None = None) -> dict:
   """rounds.csv, summary.json, summary.md and the figures; returns the summary with the markdown tables.
 
   With no finished round yet (a grid just started), only an empty summary is written. AUBCs and curves use the
-  complete runs only (as many rounds as the longest run): an unfinished run is named under the table, and its
-  rounds still count where each round stands alone (the iNAS study's tables).
+  complete runs only (as many rounds as the longest run), and of those only the seeds every method has finished,
+  so that every row is over the same paired seeds while a grid runs seed by seed; the runs left out are named
+  under the table, and their rounds still count where each round stands alone (the iNAS study's tables).
   """
   all_rows = rows
   lengths = collections.Counter((r['policy'], r['strategy'], r['seed']) for r in rows)
   full = max(lengths.values(), default=0)
   rows = [r for r in rows if lengths[(r['policy'], r['strategy'], r['seed'])] == full]
   unfinished = sorted(k for k, n in lengths.items() if n < full)
+  rows, unpaired = paired_seeds(rows)
   entries = summarize(rows, baseline_policy)
   if not rows:
     with open(os.path.join(workdir, 'summary.json'), 'w') as f:
@@ -483,6 +500,9 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str,
   if unfinished:
     table += ('\nUnfinished runs, left out of the table and figures: ' + ', '.join(
         f'{p} {s} seed {seed} ({lengths[(p, s, seed)]} of {full} rounds)' for p, s, seed in unfinished) + '.\n')
+  if unpaired:
+    table += ('\nFinished runs of seeds that other methods have not finished, left out so that every row is paired: '
+              + ', '.join(f'{p} {s} seed {seed}' for p, s, seed in unpaired) + '.\n')
   study = validation_study_tables(all_rows)
   if study:  # Policy 'inas_study': how iNAS's scoring behaves.
     table += '\n' + study

@@ -192,3 +192,22 @@ def test_the_readme_numpy_recipe_runs_round_by_round(tmp_path, monkeypatch, tiny
   answered = recipe.replace('labels_file=None', f"labels_file={str(tmp_path / 'answers.csv')!r}")
   with pytest.raises(oracle_lib.LabelsRequested, match="Round 1's query needs 8 labels from you"):
     exec(answered, dict(namespace))  # noqa: S102
+
+
+def test_every_committed_grid_summary_is_what_jal_report_writes_from_its_rows(tmp_path, monkeypatch):
+  """A summary.md quoted by the guides is the report of its committed rows as they stand, not of an earlier set
+  of rows (figures are not drawn here; the tables are compared byte for byte)."""
+  from jal import plots
+  for name in [n for n in dir(plots) if not n.startswith('_') and callable(getattr(plots, n))]:
+    monkeypatch.setattr(plots, name, lambda *args, **kwargs: None)
+  results = os.path.join(ROOT, 'docs', 'results')
+  grids = sorted(n for n in os.listdir(results) if os.path.exists(os.path.join(results, n, 'grid.json')))
+  assert len(grids) >= 10
+  for name in grids:
+    copy = tmp_path / name
+    copy.mkdir()
+    for f in ('grid.json', 'rounds.jsonl'):
+      copy.joinpath(f).write_bytes(open(os.path.join(results, name, f), 'rb').read())
+    experiment.report_workdir(str(copy))
+    assert copy.joinpath('summary.md').read_text() == _read(os.path.join('docs', 'results', name, 'summary.md')), (
+        f'docs/results/{name}/summary.md is not what its rows give: run jal-report --results=docs/results')

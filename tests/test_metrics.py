@@ -245,3 +245,23 @@ def test_the_class_balance_table_reads_each_runs_last_round():
   assert lines[2] == '| p | balanced | 1 | 30 | 9.0 ± 0.0 | 11.0 ± 0.0 |'
   assert lines[3] == '| p | margin | 2 | 30 | 3.0 ± 1.0 | 16.0 ± 2.0 |'
   assert report.class_balance_table([{k: v for k, v in r.items() if k != 'labels/per_class'} for r in rows]) == ''
+
+
+def test_a_grid_running_seed_by_seed_is_tabled_over_the_seeds_every_method_finished(tmp_path):
+  """The fixed rows of seed 2 finish before the search's: the table stays over seeds 0-1 for every row (paired),
+  and names seed 2's finished runs, so committed rows of a seed in progress never move a quoted figure."""
+  def rows(policy, seed, accuracies):
+    return [{'policy': policy, 'strategy': 'margin', 'seed': seed, 'round': r, 'num_labeled': 10 * (r + 1),
+             'test/accuracy': a, 'arch': 'A(1,1)', 'arch/params': 5066, 'arch/depth': 4, 'time/round': 1.0}
+            for r, a in enumerate(accuracies)]
+  grid = (rows('fixed', 0, [0.5, 0.6]) + rows('fixed', 1, [0.5, 0.7]) + rows('fixed', 2, [0.1, 0.1])
+          + rows('search', 0, [0.6, 0.7]) + rows('search', 1, [0.6, 0.8]) + rows('search', 2, [0.6]))
+  kept, left_out = report.paired_seeds([r for r in grid if not (r['policy'] == 'search' and r['seed'] == 2)])
+  assert left_out == [('fixed', 'margin', 2)] and {r['seed'] for r in kept} == {0, 1}
+  summary = report.write_outputs(grid, str(tmp_path), 'grid', 'fixed')
+  fixed = next(e for e in summary['methods'] if e['policy'] == 'fixed')
+  assert fixed['seeds'] == [0, 1] and fixed['aubc_mean_se'][0] == pytest.approx(0.575)
+  assert 'search margin seed 2 (1 of 2 rounds)' in summary['table']
+  assert 'left out so that every row is paired: fixed margin seed 2.' in summary['table']
+  # Every method on the same seeds (or none in common): the rows as they are.
+  assert report.paired_seeds(grid[:4])[1] == [] and report.paired_seeds(rows('a', 0, [1]) + rows('b', 1, [1]))[1] == []
