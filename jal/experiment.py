@@ -674,7 +674,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, labels_file: str | None
   with checkpoint.lock_directory(workdir):
     settings = check_workdir_config(config, workdir)
     # Which runs this grid makes, for `report_workdir` (not checked: a grid may grow between restarts).
-    checkpoint.write_json(os.path.join(workdir, 'grid.json'), grid_record(config))
+    write_grid_record(workdir, config)
     start, recorded = time.perf_counter(), []
 
     def progress(row):
@@ -707,6 +707,19 @@ def grid_record(config: ml_collections.ConfigDict) -> dict:
       {'policies': names(config.policies), 'strategies': names(config.strategies),
        'seeds': [int(s) for s in names(config.seeds)], 'skip': list(names(config.get('skip', ()))),
        'baseline_policy': config.baseline_policy, 'title': f'{config.data.name}, width {config.model.width}'})
+
+
+def write_grid_record(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes grid.json for `config`, keeping the policies, strategies and seeds an earlier grid.json of the workdir
+  names: a grid run a seed (or a policy) at a time grows, and its report still reads the rows already there."""
+  record, path = grid_record(config), os.path.join(workdir, 'grid.json')
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      earlier = json.load(f)
+    for field in ('policies', 'strategies', 'seeds'):
+      merged = list(earlier.get(field, [])) + [x for x in record[field] if x not in earlier.get(field, [])]
+      record[field] = sorted(merged) if field == 'seeds' else merged
+  checkpoint.write_json(path, record)
 
 
 def _cpu() -> tuple[str, str]:
@@ -793,7 +806,7 @@ def merge_workdirs(parts: Sequence[str], into: str, config: ml_collections.Confi
     kept = [r for r in earlier if earlier_rounds[run_of(r)] > part_rounds[run_of(r)]]
     kept_runs = set(map(run_of, kept))
     rows = kept + [r for r in rows if run_of(r) not in kept_runs]
-    checkpoint.write_json(os.path.join(into, 'grid.json'), grid_record(config))
+    write_grid_record(into, config)
     _write_rows(os.path.join(into, 'rounds.jsonl'), rows)
     sessions_path = os.path.join(into, 'sessions.jsonl')
     if os.path.exists(sessions_path):  # Sessions recorded by an earlier merge (or by runs in `into`) stay.

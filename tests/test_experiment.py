@@ -82,6 +82,11 @@ def test_a_two_seed_grid_from_python_resumes_after_an_interruption(tmp_path, fas
   assert _without_times(report.read_rows(str(tmp_path / 'merged' / 'rounds.jsonl'))) == _without_times(rows)
   assert [m['aubc_mean_se'] for m in merged['methods']] == [m['aubc_mean_se'] for m in straight['methods']]
   assert json.loads((tmp_path / 'merged' / 'grid.json').read_text())['seeds'] == [0, 1]
+  # A seed run again alone into the grid (jal-run-parts --config.seeds=1): the grid keeps seed 0 and its report.
+  again = experiment.merge_workdirs([str(tmp_path / 'part1')], str(tmp_path / 'merged'),
+                                    smoke_config(strategies='entropy,random', seeds=(1,)))
+  assert json.loads((tmp_path / 'merged' / 'grid.json').read_text())['seeds'] == [0, 1]
+  assert [m['aubc_mean_se'] for m in again['methods']] == [m['aubc_mean_se'] for m in straight['methods']]
   # Committed rows of a finished seed (no checkpoints on a fresh clone) make run_parts skip that part.
   merged_rows = report.read_rows(str(tmp_path / 'merged' / 'rounds.jsonl'))
   assert experiment.complete(config, merged_rows, 0) and experiment.complete(config, merged_rows, 1, 'fixed:A(1,2)')
