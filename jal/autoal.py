@@ -6,7 +6,8 @@ Two networks and a loss-prediction module, trained by bilevel optimisation on th
   LossModule Learning-Loss head on SearchNet's stage features, trained to rank ℓ (margin ranking loss).
 Each round L is split 50/50: a fresh FitNet is pre-trained on the half that plays "labelled"; the other half plays
 "unlabelled" and is cut into fixed batches. Each candidate strategy scores every item of a batch (s[j, k], its
-continuous informativeness, `jal.query.score`, standardised per candidate). A 5-component Gaussian mixture
+continuous informativeness, `jal.query.score`, mapped per candidate to normal quantiles of its ranks,
+`normalise`). A 5-component Gaussian mixture
 (`jal.mixture`) is fitted by EM to the joint K-dimensional score vectors and sampled; ϑ_k is the 100(1 - t)
 percentile of candidate k's coordinate (t = q / B, the simulated query's share). The relaxed selection of item j
 is s̄_j = Σ_k W[j, k] sigmoid((s[j, k] - ϑ_k) / τ): the candidates' relaxed selections weighted per item by
@@ -92,6 +93,11 @@ class AutoALConfig:
       number fixes τ (the official code's 1e-11 saturates the sigmoid: zero gradient).
     head_init: SearchNet's K-way head at start: 'uniform' (zeros: every candidate weighs 1/K) or 'random' (the
       module's own init: a seed-dependent weighting; the previous code's, kept for the ablation).
+    normalise: how each candidate's scores are put on one scale per round (`normalise`): 'rank' (default: the
+      normal quantile of each item's rank, so every candidate's top b sit equally far above its threshold) or
+      'standard' (mean 0, std 1: the previous code's, kept for the ablation; a skewed score such as k-means'
+      nearness to a centre, bounded above, then leaves its top items about 1 std above the mean where entropy's
+      sit 3 above, and at equal weights the query held no k-means pick).
     differentiable_reg: α = Σ s̄ (True) or the count of s̄ > 0.5, a constant as in the official code (False).
     loss_margin: margin of the ranking loss (Learning Loss: 1).
     loss_module_dim: features per stage in the loss module.
@@ -119,6 +125,7 @@ class AutoALConfig:
   threshold_items: int = 4096
   temperature: float | str = 'calibrated'
   head_init: str = 'uniform'
+  normalise: str = 'rank'
   differentiable_reg: bool = True
   loss_margin: float = 1.0
   loss_module_dim: int = 128
@@ -137,6 +144,8 @@ class AutoALConfig:
       raise ValueError(f"mixture_init must be 'kmeans++' or 'quantiles', got {self.mixture_init!r}.")
     if self.head_init not in ('uniform', 'random'):
       raise ValueError(f"head_init must be 'uniform' or 'random', got {self.head_init!r}.")
+    if self.normalise not in NORMALISATIONS:
+      raise ValueError(f'normalise must be one of {NORMALISATIONS}, got {self.normalise!r}.')
     if isinstance(self.temperature, str):
       if self.temperature not in ('calibrated', 'std'):
         raise ValueError(f"temperature must be 'calibrated', 'std' or a positive number, got {self.temperature!r}.")
@@ -173,14 +182,43 @@ def mixture_thresholds(scores: jax.Array, query_fraction: float, rng: jax.Array,
   return jnp.percentile(draws, 100.0 * (1.0 - query_fraction), axis=0) * std + mean
 
 
+NORMALISATIONS = ('rank', 'standard')
+
+
 def standardise(scores: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-  """[N, K] scores with each column at mean 0 and std 1 over the rows `mask` holds (all rows by default): the
-  per-round normalisation that puts the candidates' scores on one scale."""
+  """[N, K] scores with each column at mean 0 and std 1 over the rows `mask` holds (all rows by default)."""
   weight = jnp.ones(scores.shape[0]) if mask is None else mask.astype(jnp.float32)
   count = jnp.maximum(jnp.sum(weight), 1.0)
   mean = jnp.sum(scores * weight[:, None], axis=0) / count
   std = jnp.sqrt(jnp.sum((scores - mean) ** 2 * weight[:, None], axis=0) / count)
   return (scores - mean) / (std + 1e-6)
+
+
+def rank_normalise(scores: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """[N, K] scores with each column replaced by the standard normal quantile of its mid-rank among the rows `mask`
+  holds (ties share their mean rank): every candidate gets the same marginal, whatever the shape of its score, and
+  keeps its order. A Gaussian copula, which the joint Gaussian mixture then models."""
+  held = jnp.ones(scores.shape[0], bool) if mask is None else mask.astype(bool)
+  count = jnp.maximum(jnp.sum(held), 1).astype(jnp.float32)
+
+  def column(values):
+    ranked = jnp.sort(jnp.where(held, values, jnp.inf))  # Rows outside the mask sort last and count for none.
+    below = jnp.searchsorted(ranked, values, side='left').astype(jnp.float32)
+    up_to = jnp.minimum(jnp.searchsorted(ranked, values, side='right').astype(jnp.float32), count)
+    quantile = jnp.clip(0.5 * (below + up_to) / count, 0.5 / count, 1.0 - 0.5 / count)
+    return jax.scipy.special.ndtri(quantile)
+
+  return jax.vmap(column, in_axes=1, out_axes=1)(scores.astype(jnp.float32))
+
+
+def normalise(scores: jax.Array, mask: jax.Array | None = None, method: str = 'rank') -> jax.Array:
+  """[N, K] per-round normalisation that puts the candidates' scores on one scale over the rows `mask` holds:
+  'rank' (`rank_normalise`) or 'standard' (`standardise`)."""
+  if method == 'rank':
+    return rank_normalise(scores, mask)
+  if method == 'standard':
+    return standardise(scores, mask)
+  raise ValueError(f'Unknown normalisation {method!r}; use one of {NORMALISATIONS}.')
 
 
 # --- Scores, relaxed selection and the losses. ---
@@ -226,7 +264,7 @@ def threshold_offset(scores: jax.Array, thresholds: jax.Array, weights: jax.Arra
 
   Needed where τ sits on its floor and the count is still above target: the mixture's thresholds, percentiles of a
   5-component fit to about a hundred score vectors, smooth the tail, so more than q items lie above them (on
-  Fashion-MNIST α/q read 1.8-2.5 with τ alone). Scores are standardised per candidate, so one shared δ moves every
+  Fashion-MNIST α/q read 1.8-2.5 with τ alone). Scores are normalised per candidate, so one shared δ moves every
   candidate's threshold by the same share of its spread.
   """
   scores, thresholds, weights, temperature = (jax.lax.stop_gradient(x) for x in (scores, thresholds, weights,
@@ -253,7 +291,7 @@ def calibrated_selection(scores: jax.Array, thresholds: jax.Array, weights: jax.
 def relaxed_selection(weight_logits: jax.Array, scores: jax.Array, query_fraction: float, rng: jax.Array,
                       config: AutoALConfig) -> tuple[jax.Array, jax.Array]:
   """s̄ [B] and the per-candidate relaxed selections [B, K] from SearchNet's [B, K] outputs and the candidates'
-  [B, K] scores (standardised per candidate).
+  [B, K] scores (normalised per candidate, `normalise`).
 
   W = softmax over the K candidates; ϑ_k from the joint mixture (`mixture_thresholds`); per candidate the relaxed
   selection sigmoid((s_k - ϑ_k) / τ); s̄ = Σ_k W_k sigmoid((s_k - ϑ_k) / τ), the weighted, integrated score: an item
@@ -295,7 +333,7 @@ class SearchBatch:
   Attributes:
     images: [B, H, W, C].
     labels: [B] int32.
-    scores: [B, K] float32, candidate k's score of the example (`jal.query.score`), standardised per candidate
+    scores: [B, K] float32, candidate k's score of the example (`jal.query.score`), normalised per candidate
       over the batch.
   """
 
@@ -466,12 +504,12 @@ _pretrain_step = jax.jit(train_step, static_argnames=('model', 'tx', 'augment_co
 
 # --- Candidate marks, the per-round driver, and the query. ---
 
-def candidate_scores(inputs: query_lib.QueryInputs, candidates: Sequence[str], budget: int, rng: jax.Array
-                     ) -> np.ndarray:
+def candidate_scores(inputs: query_lib.QueryInputs, candidates: Sequence[str], budget: int, rng: jax.Array,
+                     method: str = 'rank') -> np.ndarray:
   """[N, K] float32: each candidate's per-item score (`jal.query.score`; `budget` sets k-means' centres),
-  standardised over the unlabelled items (`standardise`)."""
+  normalised over the unlabelled items (`normalise` by `method`)."""
   columns = [query_lib.score(name, inputs, budget, jax.random.fold_in(rng, k)) for k, name in enumerate(candidates)]
-  return np.asarray(standardise(jnp.stack(columns, axis=1).astype(jnp.float32), inputs.unlabeled_mask))
+  return np.asarray(normalise(jnp.stack(columns, axis=1).astype(jnp.float32), inputs.unlabeled_mask, method))
 
 
 def top_sets(scores: np.ndarray, unlabeled_mask: np.ndarray, budget: int) -> np.ndarray:
@@ -510,7 +548,7 @@ def make_batches(networks: Networks, state: AutoALState, images: np.ndarray, lab
     key = jax.random.fold_in(rng, i)
     inputs = candidate_inputs(config, networks.fitnet, state.fit.variables, images[rows], np.ones(size, bool),
                               np.zeros(size, bool), key)
-    scores = candidate_scores(inputs, config.candidates, count, jax.random.fold_in(key, 1))
+    scores = candidate_scores(inputs, config.candidates, count, jax.random.fold_in(key, 1), config.normalise)
     batches.append(SearchBatch(jnp.asarray(images[rows]), jnp.asarray(labels[rows], jnp.int32),
                                jnp.asarray(scores)))
   return batches
@@ -654,7 +692,7 @@ class AutoAL:
     start = time.perf_counter()
     inputs = candidate_inputs(config, context.model, context.variables, pool.images, unlabeled,
                               context.labeled_mask, score_rng)
-    scores = candidate_scores(inputs, config.candidates, budget, select_rng)
+    scores = candidate_scores(inputs, config.candidates, budget, select_rng, config.normalise)
     weights = strategy_weights(networks, autoal_state, pool.images)
     score_seconds = time.perf_counter() - start
 

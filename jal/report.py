@@ -369,6 +369,24 @@ def weight_table(rows: Sequence[dict], method: str = 'autoal') -> str:
   return '\n'.join(lines) + '\n'
 
 
+def query_share_table(rows: Sequence[dict], method: str = 'autoal') -> str:
+  """Per query: the share of the picks in each candidate's own top b ('autoal/chosen_by/<k>') and outside the
+  leading candidate's ('autoal/outside_leader'), mean over seeds: is the query more than one candidate's?"""
+  rows = [r for r in rows if r['strategy'] == method and 'autoal/outside_leader' in r]
+  if not rows:
+    return ''
+  prefix = 'autoal/chosen_by/'
+  names = sorted({k[len(prefix):] for r in rows for k in r if k.startswith(prefix)})
+  lines = ['| labels | ' + ' | '.join(f'in {n}\'s top b' for n in names) + ' | outside the leader\'s top b |',
+           '|' + '---|' * (len(names) + 2)]
+  for size in sorted({r['num_labeled'] for r in rows}):
+    present = [r for r in rows if r['num_labeled'] == size]
+    cells = [np.mean([r.get(prefix + n, np.nan) for r in present]) for n in names]
+    cells.append(np.mean([r['autoal/outside_leader'] for r in present]))
+    lines.append(f'| {size} | ' + ' | '.join(f'{c:.3f}' for c in cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
 def config_changes(reference: dict, variant: dict, prefix: str = '', absent: dict | None = None) -> list[str]:
   """'field: reference → variant' for every leaf that differs between two config dicts ('—' where absent; a
   field absent on one side counts as `absent[field]` when given: a field added later, at its neutral value)."""
@@ -528,6 +546,9 @@ def write_outputs(rows: Sequence[dict], workdir: str, title: str,
   if weights:  # AutoAL: its paired differences, overhead, and the weight of every candidate per round.
     table += '\n' + paired_table(rows, 'autoal')
     table += '\nAutoAL\'s mean SearchNet weight per candidate at each query:\n\n' + weight_table(rows)
+    shares = query_share_table(rows)
+    if shares:
+      table += '\nWhose picks AutoAL\'s query holds, at each query (mean over seeds):\n\n' + shares
     times += '\n' + overhead_table(rows)
     plots.learning_curves(weights, os.path.join(workdir, 'strategy_weights.png'),
                           title='AutoAL: mean SearchNet weight per candidate', ylabel='weight')

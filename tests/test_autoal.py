@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 from sklearn.mixture import GaussianMixture
 
 from jal import autoal, data, loop, mixture
@@ -123,8 +124,48 @@ def test_batches_are_scored_by_every_candidate_on_one_scale(real_batch):
   for batch in batches:
     scores = np.asarray(batch.scores)
     assert scores.shape == (32, 3) and np.all(np.isfinite(scores))
-    np.testing.assert_allclose(scores.mean(0), 0.0, atol=1e-4)  # Standardised per candidate over the batch.
-    np.testing.assert_allclose(scores.std(0), 1.0, atol=1e-2)
+    # Normal quantiles of each candidate's ranks over the batch: distinct scores take exactly the 32 quantiles.
+    quantiles = scipy.stats.norm.ppf((np.arange(32) + 0.5) / 32)
+    for column in scores.T:
+      if len(np.unique(column)) == 32:
+        np.testing.assert_allclose(np.sort(column), quantiles, atol=1e-4)
+      assert abs(column.mean()) < 0.1 and column.max() <= quantiles[-1] + 1e-4
+
+
+def test_rank_normalisation_is_the_normal_quantile_of_mid_ranks_over_the_mask():
+  rng = np.random.default_rng(0)
+  scores = np.stack([rng.exponential(size=50), -rng.chisquare(2, size=50), np.repeat(np.arange(10.0), 5)], 1)
+  mask = np.arange(50) % 5 != 0  # 40 rows ranked; the others are placed among them.
+  out = np.asarray(autoal.rank_normalise(jnp.asarray(scores, jnp.float32), jnp.asarray(mask)))
+  for k in range(3):
+    ranks = scipy.stats.rankdata(scores[mask, k])  # 1..40, ties at their mean rank.
+    np.testing.assert_allclose(out[mask, k], scipy.stats.norm.ppf((ranks - 0.5) / 40), atol=1e-4)
+    order = np.argsort(scores[:, k], kind='stable')
+    assert np.all(np.diff(out[order, k]) >= -1e-6)  # Every row, masked or not, keeps its order.
+  assert np.allclose(np.asarray(autoal.normalise(jnp.asarray(scores), None, 'standard')).std(0), 1.0, atol=1e-4)
+  with pytest.raises(ValueError, match='normalisation'):
+    autoal.normalise(jnp.asarray(scores), None, 'minmax')
+
+
+def test_a_skewed_candidate_reaches_the_query_at_equal_weights_only_under_rank_normalisation():
+  """Entropy-like scores (a long upper tail) beside k-means-like ones (nearness to a centre: bounded above, a long
+  lower tail). Standardised, the second candidate's top items sit about 1 std above the mean where the first's sit
+  3 above, and at equal weights the query holds none of them; under ranks each holds its share."""
+  rng = np.random.default_rng(1)
+  n, budget = 4000, 40
+  raw = np.stack([rng.exponential(size=n), -rng.chisquare(2, size=n) ** 2], 1).astype(np.float32)
+  unlabeled = np.ones(n, bool)
+  weights = np.full((n, 2), 0.5, np.float32)
+  own = autoal.top_sets(raw, unlabeled, budget)
+  shares = {}
+  for method in autoal.NORMALISATIONS:
+    scores = np.asarray(autoal.normalise(jnp.asarray(raw), jnp.asarray(unlabeled), method))
+    integrated = autoal.integrated_scores(weights, scores, unlabeled, budget, jax.random.key(0),
+                                          autoal.AutoALConfig(candidates=('entropy', 'kmeans')))
+    picks = np.asarray(autoal.query_lib.top_scores(jnp.asarray(integrated), jnp.asarray(unlabeled), budget))
+    shares[method] = own[picks].mean(0)
+  assert shares['standard'][1] <= 0.1 and shares['standard'][0] >= 0.9
+  assert shares['rank'][0] >= 0.35 and shares['rank'][1] >= 0.35
 
 
 def _search_gradient(networks, state, batch, config):
@@ -245,7 +286,9 @@ def test_fit_step_learns_the_rows_the_selection_holds(fashion_mnist):
 def test_make_batches_keeps_each_rows_image_label_and_scores_together(fashion_mnist):
   """Through the batch-making code (where the official code misaligned rows): each row's label is its image's,
   and each row's scores are the candidates' scores computed on that row's image."""
-  config = dataclasses.replace(SMALL, candidates=('least_confidence', 'margin'))
+  # z-scores here, so that each row's scores can be checked to float precision (ranks of near-equal scores of an
+  # untrained FitNet would flip on rounding); the rank normalisation has its own test.
+  config = dataclasses.replace(SMALL, candidates=('least_confidence', 'margin'), normalise='standard')
   networks = autoal.make_networks(config, 10)
   state = autoal.init_networks(networks, jax.random.key(0), fashion_mnist.pool.image_shape)
   pool = fashion_mnist.pool
@@ -391,6 +434,8 @@ def test_config_is_checked():
     autoal.AutoALConfig(mixture_init='kmeans')
   with pytest.raises(ValueError, match='head_init'):
     autoal.AutoALConfig(head_init='zeros')
+  with pytest.raises(ValueError, match='normalise'):
+    autoal.AutoALConfig(normalise='minmax')
 
 
 def test_autoal_session_of_two_rounds(fashion_mnist):

@@ -111,6 +111,12 @@ def test_weight_table_reports_the_mean_weights_and_how_far_they_move():
   assert lines[2] == '| 100 | 0.500 | 0.500 | — |'
   assert lines[3] == '| 200 | 0.700 | 0.300 | 0.200 ± 0.100 |'  # Moves of 0.1 and 0.3: mean 0.2, SE 0.1.
   assert report.weight_table([dict(r, strategy='entropy') for r in rows]) == ''
+  shares = [dict(r, **{'autoal/chosen_by/a': 0.25 * (1 + r['seed']), 'autoal/chosen_by/b': 1.0,
+                        'autoal/outside_leader': 0.1 * r['round']}) for r in rows]
+  lines = report.query_share_table(shares).splitlines()
+  assert lines[0] == "| labels | in a's top b | in b's top b | outside the leader's top b |"
+  assert lines[2:] == ['| 100 | 0.375 | 1.000 | 0.000 |', '| 200 | 0.375 | 1.000 | 0.100 |']
+  assert report.query_share_table(rows) == ''
 
 
 def test_ablation_table_pairs_each_variant_with_the_reference_by_seed():

@@ -100,7 +100,7 @@ def main():
       rows = search_half[start:start + size]
       inputs = autoal.candidate_inputs(base, marker, variables, pool.images[rows], np.ones(size, bool),
                                        np.zeros(size, bool), jax.random.key(start))
-      scores = autoal.candidate_scores(inputs, base.candidates, count, jax.random.key(start + 1))
+      scores = autoal.candidate_scores(inputs, base.candidates, count, jax.random.key(start + 1), base.normalise)
       marks = autoal.top_sets(scores, np.ones(size, bool), count)  # Each candidate's own top q.
       losses = np.asarray(autoal._per_sample_loss(networks, state.fit, pool.images[rows],
                                                   pool.labels[rows].astype(np.int32)))

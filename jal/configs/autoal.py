@@ -42,6 +42,7 @@ def get_config(arg: str = ''):
   autoal.threshold_items = 4096                # The query's mixture is fitted to this many unlabelled items.
   autoal.temperature = 'calibrated'            # τ: 'calibrated' (Σ s̄ = q), 'std' (std of s) or a number ('1e-11').
   autoal.head_init = 'uniform'                 # SearchNet's head at zero; 'random': the previous code's (ablation).
+  autoal.normalise = 'rank'                    # Scores as normal quantiles of their ranks; 'standard': z (ablation).
   autoal.differentiable_reg = True             # False: the official code's constant L_re.
   autoal.loss_margin = 1.0
   autoal.loss_module_dim = 128

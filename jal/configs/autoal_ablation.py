@@ -1,10 +1,13 @@
-"""AutoAL with one repair of issue 12 reverted, on the 3-candidate grid's seeds and protocol (the ablations).
+"""AutoAL with one setting changed, on the 3-candidate grid's seeds and protocol (the ablations).
 
-  jal-run-parts --config=autoal_ablation:NAME --workdir=docs/results/autoal_three_ablations/NAME --jobs=1
+  jal-run-parts --config=autoal_ablation:NAME --workdir=docs/results/autoal_three_v2_ablations/NAME --jobs=1 \
+    --config.seeds=0,1,2
 
-Only AutoAL runs: its rows pair, seed by seed, with `docs/results/autoal_three` (the same seeds, data, task model
-and round 0), and `jal-report` writes the ablation table into docs/results/autoal_three_ablations/.
-NAME is one of ABLATIONS; 'NAME:smoke' for tests. The optimiser-state repair (each optax state stepped once per
+Only AutoAL runs: its rows pair, seed by seed, with the grid beside the ablations' folder (the same seeds, data,
+task model and round 0), and `jal-report` writes the ablation table into that folder. The first four reverted one
+repair each and ran against `docs/results/autoal_three` (docs/results/autoal_three_ablations/); `without_bald`
+and `rank_scores` run against the per-sample code's grid, `docs/results/autoal_three_v2` (z-scores). NAME is one
+of ABLATIONS; 'NAME:smoke' for tests. The optimiser-state repair (each optax state stepped once per
 cycle) has no ablation: the previous code stepped SearchNet's momentum twice, a bug with no design behind it.
 """
 
@@ -16,6 +19,11 @@ ABLATIONS = {
     'temperature_std': {'temperature': 'std'},                 # τ = std(s), α overshoots q (fix 3).
     'thin_marks': {'batch_size': 64, 'min_marks': 1},          # B = 64, one mark per candidate (fix 4).
     'constant_reg': {'differentiable_reg': False},             # The official code's constant L_re (not a fix).
+    # BALD left out: entropy and BALD mark the same items, so their summed weight decides the query; without the
+    # pair, does a k-means pick reach the top b (and AutoAL k-means' AUBC)?
+    'without_bald': {'candidates': ('entropy', 'kmeans'), 'normalise': 'standard'},
+    # Scores as normal quantiles of their ranks (the default since), against the v2 grid's z-scores.
+    'rank_scores': {'normalise': 'rank'},
 }
 
 
