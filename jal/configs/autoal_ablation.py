@@ -19,8 +19,8 @@ ABLATIONS = {
     'temperature_std': {'temperature': 'std'},                 # τ = std(s), α overshoots q (fix 3).
     'thin_marks': {'batch_size': 64, 'min_marks': 1},          # B = 64, one mark per candidate (fix 4).
     'constant_reg': {'differentiable_reg': False},             # The official code's constant L_re (not a fix).
-    # BALD left out: entropy and BALD mark the same items, so their summed weight decides the query; without the
-    # pair, does a k-means pick reach the top b (and AutoAL k-means' AUBC)?
+    # BALD left out: do entropy and BALD, marking the same items, crowd k-means out of the query by their summed
+    # weight? (No: without BALD k-means still got none of the picks; the z-scores were the cause.)
     'without_bald': {'candidates': ('entropy', 'kmeans'), 'normalise': 'standard'},
     # Scores as normal quantiles of their ranks (the default since), against the v2 grid's z-scores.
     'rank_scores': {'normalise': 'rank'},
