@@ -3,6 +3,8 @@
 import importlib
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -263,6 +265,18 @@ def test_the_safe_grid_config_names_three_datasets_and_registers_its_upper_bound
   assert tuple(full.seeds) == (0, 1, 2, 3, 4)
   with pytest.raises(ValueError, match='Unknown dataset'):
     module.get_config('cifar')
+
+
+def test_the_safe_grid_config_loads_outside_the_repository_root(tmp_path):
+  # A console script (jal-run-parts) puts neither the repository root nor experiments/ on sys.path.
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments', 'configs',
+                      'safe_grid.py')
+  code = (f'import importlib.util; spec = importlib.util.spec_from_file_location("safe_grid", {path!r}); '
+          'module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); '
+          'print(module.get_config("small").data.image_size)')
+  result = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.split()[-1] == '8'
 
 
 def test_the_practitioner_grids_differ_from_each_other_in_what_they_measure(tmp_path):

@@ -25,12 +25,19 @@ parts: whole paired seeds finish first), from the repository root:
   python -m jal.cli.run_parts --config=experiments/configs/safe_grid.py --workdir=docs/results/safe_grid_28x28
 """
 
+import pathlib
+import sys
+
 from jal import experiment
 
 try:  # From the repository root (python -m jal.cli.run_parts), or beside it (python experiments/inas_study.py).
   from experiments import inas_studies
 except ImportError:
-  import inas_studies
+  try:
+    import inas_studies
+  except ImportError:  # A console script (jal-run-parts) puts neither on the path: the study's own folder.
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    import inas_studies
 
 DATASETS = ('', 'small', 'imbalanced')
 
