@@ -101,7 +101,11 @@ class AutoALConfig:
     differentiable_reg: α = Σ s̄ (True) or the count of s̄ > 0.5, a constant as in the official code (False).
     loss_margin: margin of the ranking loss (Learning Loss: 1).
     loss_module_dim: features per stage in the loss module.
-    backbone_loss_weight: how much the ranking loss trains SearchNet's backbone (0: the module only).
+    backbone_loss_weight: how much the ranking loss trains SearchNet's backbone (0: the paper's "backbone only"
+      ablation).
+    informativeness_weight: the weight of SearchNet's main term, -mean(s̄·ℓ) - λ·L_re (1; 0: the paper's "loss
+      prediction only" ablation: the ranking loss alone trains SearchNet, whose head, reached by nothing else,
+      keeps its start, so with head_init 'uniform' the query is the equal-weight mixture of the candidates).
     mc_passes: T passes for MC-dropout candidates (AutoAL: 10).
     mc_dropout_rate: dropout of FitNet's head and of the MC passes when a candidate needs them.
   """
@@ -130,6 +134,7 @@ class AutoALConfig:
   loss_margin: float = 1.0
   loss_module_dim: int = 128
   backbone_loss_weight: float = 1.0
+  informativeness_weight: float = 1.0
   mc_passes: int = 10
   mc_dropout_rate: float = 0.5
 
@@ -138,6 +143,10 @@ class AutoALConfig:
     if (self.batch_size is not None and self.batch_size < 2) or self.pretrain_steps < 0 or self.cycles < 1:
       raise ValueError('AutoALConfig needs batch_size >= 2 (or None), pretrain_steps >= 0 and cycles >= 1; got '
                        f'{self.batch_size}, {self.pretrain_steps}, {self.cycles}.')
+    if self.backbone_loss_weight < 0 or self.informativeness_weight < 0 or not (
+        self.backbone_loss_weight or self.informativeness_weight):
+      raise ValueError('backbone_loss_weight and informativeness_weight must be >= 0 and not both 0 (SearchNet would '
+                       f'learn nothing); got {self.backbone_loss_weight} and {self.informativeness_weight}.')
     if self.min_marks < 1:
       raise ValueError(f'min_marks must be at least 1, got {self.min_marks}.')
     if self.mixture_init not in ('kmeans++', 'quantiles'):
@@ -449,9 +458,9 @@ def fit_step(state: AutoALState, batch: SearchBatch, rng: jax.Array, query_fract
 
 def search_loss(search_params, search_batch_stats, fit: TrainState, module_params, batch: SearchBatch,
                 rng: jax.Array, networks: Networks, query_fraction: float) -> tuple[jax.Array, tuple]:
-  """SearchNet's objective: L_S = -mean(s̄·stop_grad(ℓ)) - λ·L_re, differentiable through s̄ and α = Σ s̄, plus
-  `backbone_loss_weight` times the loss module's margin ranking loss on SearchNet's stage features (Learning
-  Loss trains the backbone it reads; the module's own parameters are held fixed here)."""
+  """SearchNet's objective: `informativeness_weight` times L_S = -mean(s̄·stop_grad(ℓ)) - λ·L_re, differentiable
+  through s̄ and α = Σ s̄, plus `backbone_loss_weight` times the loss module's margin ranking loss on SearchNet's
+  stage features (Learning Loss trains the backbone it reads; the module's own parameters are held fixed here)."""
   config = networks.config
   losses = _per_sample_loss(networks, fit, batch.images, batch.labels)
   output, updates = networks.searchnet.apply(
@@ -464,7 +473,7 @@ def search_loss(search_params, search_batch_stats, fit: TrainState, module_param
   if config.backbone_loss_weight > 0:
     predicted = networks.loss_module.apply({'params': jax.lax.stop_gradient(module_params)}, output.stages)
     ranking = margin_ranking_loss(predicted, losses, config.loss_margin)
-  loss = informativeness + config.backbone_loss_weight * ranking
+  loss = config.informativeness_weight * informativeness + config.backbone_loss_weight * ranking
   return loss, (updates['batch_stats'], jnp.sum(selection), reg)
 
 

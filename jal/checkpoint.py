@@ -62,7 +62,7 @@ LOCATION_FIELDS = ('data.data_dir', 'data.download', 'progress_every', 'tensorbo
 # ('inas.inherit' and 'inas.inherit_from' left the configs when the policy's '+inherit'/'+lineage' became the one
 # way to ask for inheritance; grids that ran from scratch recorded False and 'round_model'.)
 ADDED_FIELDS = {'warm_start': False, 'autoal.mixture_init': 'kmeans++', 'autoal.head_init': 'uniform',
-                'autoal.normalise': 'standard',
+                'autoal.normalise': 'standard', 'autoal.informativeness_weight': 1.0,
                 'inas.inherit': False, 'inas.inherited_fraction': 0.0, 'inas.choose': 'error',
                 'inas.inherit_from': 'round_model',
                 'nas.random_candidates': 3, 'nas.population': 3, 'nas.cycles': 3, 'nas.sample': 2,

@@ -336,6 +336,18 @@ def test_every_optimiser_state_is_stepped_once_per_cycle(fashion_mnist):
   assert (metrics['autoal/batch_size'], metrics['autoal/marks']) == (32, 2)
 
 
+def test_without_its_main_term_only_searchnets_backbone_learns_so_its_weights_stay_equal(real_batch):
+  """The paper's "loss prediction only" ablation: the ranking loss reaches SearchNet's backbone only, so its
+  K-way head keeps the uniform start and the query weighs the candidates equally; with the main term it moves."""
+  networks, state, batches = real_batch
+  norm = lambda grads, head: float(optax_global_norm(  # noqa: E731
+      {k: v for k, v in grads.items() if (k == 'head') == head}))
+  alone = _search_gradient(networks, state, batches[0], dataclasses.replace(SMALL, informativeness_weight=0.0))
+  both = _search_gradient(networks, state, batches[0], SMALL)
+  assert 'head' in alone and norm(alone, head=True) == 0.0 and norm(alone, head=False) > 1e-6
+  assert norm(both, head=True) > 1e-6
+
+
 def test_search_batches_default_to_the_query_size_with_at_least_two_marks():
   config = autoal.AutoALConfig()
   assert config.batch_shape(num_items=300, query_size=100, query_fraction=100 / 9500) == (100, 2)
@@ -436,6 +448,10 @@ def test_config_is_checked():
     autoal.AutoALConfig(head_init='zeros')
   with pytest.raises(ValueError, match='normalise'):
     autoal.AutoALConfig(normalise='minmax')
+  with pytest.raises(ValueError, match='not both 0'):
+    autoal.AutoALConfig(backbone_loss_weight=0.0, informativeness_weight=0.0)
+  with pytest.raises(ValueError, match='informativeness_weight'):
+    autoal.AutoALConfig(informativeness_weight=-1.0)
 
 
 def test_autoal_session_of_two_rounds(fashion_mnist):

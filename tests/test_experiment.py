@@ -279,6 +279,21 @@ def test_the_safe_grid_config_loads_outside_the_repository_root(tmp_path):
   assert result.stdout.split()[-1] == '8'
 
 
+def test_each_autoal_ablation_changes_only_the_settings_it_names():
+  from jal.configs import autoal as autoal_config
+  from jal.configs import autoal_ablation
+  base = autoal_config.get_config('three').autoal.to_dict()
+  for name, changed in autoal_ablation.ABLATIONS.items():
+    config = autoal_ablation.get_config(name)
+    assert tuple(config.strategies) == ('autoal',)
+    fields = config.autoal.to_dict()
+    assert {k for k in base if fields[k] != base[k]} == {k for k in changed if changed[k] != base[k]}, name
+    experiment.autoal_config(config.autoal)  # The variant is a valid AutoALConfig.
+  assert autoal_ablation.get_config('loss_prediction_only').autoal.informativeness_weight == 0.0
+  with pytest.raises(ValueError, match='Unknown ablation'):
+    autoal_ablation.get_config('nope')
+
+
 def test_the_practitioner_grids_differ_from_each_other_in_what_they_measure(tmp_path):
   import importlib.util
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments', 'configs',

@@ -46,7 +46,8 @@ def get_config(arg: str = ''):
   autoal.differentiable_reg = True             # False: the official code's constant L_re.
   autoal.loss_margin = 1.0
   autoal.loss_module_dim = 128
-  autoal.backbone_loss_weight = 1.0
+  autoal.backbone_loss_weight = 1.0            # The ranking loss's term in SearchNet's loss (0: backbone only).
+  autoal.informativeness_weight = 1.0          # SearchNet's main term (0: loss prediction only, equal weights).
   autoal.mc_passes = 10
   autoal.mc_dropout_rate = 0.5
 
