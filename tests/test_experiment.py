@@ -268,7 +268,7 @@ def test_the_safe_grid_config_names_three_datasets_and_registers_its_upper_bound
 
 
 def test_the_safe_grid_config_loads_outside_the_repository_root(tmp_path):
-  # A console script (jal-run-parts) puts neither the repository root nor experiments/ on sys.path.
+  # A console script (jal-run-parts) finds neither the repository root's packages nor experiments/ on its path.
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments', 'configs',
                       'safe_grid.py')
   code = (f'import importlib.util; spec = importlib.util.spec_from_file_location("safe_grid", {path!r}); '

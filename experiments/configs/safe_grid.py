@@ -25,8 +25,8 @@ parts: whole paired seeds finish first), from the repository root:
   python -m jal.cli.run_parts --config=experiments/configs/safe_grid.py --workdir=docs/results/safe_grid_28x28
 """
 
+import importlib.util
 import pathlib
-import sys
 
 from jal import experiment
 
@@ -35,9 +35,11 @@ try:  # From the repository root (python -m jal.cli.run_parts), or beside it (py
 except ImportError:
   try:
     import inas_studies
-  except ImportError:  # A console script (jal-run-parts) puts neither on the path: the study's own folder.
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    import inas_studies
+  except ImportError:  # A console script (jal-run-parts) finds neither: load it from its file.
+    _spec = importlib.util.spec_from_file_location(
+        'inas_studies', pathlib.Path(__file__).resolve().parents[1] / 'inas_studies.py')
+    inas_studies = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(inas_studies)
 
 DATASETS = ('', 'small', 'imbalanced')
 
