@@ -1,6 +1,7 @@
 """Shared fixtures: tiny synthetic problems and a Fashion-MNIST subset."""
 
 import os
+import shutil
 import tempfile
 
 import jax
@@ -9,14 +10,24 @@ import pytest
 
 from jal import data
 
-# One persistent XLA compilation cache for the whole session, shared by the tests in this process and by the
-# binaries they start: the smoke configs compile the same small networks again and again, and compiling is most
-# of their time. Fresh per session (CI starts cold); a cache the user set is left alone.
-os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='jal-tests-xla-cache-'))
+# One persistent XLA compilation cache for the whole session, shared by the tests in this process, by the xdist
+# workers (they inherit the controller's environment) and by the binaries the tests start: the smoke configs compile
+# the same small networks again and again, and compiling is most of their time. Fresh per session (CI starts cold)
+# and removed at its end; a cache the user set is left alone.
+_CREATED_CACHE = None
+if not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+  _CREATED_CACHE = os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='jal-tests-xla-cache-')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
 jax.config.update('jax_persistent_cache_min_compile_time_secs',
                   float(os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS']))
+
+
+def pytest_sessionfinish(session):
+  """The process that made the session's cache (the xdist controller, or the only process) removes it."""
+  del session
+  if _CREATED_CACHE is not None:
+    shutil.rmtree(_CREATED_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope='session')
