@@ -71,7 +71,8 @@ ADDED_FIELDS = {'warm_start': False, 'autoal.mixture_init': 'kmeans++', 'autoal.
                 'stop.stabilise': 0, 'stop.agreement': 0.99, 'stop.set_size': 1000, 'model.precision': 'float32',
                 'model.init_from': '', 'model.freeze': 'none', 'initial': 'random',
                 'initial_labels': '', 'model.loss_prediction': False, 'train.loss_prediction_weight': 1.0,
-                'train.loss_prediction_detach': 0.6, 'nas.candidate_fraction': 0.0}
+                'train.loss_prediction_detach': 0.6, 'nas.candidate_fraction': 0.0,
+                'nas.start': ''}
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:

@@ -156,6 +156,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.nas.evidence = 2.0                 # 'safe': a move needs this many paired SEs of out-of-fold advantage.
   config.nas.evidence_score = 'probability'  # 'safe': per-item score compared ('correct': accuracy); measured:
                                             # docs/results/safe_power_study_28x28.md.
+  config.nas.start = ''                     # 'safe': the first round's architecture, e.g. 'A(2,4)' ('': A(1,1)).
   config.nas.candidate_fraction = 0.0       # 'safe': each fold model's schedule as a fraction of the round's
                                             # (0: inas.candidate_fraction, as iNAS's candidates).
 
@@ -328,8 +329,17 @@ POLICIES: dict[str, PolicyFactory] = {
     # A config without `evidence_score` predates it and compared correctness.
     'safe': lambda search, config, splits: nas_lib.safe_policy(search, config.nas.folds, config.nas.evidence,
                                                                config.nas.get('evidence_score', 'correct'),
-                                                               config.nas.get('candidate_fraction', 0.0) or None),
+                                                               config.nas.get('candidate_fraction', 0.0) or None,
+                                                               _start(config)),
 }
+
+
+def _start(config: ml_collections.ConfigDict):
+  """`config.nas.start` as an Architecture: the safe search's first architecture ('' or absent: the root)."""
+  start = config.nas.get('start', '')
+  return parse_architecture(start) if start else None
+
+
 SEARCH_OPTIONS = {'inherit': ('inherit', 'round_model'), 'lineage': ('inherit', 'lineage'),
                   'pareto': ('choose', 'pareto')}
 

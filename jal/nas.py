@@ -252,7 +252,8 @@ def paired_evidence(current: OutOfFold, other: OutOfFold, kind: str = 'correct')
 
 
 def safe_policy(config: INASConfig | None = None, folds: int = 3, evidence: float = 2.0,
-                score: str = 'probability', candidate_fraction: float | None = None):
+                score: str = 'probability', candidate_fraction: float | None = None,
+                start: Architecture | None = None):
   """The safe search: each round the current architecture, its expansions (deeper, wider) and its reductions
   (shallower, narrower), within the space fitted to the input, are scored out of fold on L (`folds`-fold
   cross-validation, `out_of_fold`); the architecture changes only to a candidate whose out-of-fold accuracy beats
@@ -260,7 +261,9 @@ def safe_policy(config: INASConfig | None = None, folds: int = 3, evidence: floa
   correctness, or the probability of the true class; the largest such advantage wins), else it stays. Rows
   record every candidate's out-of-fold error and loss ± SE, its advantage, SE and t against the current one, and
   the decision ('nas/decision': 'stay' or 'move'). `candidate_fraction`, when given, replaces the config's for the
-  fold models (the schedule a fold model trains, as a fraction of the round's)."""
+  fold models (the schedule a fold model trains, as a fraction of the round's). `start` is the first round's
+  current architecture (None: the space's root A(1,1)); the search may shrink from it as well as grow, so a user
+  who knows a good architecture for the data starts there and leaves it only on evidence."""
   config = config or INASConfig()
   if candidate_fraction is not None:
     config = dataclasses.replace(config, candidate_fraction=candidate_fraction)  # Its own checks run again.
@@ -274,19 +277,19 @@ def safe_policy(config: INASConfig | None = None, folds: int = 3, evidence: floa
 
   def policy(inputs, rng):
     search = inas_lib.for_input(config, inputs.pool)
-    current = _current(inputs, search)
-    search.space.check(current)
+    current = inputs.previous_arch or start or search.space.root
+    search.space.check(current)  # A start the input's space leaves out is a ValueError that says why.
     fold_rng, train_rng = jax.random.split(rng)
     masks = fold_masks(np.asarray(inputs.labeled_mask), folds, fold_rng)
     candidates = (current,) + tuple(a for a in search.space.mutations(current) if a != current)
     ledger = inas_lib.Ledger()
     scores = {}
     for arch in candidates:
-      start = time.perf_counter()
+      began = time.perf_counter()
       # One key for every candidate (common random numbers: the same batches per fold), so that the paired
       # differences carry the architectures' differences more than their draws'.
       scores[arch] = out_of_fold(arch, inputs, search, masks, train_rng)
-      ledger.add(time.perf_counter() - start, scores[arch].steps)
+      ledger.add(time.perf_counter() - began, scores[arch].steps)
     record = {'nas/validation_size': int(len(scores[current].items)), 'nas/folds': folds, **ledger.metrics(),
               **inas_lib.dropped_metrics(search.space, current)}
     best, best_mean = current, 0.0

@@ -287,6 +287,29 @@ def test_the_safe_search_trains_its_fold_models_on_its_own_fraction(monkeypatch)
     assert fractions and set(fractions) == {expected} and record['nas/decision'] == 'stay'
 
 
+def test_the_safe_search_starts_where_the_config_says_and_may_shrink_from_there(monkeypatch):
+  """`nas.start` is round 0's current architecture (its shrinks are candidates); '' keeps the root; a start the
+  input's space leaves out is a ValueError that says why."""
+  from jal import experiment
+  monkeypatch.setattr(nas, 'out_of_fold', _fake_out_of_fold(lambda arch, r: 0.3 if arch == A(1, 2) else 0.8, []))
+  splits = _tiny_splits()
+  config = experiment.base_config()
+  config.inas.max_blocks, config.inas.max_stacks = 2, 2
+  run_config = loop.LoopConfig(loop.BudgetSchedule(20, 10, 30), _loop_config().train, _loop_config().model)
+  assert experiment._start(config) is None  # '' (the default): the space's root, as every other search.
+  config.nas.start = 'A(2,2)'
+  policy = experiment.POLICIES['safe'](experiment.inas_config(config.inas), config, splits)
+  history = loop.run(splits, run_config, 'entropy', policy, seed=0).history
+  # From A(2,2) in the 2 x 2 grid only its shrink A(1,2) is a neighbour (its narrowing, A(3,1), lies outside).
+  assert {k[len('nas/step0/'):] for k in history[0] if k.startswith('nas/step0/')} == {'A(2,2)', 'A(1,2)'}
+  assert [r['arch'] for r in history] == ['A(1,2)', 'A(1,2)'] and history[0]['nas/decision'] == 'move'
+  config.inas.max_stacks = 5
+  config.nas.start = 'A(1,4)'  # A 1x1 last map on the 8x8 test images: the input bound leaves it out.
+  policy = experiment.POLICIES['safe'](experiment.inas_config(config.inas), config, splits)
+  with pytest.raises(ValueError, match='feature map'):
+    loop.run(splits, run_config, 'entropy', policy, seed=0)
+
+
 def test_out_of_fold_trains_and_scores_on_the_labelled_set_only(monkeypatch):
   """Each fold trains on L minus the fold and predicts the fold's images: never an unlabelled item, never the
   test split."""
