@@ -11,6 +11,8 @@
                      (3 folds at its inas.candidate_fraction) in one workdir: the cheaper scoring of
                      docs/results/safe_cost_study_28x28.md (a user asks for it with --config.nas.folds=2
                      --config.nas.candidate_fraction=0.25)
+  safe_from_a24      the safe search from ResNet-18, A(2,4), beside the grid's 'safe' (from A(1,1)) in one workdir
+                     (a user asks for it with --config.nas.start=A(2,4))
 
 Study-only: they record what a search cannot know (held-out errors, other seeds' choices), so they live here, not in
 the library.
@@ -27,6 +29,7 @@ from jal import inas as inas_lib
 from jal import nas as nas_lib
 from jal.inas import INASConfig
 from jal.predict import evaluate
+from jal.search_space import parse_architecture
 from jal.train import train
 
 
@@ -159,12 +162,21 @@ def _validation_study(search, config, splits):
   return validation_study_policy(search, _holdout(splits, 'inas_study'), config.get('study_seeds', 3))
 
 
+def _safe_from(start: str):
+  def factory(search, config, splits):
+    arch = dataclasses.replace(parse_architecture(start), block=search.space.block)
+    return nas_lib.safe_policy(search, config.nas.folds, config.nas.evidence, config.nas.evidence_score,
+                               config.nas.candidate_fraction or None, start=arch)
+  return factory
+
+
 def register() -> None:
-  """Makes the 'inas_study', 'inheritance_study', 'heldout_best' and 'safe_2x025' policies a config can name (once
-  per process)."""
+  """Makes the 'inas_study', 'inheritance_study', 'heldout_best', 'safe_2x025' and 'safe_from_a24' policies a config
+  can name (once per process)."""
   if 'inas_study' not in experiment.POLICIES:
     experiment.register_policy('safe_2x025', lambda search, config, splits: nas_lib.safe_policy(
         search, 2, config.nas.evidence, config.nas.get('evidence_score', 'correct'), 0.25))
+    experiment.register_policy('safe_from_a24', _safe_from('A(2,4)'))
     experiment.register_policy('inas_study', _validation_study)
     experiment.register_policy('inheritance_study', lambda search, config, splits: inheritance_study_policy(search))
     experiment.register_policy('heldout_best',

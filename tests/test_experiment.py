@@ -243,7 +243,7 @@ def test_policy_specs_name_searches_and_their_options(monkeypatch):
 
 def test_the_safe_grid_config_names_three_datasets_and_registers_its_upper_bound(monkeypatch):
   import importlib.util
-  studies = ('inas_study', 'inheritance_study', 'heldout_best', 'safe_2x025')
+  studies = ('inas_study', 'inheritance_study', 'heldout_best', 'safe_2x025', 'safe_from_a24')
   monkeypatch.setattr(experiment, 'POLICIES', {k: v for k, v in experiment.POLICIES.items() if k not in studies})
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments', 'configs',
                       'safe_grid.py')
@@ -259,6 +259,12 @@ def test_the_safe_grid_config_names_three_datasets_and_registers_its_upper_bound
   experiment.POLICIES['safe_2x025'](inas.INASConfig(), small, None)
   assert seen['args'][1:] == (2, 2.0, 'probability', 0.25) and 'safe_2x025' in small.policies
   assert 'safe_2x025' not in full.policies and 'safe_2x025' not in tailed.policies  # It broke the bound at 8x8.
+  # The safe search from ResNet-18: the grid's settings, its start A(2,4); a row where the input allows A(2,4).
+  monkeypatch.setattr(nas, 'safe_policy', lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs))
+  experiment.POLICIES['safe_from_a24'](inas.INASConfig(), full, None)
+  assert seen['args'][1:] == (3, 2.0, 'probability', None) and str(seen['kwargs']['start']) == 'A(2,4)'
+  assert 'safe_from_a24' in full.policies and 'safe_from_a24' in tailed.policies
+  assert 'safe_from_a24' not in small.policies
   assert (full.model.cpu_fusions, small.model.cpu_fusions, tailed.model.cpu_fusions) == ('default', 'default', 'auto')
   assert 'fixed:A(2,4)' in full.policies and 'fixed:A(2,4)' not in small.policies  # No 2x2 map for it at 8x8.
   assert (small.data.image_size, tailed.data.imbalance, full.data.validation_size) == (8, 10.0, 2000)
