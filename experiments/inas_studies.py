@@ -29,7 +29,6 @@ from jal import inas as inas_lib
 from jal import nas as nas_lib
 from jal.inas import INASConfig
 from jal.predict import evaluate
-from jal.search_space import parse_architecture
 from jal.train import train
 
 
@@ -164,9 +163,8 @@ def _validation_study(search, config, splits):
 
 def _safe_from(start: str):
   def factory(search, config, splits):
-    arch = dataclasses.replace(parse_architecture(start), block=search.space.block)
     return nas_lib.safe_policy(search, config.nas.folds, config.nas.evidence, config.nas.evidence_score,
-                               config.nas.candidate_fraction or None, start=arch)
+                               config.nas.candidate_fraction or None, start=experiment.search_start(start, search))
   return factory
 
 

@@ -330,14 +330,17 @@ POLICIES: dict[str, PolicyFactory] = {
     'safe': lambda search, config, splits: nas_lib.safe_policy(search, config.nas.folds, config.nas.evidence,
                                                                config.nas.get('evidence_score', 'correct'),
                                                                config.nas.get('candidate_fraction', 0.0) or None,
-                                                               _start(config)),
+                                                               search_start(config.nas.get('start', ''), search)),
 }
 
 
-def _start(config: ml_collections.ConfigDict):
-  """`config.nas.start` as an Architecture: the safe search's first architecture ('' or absent: the root)."""
-  start = config.nas.get('start', '')
-  return parse_architecture(start) if start else None
+def search_start(text: str, search: inas_lib.INASConfig):
+  """A search's first architecture from its text ('A(2,4)' in the space's block, or 'A(bottleneck,2,4)'); None for
+  '' (the space's root). The policy checks it against the input's space."""
+  if not text:
+    return None
+  arch = parse_architecture(text)
+  return arch if text.count(',') == 2 else dataclasses.replace(arch, block=search.space.block)
 
 
 SEARCH_OPTIONS = {'inherit': ('inherit', 'round_model'), 'lineage': ('inherit', 'lineage'),

@@ -296,7 +296,9 @@ def test_the_safe_search_starts_where_the_config_says_and_may_shrink_from_there(
   config = experiment.base_config()
   config.inas.max_blocks, config.inas.max_stacks = 2, 2
   run_config = loop.LoopConfig(loop.BudgetSchedule(20, 10, 30), _loop_config().train, _loop_config().model)
-  assert experiment._start(config) is None  # '' (the default): the space's root, as every other search.
+  search = experiment.inas_config(config.inas)
+  assert experiment.search_start('', search) is None  # The default: the space's root, as every other search.
+  assert experiment.search_start('2,2', search) == A(2, 2)
   config.nas.start = 'A(2,2)'
   policy = experiment.POLICIES['safe'](experiment.inas_config(config.inas), config, splits)
   history = loop.run(splits, run_config, 'entropy', policy, seed=0).history
